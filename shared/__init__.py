@@ -1,0 +1,2 @@
+"""What the orchestrator and the workers both stand on: settings, wire schemas, the Celery app,
+the shared files, models and the subagent registry. It imports neither side."""

@@ -1,0 +1,134 @@
+"""Runtime context across the wire: namespacing per subagent, JSON checks, secret handling.
+
+deepagents hands every subagent the parent's whole context object in-process. Across machines
+that object has to become JSON, and each subagent should see only its own slice: plain keys go
+to all, `"<subagent>:<key>"` only to that subagent (as `<key>`). Secrets travel separately so that
+nothing which displays a job (Flower, logs, reports, errors) ever shows them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, JsonValue, SecretStr
+
+NAMESPACE_SEPARATOR = ":"
+REDACTED = "**********"
+
+
+class ContextError(ValueError):
+    """The runtime context cannot be sent to workers; the message names the key."""
+
+
+@dataclass(frozen=True)
+class SubagentContext:
+    """The slice of the runtime context one subagent receives."""
+
+    values: dict[str, JsonValue]
+    secrets: dict[str, SecretStr]
+    secret_str_keys: tuple[str, ...]
+
+
+def context_as_mapping(context: object) -> dict[str, Any]:
+    """Accept the shapes LangGraph accepts for `context=`: a mapping, a dataclass or a pydantic
+    model (read attribute by attribute so `SecretStr` fields stay secret)."""
+    if context is None:
+        return {}
+    if isinstance(context, Mapping):
+        return {str(key): value for key, value in context.items()}
+    if dataclasses.is_dataclass(context) and not isinstance(context, type):
+        return {field.name: getattr(context, field.name) for field in dataclasses.fields(context)}
+    if isinstance(context, BaseModel):
+        return {name: getattr(context, name) for name in type(context).model_fields}
+    raise ContextError(
+        f"runtime context of type {type(context).__name__} cannot be sent to workers; "
+        "pass a dict, a dataclass or a pydantic model"
+    )
+
+
+def _split_key(key: str, subagent_names: Collection[str]) -> tuple[str | None, str]:
+    prefix, separator, rest = key.partition(NAMESPACE_SEPARATOR)
+    if not separator:
+        return None, key
+    if prefix not in subagent_names or not rest:
+        known = ", ".join(sorted(subagent_names))
+        raise ContextError(
+            f"runtime context key {key!r} looks namespaced but {prefix!r} is not a subagent; "
+            f"'<subagent>:<key>' keys must name one of: {known}"
+        )
+    return prefix, rest
+
+
+def _checked_json(key: str, value: object) -> JsonValue:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise ContextError(
+            f"runtime context key {key!r} holds a {type(value).__name__}, which is not JSON: "
+            "workers receive the context as JSON, so pass plain data (an id, a URL, a dict) "
+            f"and let the subagent's tools open what they need ({error})"
+        ) from None
+    return value  # type: ignore[return-value]
+
+
+def validate_context(context: object, subagent_names: Collection[str], secret_keys: Collection[str]) -> None:
+    """Fail before any model call rather than at the first delegation."""
+    for name in subagent_names:
+        context_for(name, context, subagent_names, secret_keys)
+
+
+def context_for(
+    subagent: str,
+    context: object,
+    subagent_names: Collection[str],
+    secret_keys: Collection[str],
+) -> SubagentContext:
+    """The context `subagent` sees: plain keys, then its own namespaced keys on top."""
+    shared: dict[str, object] = {}
+    own: dict[str, object] = {}
+    for key, value in context_as_mapping(context).items():
+        prefix, name = _split_key(key, subagent_names)
+        if prefix is None:
+            shared[name] = value
+        elif prefix == subagent:
+            own[name] = value
+    values: dict[str, JsonValue] = {}
+    secrets: dict[str, SecretStr] = {}
+    secret_str_keys: list[str] = []
+    for key, value in {**shared, **own}.items():
+        if isinstance(value, SecretStr):
+            secrets[key] = value
+            secret_str_keys.append(key)
+        elif key in secret_keys:
+            if not isinstance(value, str):
+                raise ContextError(
+                    f"runtime context key {key!r} is listed as secret and must be a string, "
+                    f"not {type(value).__name__}"
+                )
+            secrets[key] = SecretStr(value)
+        else:
+            values[key] = _checked_json(key, value)
+    return SubagentContext(values, secrets, tuple(secret_str_keys))
+
+
+def rebuild_context(
+    values: Mapping[str, JsonValue], secrets: Mapping[str, SecretStr], secret_str_keys: Iterable[str]
+) -> dict[str, Any]:
+    """The worker-side context: secrets come back in the type the caller passed them."""
+    as_secret = set(secret_str_keys)
+    rebuilt: dict[str, Any] = dict(values)
+    for key, secret in secrets.items():
+        rebuilt[key] = secret if key in as_secret else secret.get_secret_value()
+    return rebuilt
+
+
+def redact(text: str, secret_values: Iterable[str]) -> str:
+    """Scrub secret values from text that leaves the worker (reports, error messages)."""
+    for value in sorted(set(secret_values), key=len, reverse=True):
+        if value:
+            text = text.replace(value, REDACTED)
+    return text

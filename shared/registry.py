@@ -1,0 +1,97 @@
+"""The subagent registry: deepagents-style subagent dicts found by import path.
+
+Workers cannot receive tools or models over the wire, so both sides import the same list,
+`"package.module:NAME"`, and existing deepagents specs work unchanged.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, cast
+
+from deepagents.middleware.subagents import (
+    DEFAULT_GENERAL_PURPOSE_DESCRIPTION,
+    DEFAULT_SUBAGENT_PROMPT,
+    SubAgent,
+)
+
+GENERAL_PURPOSE = "general-purpose"
+_KNOWN_KEYS = frozenset(SubAgent.__annotations__)
+_UNSUPPORTED = {
+    "runnable": "compiled subagents cannot be rebuilt on a worker; give a declarative spec",
+    "graph_id": "async (remote) subagents are not sent through taskforce; pass them to create_orchestrator",
+}
+
+
+class RegistryError(ValueError):
+    """The registry cannot be loaded or holds a spec that cannot run on workers."""
+
+
+def import_object(path: str) -> object:
+    module_name, separator, attribute = path.partition(":")
+    if not separator or not module_name or not attribute:
+        raise RegistryError(f"registry path {path!r} must look like 'package.module:NAME'")
+    # Like `celery -A`, look in the working directory too: console scripts leave it off sys.path.
+    if os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise RegistryError(f"cannot import module {module_name!r} for registry {path!r}: {error}") from error
+    try:
+        return getattr(module, attribute)
+    except AttributeError:
+        raise RegistryError(f"module {module_name!r} has no attribute {attribute!r}") from None
+
+
+def validate_specs(specs: object) -> list[SubAgent]:
+    """Check the specs the way a worker will need them, so mistakes surface at start-up."""
+    if isinstance(specs, dict) or not isinstance(specs, Sequence) or isinstance(specs, str):
+        raise RegistryError(f"a registry must be a list of subagent dicts, not {type(specs).__name__}")
+    seen: set[str] = set()
+    checked: list[SubAgent] = []
+    for index, spec in enumerate(specs):
+        if not isinstance(spec, dict):
+            raise RegistryError(f"registry entry {index} is a {type(spec).__name__}, not a dict")
+        for key, reason in _UNSUPPORTED.items():
+            if key in spec:
+                raise RegistryError(f"registry entry {index} ({spec.get('name')!r}): {reason}")
+        for key in ("name", "description"):
+            if not isinstance(spec.get(key), str) or not spec[key].strip():
+                raise RegistryError(f"registry entry {index} needs a non-empty string {key!r}")
+        unknown = sorted(set(spec) - _KNOWN_KEYS)
+        if unknown:
+            raise RegistryError(f"subagent {spec['name']!r} has unknown keys {unknown}")
+        if spec["name"] in seen:
+            raise RegistryError(f"subagent name {spec['name']!r} appears twice in the registry")
+        seen.add(spec["name"])
+        checked.append(cast(SubAgent, spec))
+    return checked
+
+
+def load_registry(path: str | None) -> list[SubAgent]:
+    """The specs at `path`; no path means no custom subagents."""
+    if path is None:
+        return []
+    return validate_specs(import_object(path))
+
+
+def general_purpose_spec(tools: Sequence[Any] = ()) -> SubAgent:
+    """deepagents' default general-purpose subagent, for registries that do not define one."""
+    return {
+        "name": GENERAL_PURPOSE,
+        "description": DEFAULT_GENERAL_PURPOSE_DESCRIPTION,
+        "system_prompt": DEFAULT_SUBAGENT_PROMPT,
+        "tools": list(tools),
+    }
+
+
+def effective_specs(specs: Sequence[SubAgent], *, general_purpose: bool) -> list[SubAgent]:
+    """The subagent types offered: the registry plus general-purpose, unless turned off or
+    overridden by a spec of the same name (as in deepagents)."""
+    if not general_purpose or any(spec["name"] == GENERAL_PURPOSE for spec in specs):
+        return list(specs)
+    return [general_purpose_spec(), *specs]

@@ -1,0 +1,82 @@
+"""One settings object for both sides, read from `TASKFORCE_*` variables (and an optional `.env`).
+
+Workers on other machines are configured by the same variables as the orchestrator, so a
+deployment is a matter of exporting the same environment everywhere.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_SECRET_KEYS = ("api_key", "password", "secret", "token", "access_token", "private_key")
+
+WorkerPool = Literal["threads", "prefork", "solo"]
+
+
+def _default_data_dir() -> Path:
+    return Path.home() / ".local" / "share" / "taskforce"
+
+
+class Settings(BaseSettings):
+    """Every knob taskforce has; defaults suit one machine and the embedded Redis."""
+
+    model_config = SettingsConfigDict(env_prefix="TASKFORCE_", env_file=".env", extra="ignore")
+
+    redis_url: str | None = Field(
+        default=None,
+        description="Broker, results and shared files. Unset: the CLI starts a private Redis.",
+    )
+    files_url: str | None = Field(
+        default=None,
+        description="Shared files backend; unset means the same Redis as redis_url.",
+    )
+    model: str = Field(default="offline", description="init_chat_model string, or 'offline'.")
+    subagents: str | None = Field(
+        default=None,
+        description="Import path of the subagent registry, e.g. 'myapp.agents:SUBAGENTS'.",
+    )
+    general_purpose: bool = Field(
+        default=True, description="Offer deepagents' general-purpose subagent (run on workers)."
+    )
+    queue_prefix: str = Field(default="taskforce", pattern=r"^[A-Za-z0-9_.-]+$")
+    delegation_timeout: float = Field(
+        default=900.0, gt=0, description="Seconds one subagent run may take on a worker."
+    )
+    queue_timeout: float = Field(
+        default=3600.0, gt=0, description="Seconds a delegation may wait for a free worker."
+    )
+    report_max_chars: int = Field(
+        default=4000, ge=200, description="Longer reports are cut here; the full text goes to files."
+    )
+    secret_keys: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=DEFAULT_SECRET_KEYS,
+        description="Context keys whose values are secret even when passed as plain strings.",
+    )
+    workers: int = Field(default=2, ge=1, description="Worker processes the embedded mode starts.")
+    worker_concurrency: int = Field(default=8, ge=1, description="Delegations one worker runs at once.")
+    worker_pool: WorkerPool = "threads"
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    result_expires: int = Field(default=86400, ge=60, description="Seconds reports stay in Redis.")
+
+    @field_validator("secret_keys", mode="before")
+    @classmethod
+    def _split_secret_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @property
+    def hard_time_limit(self) -> float:
+        """Celery's last resort, kept past the soft limit so a report can still be written."""
+        return self.delegation_timeout + 30.0
+
+    @property
+    def visibility_timeout(self) -> int:
+        """Redis redelivers a job that is still unacknowledged after this many seconds. With late
+        acks a job stays unacknowledged while it runs, so this must outlast the hard time limit or
+        a long delegation runs twice."""
+        return int(self.hard_time_limit + 600)

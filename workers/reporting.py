@@ -1,0 +1,59 @@
+"""Turn a finished subagent run into a `Report` the parent can afford to read."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from deepagents.backends.protocol import BackendProtocol
+from langchain_core.messages import AIMessage, BaseMessage
+
+from shared.schemas import Delegation, TokenUsage
+
+REPORTS_DIR = "/reports"
+
+
+def final_text(result: Mapping[str, Any]) -> str:
+    """What deepagents would hand the parent: the structured response as JSON, else the last
+    non-empty AI text."""
+    structured = result.get("structured_response")
+    if structured is not None:
+        if hasattr(structured, "model_dump_json"):
+            return str(structured.model_dump_json())
+        if dataclasses.is_dataclass(structured) and not isinstance(structured, type):
+            return json.dumps(dataclasses.asdict(structured))
+        return json.dumps(structured)
+    for message in reversed(result.get("messages", [])):
+        if isinstance(message, AIMessage) and message.text.strip():
+            return message.text.rstrip()
+    return ""
+
+
+def token_usage(messages: Sequence[BaseMessage]) -> TokenUsage:
+    totals = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
+    for message in messages:
+        usage = getattr(message, "usage_metadata", None) or {}
+        for key in totals:
+            totals[key] += int(usage.get(key, 0))
+    return TokenUsage(**totals)
+
+
+def report_path(delegation: Delegation) -> str:
+    safe_id = delegation.id.replace(":", "_")
+    return f"{REPORTS_DIR}/{delegation.subagent_type}/{safe_id}.md"
+
+
+def cap_summary(text: str, delegation: Delegation, backend: BackendProtocol) -> tuple[str, str | None]:
+    """Keep reports within the caller's budget; past it, the full text goes to the shared files
+    and the parent gets a preview and the path to read the rest."""
+    limit = delegation.limits.report_max_chars
+    if len(text) <= limit:
+        return text, None
+    path = report_path(delegation)
+    result = backend.write(path, text)
+    if result.error:
+        raise OSError(f"could not store the full report at {path}: {result.error}")
+    footer = f"\n\n[... report cut at {limit} of {len(text)} characters; full text in {path}]"
+    return text[: max(limit - len(footer), 0)] + footer, path

@@ -1,0 +1,97 @@
+"""Run one delegation: fresh context, namespaced runtime context, enforced limits, and always a
+`Report`, whatever the subagent does."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from deepagents.backends.protocol import BackendProtocol
+from langchain_core.messages import HumanMessage
+from pydantic import ValidationError
+
+from shared.context import rebuild_context, redact
+from shared.files import recording_writes
+from shared.schemas import Delegation, Report
+from workers.reporting import cap_summary, final_text, token_usage
+from workers.subagents import SubagentCache
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """Where and how often this job has run, as Celery tells the task."""
+
+    worker: str
+    number: int
+
+
+def parse_delegation(payload: object) -> Delegation:
+    try:
+        return Delegation.model_validate(payload)
+    except ValidationError as error:
+        # The payload may hold secrets, so name what is wrong but never echo values.
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'payload'}: {e['msg']}" for e in error.errors()
+        )
+        raise ValueError(f"rejected a malformed delegation: {problems}") from None
+
+
+async def _invoke(subagents: SubagentCache, delegation: Delegation) -> dict[str, Any]:
+    graph = subagents.get(delegation.subagent_type)
+    context = rebuild_context(delegation.context, delegation.secrets, delegation.secret_str_keys)
+    result: dict[str, Any] = await graph.ainvoke(
+        # Fresh context: the description is all the subagent learns of its parent's conversation.
+        {"messages": [HumanMessage(content=delegation.description)]},
+        {"recursion_limit": delegation.limits.recursion_limit, "run_name": delegation.subagent_type},
+        context=context,
+    )
+    return result
+
+
+def run_delegation(
+    delegation: Delegation, subagents: SubagentCache, backend: BackendProtocol, attempt: Attempt
+) -> Report:
+    started = time.monotonic()
+    secrets = delegation.secret_values()
+    fields: dict[str, Any] = {"worker": attempt.worker, "attempts": attempt.number}
+    with recording_writes() as written:
+        try:
+            result = asyncio.run(
+                asyncio.wait_for(_invoke(subagents, delegation), delegation.limits.timeout_s)
+            )
+        except TimeoutError:
+            return Report.failure(
+                delegation,
+                "timeout",
+                f"no report after {delegation.limits.timeout_s:g} s; the subagent was stopped",
+                duration_s=time.monotonic() - started,
+                artifacts=tuple(written),
+                **fields,
+            )
+        except Exception as error:  # any failure of one subagent becomes its report, never a crash
+            logger.warning("delegation %s failed: %s", delegation.id, type(error).__name__)
+            return Report.failure(
+                delegation,
+                "error",
+                redact(f"{type(error).__name__}: {error}", secrets),
+                duration_s=time.monotonic() - started,
+                artifacts=tuple(written),
+                **fields,
+            )
+        summary, full_path = cap_summary(redact(final_text(result), secrets), delegation, backend)
+    return Report(
+        delegation_id=delegation.id,
+        subagent_type=delegation.subagent_type,
+        status="ok",
+        summary=summary,
+        full_report_path=full_path,
+        artifacts=tuple(path for path in written if path != full_path),
+        usage=token_usage(result.get("messages", [])),
+        duration_s=time.monotonic() - started,
+        **fields,
+    )

@@ -1,0 +1,82 @@
+"""Build a runnable subagent from a registry spec, with the stack deepagents gives declarative
+subagents: filesystem tools on the shared files, summarization, patch-tool-calls, skills, then
+the spec's own middleware (replacing same-named entries, as deepagents does)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any, cast
+
+from deepagents.backends.protocol import BackendProtocol
+from deepagents.middleware.filesystem import FilesystemMiddleware
+from deepagents.middleware.patch_tool_calls import PatchToolCallsMiddleware
+from deepagents.middleware.skills import SkillsMiddleware
+from deepagents.middleware.subagents import SubAgent, create_sub_agent
+from deepagents.middleware.summarization import create_summarization_middleware
+from langchain.agents.middleware.types import AgentMiddleware
+from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import Runnable
+
+from shared.models import make_model
+
+
+def _merge_by_name(
+    base: list[AgentMiddleware[Any, Any, Any]], custom: Sequence[AgentMiddleware[Any, Any, Any]]
+) -> list[AgentMiddleware[Any, Any, Any]]:
+    replacements = {m.name: m for m in custom}
+    merged = [replacements.pop(m.name, m) for m in base]
+    return merged + [m for m in custom if m.name in replacements]
+
+
+def build_subagent(
+    spec: SubAgent, default_model: str | BaseChatModel, backend: BackendProtocol
+) -> Runnable[Any, Any]:
+    model = make_model(spec.get("model", default_model))
+    stack: list[AgentMiddleware[Any, Any, Any]] = [
+        FilesystemMiddleware(backend=backend, permissions=spec.get("permissions")),
+        create_summarization_middleware(model, backend),
+        PatchToolCallsMiddleware(),
+    ]
+    skills = spec.get("skills")
+    if skills:
+        stack.append(SkillsMiddleware(backend=backend, sources=skills))
+    resolved = cast(
+        SubAgent,
+        {
+            **spec,
+            "model": model,
+            "tools": list(spec.get("tools", [])),
+            "middleware": _merge_by_name(stack, spec.get("middleware", [])),
+        },
+    )
+    return create_sub_agent(resolved)
+
+
+class SubagentCache:
+    """Compiled subagents by type: compiling costs far more than a small delegation, and a
+    compiled graph is safe to run many times at once."""
+
+    def __init__(
+        self, specs: Sequence[SubAgent], default_model: str | BaseChatModel, backend: BackendProtocol
+    ):
+        self._specs = {spec["name"]: spec for spec in specs}
+        self._default_model = default_model
+        self._backend = backend
+        self._built: dict[str, Runnable[Any, Any]] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._specs)
+
+    def get(self, name: str) -> Runnable[Any, Any]:
+        with self._lock:
+            if name not in self._built:
+                if name not in self._specs:
+                    raise LookupError(
+                        f"this worker has no subagent {name!r}; it knows: {', '.join(self._specs)}. "
+                        "Start workers with the same TASKFORCE_SUBAGENTS as the orchestrator."
+                    )
+                self._built[name] = build_subagent(self._specs[name], self._default_model, self._backend)
+            return self._built[name]
