@@ -17,7 +17,7 @@ from typing import Any
 from celery import Celery, states
 from pydantic import ValidationError
 
-from shared.celery_app import RUN_DELEGATION, queue_for
+from shared.celery_app import RUN_DELEGATION, delegation_queue, queue_for
 from shared.context import redact
 from shared.schemas import Delegation, Report
 from shared.settings import Settings
@@ -87,7 +87,7 @@ class DelegationClient:
             RUN_DELEGATION,
             args=[delegation.to_wire()],
             task_id=task_id,
-            queue=queue_for(self.settings, delegation.subagent_type),
+            queue=delegation_queue(self.settings, delegation.subagent_type),
             # What Flower and worker logs display: the message minus secret values.
             argsrepr=repr([redacted]),
             kwargsrepr="{}",

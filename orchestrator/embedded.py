@@ -160,6 +160,11 @@ def worker_environment(settings: Settings) -> dict[str, str]:
     return env
 
 
+def _worker_name(index: int) -> str:
+    # The pid keeps two runs on one machine apart in Flower and in `ping` replies.
+    return f"w{index}.{os.getpid()}@%h"
+
+
 @contextlib.contextmanager
 def worker_pool(settings: Settings, directory: Path, count: int, *extra_args: str) -> Iterator[list[int]]:
     """`count` local worker processes; yields their pids once every one answers a ping."""
@@ -174,7 +179,7 @@ def worker_pool(settings: Settings, directory: Path, count: int, *extra_args: st
                 "--concurrency",
                 str(settings.worker_concurrency),
                 "--hostname",
-                f"taskforce-{index}-{os.getpid()}@%h",
+                _worker_name(index),
                 "--loglevel",
                 "WARNING",
                 "--events",
@@ -192,7 +197,7 @@ def worker_pool(settings: Settings, directory: Path, count: int, *extra_args: st
 
 def _wait_until_ready(settings: Settings, processes: list[subprocess.Popen[bytes]], logs: list[Path]) -> None:
     app = create_celery_app(settings)
-    names = {f"taskforce-{index}-{os.getpid()}@{socket.gethostname()}" for index in range(len(processes))}
+    names = {_worker_name(index).replace("%h", socket.gethostname()) for index in range(len(processes))}
     deadline = time.monotonic() + 90
     try:
         while True:

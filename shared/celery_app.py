@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 from celery import Celery
+from kombu.entity import Exchange, Queue
 
 from shared.settings import Settings
 
@@ -22,6 +23,13 @@ class BrokerConfigError(ValueError):
 def queue_for(settings: Settings, subagent_type: str) -> str:
     """Each subagent type has its own queue, so pools can be sized and placed per type."""
     return f"{settings.queue_prefix}.{subagent_type}"
+
+
+def delegation_queue(settings: Settings, subagent_type: str) -> Queue:
+    """The queue with its own exchange and routing key, declared the same way by the side that
+    sends and the side that consumes, so a job can only land where its subagent type is served."""
+    name = queue_for(settings, subagent_type)
+    return Queue(name, Exchange(name, type="direct"), routing_key=name)  # type: ignore[no-untyped-call]
 
 
 def create_celery_app(settings: Settings) -> Celery:

@@ -6,9 +6,9 @@ moving part of taskforce (fan-out, tools, shared files, reports) end to end:
 1. With the `task` tool bound and no delegation made yet, it delegates every bullet line
    (`- ...`) of the latest request, in one turn, to the subagent type the request names
    (else the first specialised type, else general-purpose).
-2. With other tools of its own bound (not the built-in file tools), it calls each of them
-   once, filling string arguments from the request (the first absolute path for arguments
-   named like a path, the request itself otherwise).
+2. It calls, once each, the tools its instructions (system prompt or request) name, filling
+   string arguments from the request: the first absolute path for arguments named like a
+   path, the request itself otherwise. Tools nobody names are never called.
 3. If the request says "write ... to /some/path" and `write_file` is bound, it writes what
    the tools returned to that path.
 4. Then it answers with the first line of every tool result and the files it wrote. Every
@@ -31,9 +31,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import Field
 
 OFFLINE_MARK = "[offline model]"
-_BUILTIN_TOOLS = frozenset(
-    {"task", "ls", "read_file", "write_file", "edit_file", "glob", "grep", "execute", "write_todos"}
-)
+_HANDLED_APART = frozenset({"task", "write_file"})
 _BULLET = re.compile(r"^\s*[-*]\s+(.+?)\s*$", re.MULTILINE)
 _ABSOLUTE_PATH = re.compile(r"(?<![\w/])(/[\w.\-/]+)")
 _WRITE_TARGET = re.compile(r"\bwrite\b[^\n]*?\bto\s+(/[\w.\-/]+\w)", re.IGNORECASE)
@@ -85,13 +83,20 @@ class OfflineChatModel(BaseChatModel):
         called = {call["name"] for m in turn if isinstance(m, AIMessage) for call in m.tool_calls}
         results = [m for m in turn if isinstance(m, ToolMessage) and m.name != "write_file"]
         tools = self._tools()
+        instructions = "\n".join(str(m.text) for m in messages[: last_human + 1])
         round_number = sum(1 for m in turn if isinstance(m, AIMessage))
 
         if "task" in tools and "task" not in called:
             calls = self._delegations(request, tools["task"], round_number)
             if calls:
                 return AIMessage(content="", tool_calls=calls)
-        own = [name for name in tools if name not in _BUILTIN_TOOLS and name not in called]
+        own = [
+            name
+            for name in tools
+            if name not in _HANDLED_APART
+            and name not in called
+            and re.search(rf"\b{re.escape(name)}\b", instructions)
+        ]
         fillable = [
             (name, args) for name in own if (args := _fill_arguments(tools[name], request)) is not None
         ]
@@ -143,7 +148,8 @@ def _fill_arguments(function: dict[str, Any], request: str) -> dict[str, Any] | 
 
 
 def _first_line(text: str) -> str:
-    return next((line.strip() for line in text.splitlines() if line.strip()), "(empty)")[:300]
+    lines = (line.strip().lstrip("-* ") for line in text.splitlines())
+    return next((line for line in lines if line and line != OFFLINE_MARK), "(empty)")[:300]
 
 
 def _answer(request: str, results: list[ToolMessage], written: str | None) -> str:

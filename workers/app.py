@@ -11,9 +11,8 @@ from typing import Any
 
 from celery import Task
 from deepagents.backends.protocol import BackendProtocol
-from kombu.entity import Queue
 
-from shared.celery_app import RUN_DELEGATION, create_celery_app, queue_for
+from shared.celery_app import RUN_DELEGATION, create_celery_app, delegation_queue
 from shared.files import files_backend
 from shared.registry import effective_specs, load_registry
 from shared.settings import Settings
@@ -25,7 +24,7 @@ app = create_celery_app(settings)
 # Loaded at import, so a bad registry stops the worker at start-up instead of failing every job.
 specs = effective_specs(load_registry(settings.subagents), general_purpose=settings.general_purpose)
 # By default a worker serves every subagent type; `-Q` narrows a pool to some of them.
-app.conf.task_queues = [Queue(queue_for(settings, spec["name"])) for spec in specs]  # type: ignore[no-untyped-call]
+app.conf.task_queues = [delegation_queue(settings, spec["name"]) for spec in specs]
 
 
 @cache
