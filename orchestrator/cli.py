@@ -42,6 +42,8 @@ _USER_ERRORS = (
     FilesConfigError,
 )
 
+INTERRUPTED = 130
+
 WorkersOption = Annotated[
     int | None,
     typer.Option(
@@ -151,15 +153,15 @@ def demo(
 def main() -> None:
     _stop_on_sigterm()
     try:
-        # Not standalone: click would turn Ctrl-C into a bare "Aborted!" before cleanup is reported.
+        # Not standalone, so that errors are reported here; Typer turns Ctrl-C into exit code 130
+        # once the `with` blocks above have stopped everything.
         code = cli(standalone_mode=False)
     except click.ClickException as error:
         error.show()
         sys.exit(error.exit_code)
     except _USER_ERRORS as error:
-        console.print(f"[red]error:[/] {error}")
+        console.print(f"[red]error:[/] {error}", highlight=False)
         sys.exit(2)
-    except (KeyboardInterrupt, click.exceptions.Abort):
-        console.print("[yellow]interrupted; everything started for this run has been stopped[/]")
-        sys.exit(130)
+    if code == INTERRUPTED:
+        console.print("[yellow]interrupted: everything started for this run has been stopped[/]")
     sys.exit(code if isinstance(code, int) else 0)

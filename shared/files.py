@@ -83,9 +83,7 @@ class RedisFilesBackend(StateBackend):
 
     def _send_files_update(self, update: dict[str, Any]) -> None:
         removed = [path for path, data in update.items() if data is None]
-        stored: dict[Any, str] = {
-            path: json.dumps(data) for path, data in update.items() if data is not None
-        }
+        stored: dict[Any, str] = {path: json.dumps(data) for path, data in update.items() if data is not None}
         with self.client.pipeline(transaction=True) as pipe:
             if stored:
                 pipe.hset(self.key, mapping=stored)

@@ -79,6 +79,17 @@ def explode(runtime: ToolRuntime) -> str:
     raise RuntimeError(f"cannot reach the service with key {value}")
 
 
+@tool
+def show_limits(runtime: ToolRuntime) -> str:
+    """Report the recursion limit this subagent runs under."""
+    return json.dumps({"recursion_limit": runtime.config.get("recursion_limit")})
+
+
+class _VerboseModel(_DeterministicModel):
+    def respond(self, messages: list[BaseMessage]) -> AIMessage:
+        return AIMessage(content="".join(f"line {n:05d} of a long report\n" for n in range(400)))
+
+
 def _spec(name: str, model: BaseChatModel, tools: list[Any] | None = None) -> dict[str, Any]:
     return {"name": name, "description": f"test subagent {name}", "model": model, "tools": tools or []}
 
@@ -90,4 +101,6 @@ SUBAGENTS = [
     _spec("researcher", _DeterministicModel(tool_name="show_context"), [show_context]),
     _spec("writer", _DeterministicModel(tool_name="show_context"), [show_context]),
     _spec("crasher", _DeterministicModel(tool_name="explode"), [explode]),
+    _spec("limits", _DeterministicModel(tool_name="show_limits"), [show_limits]),
+    _spec("verbose", _VerboseModel()),
 ]

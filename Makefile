@@ -1,0 +1,34 @@
+# Every target sets itself up: the first run creates .venv and installs taskforce into it.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test unit integration lint typecheck check bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)  ## the main job: fan a log analysis out over local workers (embedded Redis)
+	$(BIN)/taskforce demo
+
+test: $(STAMP)  ## lint, types, unit and integration tests (needs Redis at 127.0.0.1:6379)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -p no:cacheprovider
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -p no:cacheprovider tests/unit
+
+integration: $(STAMP)
+	$(BIN)/python -m pytest -p no:cacheprovider tests/integration
+
+bench: $(STAMP)  ## throughput tables; see bench/README.md
+	$(BIN)/python -m bench.fanout
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,79 @@
+"""A real Redis (a db of its own) and real `celery worker` processes for the whole session."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, ToolCall
+
+from orchestrator.embedded import worker_pool
+from shared.settings import Settings
+
+REDIS_BASE_URL = os.environ.get("TASKFORCE_TEST_REDIS", "redis://127.0.0.1:6379")
+TEST_DB = 11
+REGISTRY = "tests.integration.agents:SUBAGENTS"
+
+
+def require_redis(url: str) -> None:
+    """Skip without Redis on a laptop; fail in CI, where a skipped suite would look green."""
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.ConnectionError as error:
+        message = f"no Redis at {url}: {error}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@dataclass(frozen=True)
+class Cluster:
+    settings: Settings
+    logs: Path
+    worker_pids: list[int]
+
+    def worker_log_text(self) -> str:
+        return "\n".join(log.read_text(errors="replace") for log in sorted(self.logs.glob("worker-*.log")))
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    url = f"{REDIS_BASE_URL}/{TEST_DB}"
+    require_redis(url)
+    redis.Redis.from_url(url).flushdb()
+    settings = Settings(
+        redis_url=url,
+        subagents=REGISTRY,
+        queue_prefix=f"tftest{os.getpid()}",
+        worker_concurrency=32,
+        delegation_timeout=20,
+        data_dir=tmp_path_factory.mktemp("data"),
+    )
+    logs = tmp_path_factory.mktemp("worker-logs")
+    with worker_pool(settings, logs, 1, "--loglevel", "INFO") as pids:
+        yield Cluster(settings, logs, pids)
+    redis.Redis.from_url(url).flushdb()
+
+
+class ScriptedModel(GenericFakeChatModel):
+    """The main agent's model: plays back its turns and accepts any tools."""
+
+    def bind_tools(self, tools: Sequence[Any], **_: Any) -> Any:
+        return self
+
+
+def task_call(call_id: str, subagent_type: str, description: str) -> ToolCall:
+    return ToolCall(
+        name="task", args={"description": description, "subagent_type": subagent_type}, id=call_id, type="tool_call"
+    )
+
+
+def scripted(*turns: list[ToolCall] | str) -> ScriptedModel:
+    messages = [AIMessage(content=t) if isinstance(t, str) else AIMessage(content="", tool_calls=t) for t in turns]
+    return ScriptedModel(messages=iter(messages))
