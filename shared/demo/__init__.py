@@ -1,0 +1,1 @@
+"""Deterministic data and analysis that let `taskforce demo` run without any outside input."""
