@@ -14,7 +14,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, JsonValue, SecretStr
+from pydantic import BaseModel, JsonValue, SecretStr, TypeAdapter
 
 NAMESPACE_SEPARATOR = ":"
 REDACTED = "**********"
@@ -63,15 +63,21 @@ def _split_key(key: str, subagent_names: Collection[str]) -> tuple[str | None, s
     return prefix, rest
 
 
+_JSON = TypeAdapter(JsonValue)
+
+
 def _checked_json(key: str, value: object) -> JsonValue:
+    # The same validator as the wire (`Delegation.context`), plus no NaN: json.dumps alone would
+    # quietly turn tuples into lists and int keys into strings, and fail only at send time.
     try:
+        _JSON.validate_python(value, strict=True)
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as error:
         raise ContextError(
-            f"runtime context key {key!r} holds a {type(value).__name__}, which is not JSON: "
+            f"runtime context key {key!r} holds a {type(value).__name__} that is not plain JSON: "
             "workers receive the context as JSON, so pass plain data (an id, a URL, a dict) "
-            f"and let the subagent's tools open what they need ({error})"
-        ) from None
+            "and let the subagent's tools open what they need"
+        ) from error
     return value  # type: ignore[return-value]
 
 

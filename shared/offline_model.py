@@ -33,7 +33,7 @@ from pydantic import Field
 OFFLINE_MARK = "[offline model]"
 _HANDLED_APART = frozenset({"task", "write_file"})
 _BULLET = re.compile(r"^\s*[-*]\s+(.+?)\s*$", re.MULTILINE)
-_ABSOLUTE_PATH = re.compile(r"(?<![\w/])(/[\w.\-/]+)")
+_ABSOLUTE_PATH = re.compile(r"(?<![\w/])(/[\w.\-/]*\w)")
 _WRITE_TARGET = re.compile(r"\bwrite\b[^\n]*?\bto\s+(/[\w.\-/]+\w)", re.IGNORECASE)
 _AGENT_LINE = re.compile(r"^- ([\w.\-]+): ", re.MULTILINE)
 

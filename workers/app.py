@@ -6,6 +6,7 @@ orchestrator: the registry, the shared files and, lazily, the compiled subagents
 
 from __future__ import annotations
 
+import warnings
 from functools import cache
 from typing import Any
 
@@ -18,6 +19,10 @@ from shared.registry import effective_specs, load_registry
 from shared.settings import Settings
 from workers.runner import Attempt, parse_delegation, run_delegation
 from workers.subagents import SubagentCache
+
+# langchain-core warns about serialising a tool's injected runtime, and the warning text
+# contains the runtime context, secrets included, which would land in worker logs.
+warnings.filterwarnings("ignore", message="Pydantic serializer warnings", category=UserWarning)
 
 settings = Settings()
 app = create_celery_app(settings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -41,8 +42,10 @@ def token_usage(messages: Sequence[BaseMessage]) -> TokenUsage:
 
 
 def report_path(delegation: Delegation) -> str:
-    safe_id = delegation.id.replace(":", "_")
-    return f"{REPORTS_DIR}/{delegation.subagent_type}/{safe_id}.md"
+    # A digest rather than the id itself: ids run to 200 characters, and the path has to fit
+    # in the capped summary that points to it.
+    digest = hashlib.sha256(delegation.id.encode()).hexdigest()[:20]
+    return f"{REPORTS_DIR}/{delegation.subagent_type}/{digest}.md"
 
 
 def cap_summary(text: str, delegation: Delegation, backend: BackendProtocol) -> tuple[str, str | None]:
@@ -55,5 +58,5 @@ def cap_summary(text: str, delegation: Delegation, backend: BackendProtocol) -> 
     result = backend.write(path, text)
     if result.error:
         raise OSError(f"could not store the full report at {path}: {result.error}")
-    footer = f"\n\n[... report cut at {limit} of {len(text)} characters; full text in {path}]"
+    footer = f"\n[cut at {limit} of {len(text)} chars; full text: {path}]"
     return text[: max(limit - len(footer), 0)] + footer, path

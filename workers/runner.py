@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,10 @@ def parse_delegation(payload: object) -> Delegation:
         raise ValueError(f"rejected a malformed delegation: {problems}") from None
 
 
+class _DeadlinePassedError(Exception):
+    """Our own deadline fired, as opposed to a `TimeoutError` raised by a tool or a client."""
+
+
 async def _invoke(subagents: SubagentCache, delegation: Delegation) -> dict[str, Any]:
     graph = subagents.get(delegation.subagent_type)
     context = rebuild_context(delegation.context, delegation.secrets, delegation.secret_str_keys)
@@ -53,6 +58,32 @@ async def _invoke(subagents: SubagentCache, delegation: Delegation) -> dict[str,
     return result
 
 
+async def _invoke_by_deadline(subagents: SubagentCache, delegation: Delegation) -> dict[str, Any]:
+    deadline = asyncio.timeout(delegation.limits.timeout_s)
+    try:
+        async with deadline:
+            return await _invoke(subagents, delegation)
+    except TimeoutError:
+        if deadline.expired():
+            raise _DeadlinePassedError from None
+        raise
+
+
+def _run_detached(subagents: SubagentCache, delegation: Delegation) -> dict[str, Any]:
+    """Run on a loop of our own whose executor is not waited for at the end: `asyncio.run`
+    would wait for a blocking call (a sync model or tool) that the deadline already gave up
+    on, holding the worker slot for as long as that call hangs."""
+    loop = asyncio.new_event_loop()
+    executor = ThreadPoolExecutor(thread_name_prefix=f"delegation-{delegation.subagent_type}")
+    loop.set_default_executor(executor)
+    try:
+        return loop.run_until_complete(_invoke_by_deadline(subagents, delegation))
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+        executor.shutdown(wait=False, cancel_futures=True)
+
+
 def run_delegation(
     delegation: Delegation, subagents: SubagentCache, backend: BackendProtocol, attempt: Attempt
 ) -> Report:
@@ -61,14 +92,13 @@ def run_delegation(
     fields: dict[str, Any] = {"worker": attempt.worker, "attempts": attempt.number}
     with recording_writes() as written:
         try:
-            result = asyncio.run(
-                asyncio.wait_for(_invoke(subagents, delegation), delegation.limits.timeout_s)
-            )
-        except TimeoutError:
+            result = _run_detached(subagents, delegation)
+        except _DeadlinePassedError:
             return Report.failure(
                 delegation,
                 "timeout",
-                f"no report after {delegation.limits.timeout_s:g} s; the subagent was stopped",
+                f"no report after {delegation.limits.timeout_s:g} s; "
+                "the delegation was given up at its deadline",
                 duration_s=time.monotonic() - started,
                 artifacts=tuple(written),
                 **fields,
