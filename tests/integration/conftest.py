@@ -70,10 +70,15 @@ class ScriptedModel(GenericFakeChatModel):
 
 def task_call(call_id: str, subagent_type: str, description: str) -> ToolCall:
     return ToolCall(
-        name="task", args={"description": description, "subagent_type": subagent_type}, id=call_id, type="tool_call"
+        name="task",
+        args={"description": description, "subagent_type": subagent_type},
+        id=call_id,
+        type="tool_call",
     )
 
 
 def scripted(*turns: list[ToolCall] | str) -> ScriptedModel:
-    messages = [AIMessage(content=t) if isinstance(t, str) else AIMessage(content="", tool_calls=t) for t in turns]
+    messages = [
+        AIMessage(content=t) if isinstance(t, str) else AIMessage(content="", tool_calls=t) for t in turns
+    ]
     return ScriptedModel(messages=iter(messages))

@@ -153,7 +153,9 @@ def test_namespaced_context_reaches_only_its_subagent_and_secrets_never_show(clu
 
 
 def test_non_json_context_fails_before_any_delegation_naming_the_key(cluster: Cluster) -> None:
-    agent = create_orchestrator(scripted([task_call("c", "inspector", "x")], "done"), settings=cluster.settings)
+    agent = create_orchestrator(
+        scripted([task_call("c", "inspector", "x")], "done"), settings=cluster.settings
+    )
     with pytest.raises(ValueError, match="'db'"):
         agent.invoke({"messages": [HumanMessage(content="go")]}, context={"db": object()})
 
@@ -166,12 +168,15 @@ def test_the_callers_recursion_limit_reaches_the_subagent(cluster: Cluster) -> N
 
 def test_a_long_report_is_cut_and_the_full_text_is_readable_from_the_main_process(cluster: Cluster) -> None:
     settings = cluster.settings.model_copy(update={"report_max_chars": 500})
-    agent = create_orchestrator(scripted([task_call("long", "verbose", "tell me everything")], "done"), settings=settings)
+    agent = create_orchestrator(
+        scripted([task_call("long", "verbose", "tell me everything")], "done"), settings=settings
+    )
     state = agent.invoke({"messages": [HumanMessage(content="go")]})
     message = _tool_messages(state)["long"]
 
     path = message.artifact["full_report_path"]
-    assert path and path in str(message.content)
+    assert path
+    assert path in str(message.content)
     assert len(message.artifact["summary"]) <= 500
     full = read_text(files_backend(settings), path)
     assert full.count("of a long report") == 400

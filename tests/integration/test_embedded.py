@@ -23,7 +23,11 @@ pytestmark = pytest.mark.integration
 def _gone(pids: list[int], within_s: float = 15.0) -> list[int]:
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
-        alive = [pid for pid in pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+        alive = [
+            pid
+            for pid in pids
+            if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        ]
         if not alive:
             return []
         time.sleep(0.1)
@@ -32,16 +36,17 @@ def _gone(pids: list[int], within_s: float = 15.0) -> list[int]:
 
 def test_embedded_mode_starts_redis_and_workers_and_stops_every_one(tmp_path: Path) -> None:
     me = psutil.Process()
+    before = {child.pid for child in me.children(recursive=True)}  # e.g. the session's test worker
     with local_cluster(Settings(redis_url=None, data_dir=tmp_path), workers=2) as live:
         assert live.redis_url is not None
         assert redis.Redis.from_url(live.redis_url).ping()
-        children = [child.pid for child in me.children(recursive=True)]
+        children = [child.pid for child in me.children(recursive=True) if child.pid not in before]
         commands = [" ".join(psutil.Process(pid).cmdline()) for pid in children]
         assert sum("redis-server" in c for c in commands) == 1
         assert sum("celery" in c and "worker" in c for c in commands) == 2
 
     assert _gone(children) == []
-    assert me.children(recursive=True) == []
+    assert {child.pid for child in me.children(recursive=True)} == before
 
 
 def _cli(*args: str, data_dir: Path) -> subprocess.Popen[str]:

@@ -1,0 +1,283 @@
+"""`run_delegation` end to end on real compiled subagents, with scripted models and fakeredis files."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import fakeredis
+import pytest
+from langchain.tools import ToolRuntime
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.tools import tool
+from pydantic import Field, SecretStr
+
+from shared.context import REDACTED
+from shared.files import RedisFilesBackend, read_text
+from shared.schemas import Delegation, Limits, Report
+from workers.reporting import report_path
+from workers.runner import Attempt, parse_delegation, run_delegation
+from workers.subagents import SubagentCache
+
+SECRET = "sk-live-5e4d3c2b1a"
+ATTEMPT = Attempt(worker="celery@worker-3", number=2)
+
+
+class ScriptedModel(BaseChatModel):
+    """Answers `reply` (plus the last tool result, if any); first calls `tool_call` when set."""
+
+    reply: str = "All done."
+    tool_call: dict[str, Any] | None = None
+    sleep_s: float = 0.0
+    seen: list[list[BaseMessage]] = Field(default_factory=list)
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted"
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> ScriptedModel:  # type: ignore[override]
+        return self
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: Any = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        self.seen.append(list(messages))
+        if self.sleep_s:
+            time.sleep(self.sleep_s)
+        results = [m for m in messages if isinstance(m, ToolMessage)]
+        if self.tool_call is not None and not results:
+            message = AIMessage(
+                content="", tool_calls=[{**self.tool_call, "id": "call-1", "type": "tool_call"}]
+            )
+        else:
+            text = f"{self.reply} {results[-1].text}" if results else self.reply
+            message = AIMessage(
+                content=text, usage_metadata={"input_tokens": 11, "output_tokens": 4, "total_tokens": 15}
+            )
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+@tool
+def login(runtime: ToolRuntime[dict[str, Any]]) -> str:
+    """Log in to the upstream API."""
+    key = runtime.context["api_key"]
+    if isinstance(key, SecretStr):
+        key = key.get_secret_value()
+    raise PermissionError(f"login refused for key {key}")
+
+
+@tool
+def whoami(runtime: ToolRuntime[dict[str, Any]]) -> str:
+    """Say which tenant this run is for."""
+    return f"tenant={runtime.context['tenant']}"
+
+
+@tool
+def call_upstream() -> str:
+    """Call a slow upstream API."""
+    raise TimeoutError("upstream API timed out")
+
+
+def spec(name: str, model: ScriptedModel, tools: list[Any] | None = None) -> dict[str, Any]:
+    return {
+        "name": name,
+        "description": f"{name} agent",
+        "system_prompt": "Do it.",
+        "model": model,
+        "tools": tools or [],
+    }
+
+
+def make_delegation(subagent_type: str, **overrides: Any) -> Delegation:
+    limits = {"timeout_s": 10.0, "report_max_chars": 300, "recursion_limit": 20}
+    limits.update(overrides.pop("limits", {}))
+    fields: dict[str, Any] = {
+        "id": f"thread-1:{subagent_type}-call",
+        "subagent_type": subagent_type,
+        "description": "Find out why billing fails",
+        "limits": Limits(**limits),
+    }
+    fields.update(overrides)
+    return Delegation(**fields)
+
+
+@pytest.fixture
+def backend() -> RedisFilesBackend:
+    return RedisFilesBackend(fakeredis.FakeRedis())
+
+
+def run(delegation: Delegation, specs: list[dict[str, Any]], backend: RedisFilesBackend) -> Report:
+    return run_delegation(delegation, SubagentCache(specs, "offline", backend), backend, ATTEMPT)  # type: ignore[arg-type]
+
+
+def test_ok_report(backend: RedisFilesBackend) -> None:
+    model = ScriptedModel(reply="Billing fails on expired cards.")
+
+    report = run(make_delegation("analyst"), [spec("analyst", model)], backend)
+
+    assert report.status == "ok"
+    assert report.summary == "Billing fails on expired cards."
+    assert report.delegation_id == "thread-1:analyst-call"
+    assert report.subagent_type == "analyst"
+    assert (report.worker, report.attempts) == ("celery@worker-3", 2)
+    assert report.usage.total_tokens == 15
+    assert report.full_report_path is None
+    assert report.artifacts == ()
+
+
+def test_the_subagent_starts_from_the_description_only(backend: RedisFilesBackend) -> None:
+    model = ScriptedModel()
+
+    run(make_delegation("analyst"), [spec("analyst", model)], backend)
+
+    humans = [m for m in model.seen[0] if isinstance(m, HumanMessage)]
+    assert [m.text for m in humans] == ["Find out why billing fails"]
+    assert not any(isinstance(m, AIMessage) for m in model.seen[0])
+
+
+def test_tools_see_the_runtime_context(backend: RedisFilesBackend) -> None:
+    model = ScriptedModel(reply="Context:", tool_call={"name": "whoami", "args": {}})
+    delegation = make_delegation("analyst", context={"tenant": "acme"})
+
+    report = run(delegation, [spec("analyst", model, [whoami])], backend)
+
+    assert report.status == "ok"
+    assert report.summary == "Context: tenant=acme"
+    assert report.usage.total_tokens == 15
+
+
+@pytest.mark.parametrize("as_secret_str", [False, True])
+def test_an_error_mentioning_a_secret_is_redacted(backend: RedisFilesBackend, as_secret_str: bool) -> None:
+    model = ScriptedModel(tool_call={"name": "login", "args": {}})
+    delegation = make_delegation(
+        "caller",
+        secrets={"api_key": SecretStr(SECRET)},
+        secret_str_keys=("api_key",) if as_secret_str else (),
+    )
+
+    report = run(delegation, [spec("caller", model, [login])], backend)
+
+    assert report.status == "error"
+    assert report.summary == f"PermissionError: login refused for key {REDACTED}"
+    assert SECRET not in json.dumps(report.model_dump(mode="json"))
+    assert (report.worker, report.attempts) == ("celery@worker-3", 2)
+
+
+def test_a_secret_in_the_answer_is_redacted(backend: RedisFilesBackend) -> None:
+    model = ScriptedModel(reply=f"The key is {SECRET}.")
+    delegation = make_delegation("analyst", secrets={"token": SecretStr(SECRET)})
+
+    report = run(delegation, [spec("analyst", model)], backend)
+
+    assert report.summary == f"The key is {REDACTED}."
+
+
+def test_a_run_past_the_time_limit_is_a_timeout(backend: RedisFilesBackend) -> None:
+    model = ScriptedModel(sleep_s=3.0)
+    delegation = make_delegation("slow", limits={"timeout_s": 0.5})
+
+    report = run(delegation, [spec("slow", model)], backend)
+
+    assert report.status == "timeout"
+    assert report.summary == "no report after 0.5 s; the delegation was given up at its deadline"
+    assert (report.worker, report.attempts) == ("celery@worker-3", 2)
+    # The report goes back at the deadline, not when the blocked model call finally returns.
+    assert report.duration_s < 2.5
+
+
+def test_an_unknown_subagent_is_an_error_naming_the_known_ones(backend: RedisFilesBackend) -> None:
+    specs = [spec("analyst", ScriptedModel()), spec("writer", ScriptedModel())]
+
+    report = run(make_delegation("ghost"), specs, backend)
+
+    assert report.status == "error"
+    assert report.summary.startswith("LookupError: this worker has no subagent 'ghost'")
+    assert "it knows: analyst, writer" in report.summary
+
+
+def test_a_long_answer_is_capped_and_kept_in_full(backend: RedisFilesBackend) -> None:
+    answer = "\n".join(f"finding {n}: something odd" for n in range(100))
+    delegation = make_delegation("analyst", limits={"report_max_chars": 400})
+
+    report = run(delegation, [spec("analyst", ScriptedModel(reply=answer))], backend)
+
+    assert report.status == "ok"
+    assert report.full_report_path == report_path(delegation)
+    assert read_text(backend, report.full_report_path) == answer
+    assert len(report.summary) <= 400
+    assert report.summary.startswith("finding 0: something odd\n")
+    assert report.full_report_path in report.summary
+    # The report file is not also listed as something the subagent wrote.
+    assert report.artifacts == ()
+
+
+def test_files_the_subagent_writes_are_artifacts(backend: RedisFilesBackend) -> None:
+    model = ScriptedModel(
+        reply="Wrote it:",
+        tool_call={
+            "name": "write_file",
+            "args": {"file_path": "/out/findings.md", "content": "# Findings\n"},
+        },
+    )
+
+    report = run(make_delegation("writer"), [spec("writer", model)], backend)
+
+    assert report.status == "ok"
+    assert report.artifacts == ("/out/findings.md",)
+    assert read_text(backend, "/out/findings.md") == "# Findings\n"
+
+
+def test_a_tool_raising_timeout_error_is_an_error_not_a_timeout(backend: RedisFilesBackend) -> None:
+    model = ScriptedModel(tool_call={"name": "call_upstream", "args": {}})
+
+    report = run(make_delegation("caller"), [spec("caller", model, [call_upstream])], backend)
+
+    assert report.status == "error"
+    assert "upstream API timed out" in report.summary
+
+
+def test_parse_delegation_accepts_a_wire_payload() -> None:
+    delegation = make_delegation("analyst", secrets={"api_key": SecretStr(SECRET)})
+    payload = json.loads(json.dumps(delegation.to_wire()))
+
+    assert parse_delegation(payload) == delegation
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"version": 2}, "version"),
+        ({"id": f"bad id {SECRET}"}, "id"),
+        ({"note": SECRET}, "note"),
+        (
+            {"limits": {"timeout_s": SECRET, "report_max_chars": 300, "recursion_limit": 2}},
+            "limits.timeout_s",
+        ),
+    ],
+)
+def test_parse_delegation_names_the_problem_but_not_the_secret(overrides: dict[str, Any], named: str) -> None:
+    payload = json.loads(
+        json.dumps(make_delegation("analyst", secrets={"api_key": SecretStr(SECRET)}).to_wire())
+    )
+    payload.update(overrides)
+
+    with pytest.raises(ValueError, match="rejected a malformed delegation") as caught:
+        parse_delegation(payload)
+
+    assert f"{named}:" in str(caught.value)
+    assert SECRET not in str(caught.value)
+    assert caught.value.__cause__ is None
+    assert caught.value.__suppress_context__
+
+
+def test_parse_delegation_of_something_that_is_not_a_dict() -> None:
+    with pytest.raises(ValueError, match="payload:") as caught:
+        parse_delegation(f"api_key={SECRET}")
+    assert SECRET not in str(caught.value)
