@@ -31,7 +31,8 @@ cli = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
+# Piped output (CI logs, files) gets room for the delegation table instead of rich's 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 120)
 # Mistakes in configuration or input: shown as one clear line, not a traceback.
 _USER_ERRORS = (
     EmbeddedError,
