@@ -8,6 +8,7 @@ consumer is not safe to share between the threads LangGraph runs tool calls on, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Iterable
@@ -15,7 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from celery import Celery, states
+from kombu.exceptions import OperationalError
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 
 from shared.celery_app import RUN_DELEGATION, delegation_queue, queue_for
 from shared.context import redact
@@ -25,8 +28,13 @@ from shared.settings import Settings
 # The worker reports its own timeout; this is how much longer the orchestrator waits for that
 # report before it gives up on the job.
 REPORT_GRACE_S = 30.0
+# How long Redis may stay unreachable while we wait before the delegation counts as lost; a
+# restart or failover is shorter than this and costs nothing but a delay.
+REDIS_OUTAGE_S = 60.0
 _FIRST_POLL_S = 0.02
 _MAX_POLL_S = 0.25
+# What a lost connection to Redis looks like from redis-py, kombu and the socket layer.
+CONNECTION_ERRORS: tuple[type[Exception], ...] = (RedisError, OperationalError, OSError)
 
 
 @dataclass
@@ -38,12 +46,21 @@ class _Wait:
     queue: str
     sent_at: float = field(default_factory=time.monotonic)
     started_at: float | None = None
+    unreachable_since: float | None = None
     interval: float = _FIRST_POLL_S
 
-    def step(self, meta: dict[str, Any]) -> Report | None:
-        status = meta.get("status", states.PENDING)
+    def step(self, meta: dict[str, Any] | Exception) -> Report | None:
+        """One poll's outcome (the task's metadata, or the error that kept us from reading
+        it) to a report, or None to poll again."""
         now = time.monotonic()
         self.interval = min(self.interval * 1.5, _MAX_POLL_S)
+        if isinstance(meta, Exception):
+            self.unreachable_since = self.unreachable_since or now
+            if now - self.unreachable_since > REDIS_OUTAGE_S:
+                return self._failure("error", f"lost contact with Redis for {REDIS_OUTAGE_S:g} s: {meta}")
+            return None
+        self.unreachable_since = None
+        status = meta.get("status", states.PENDING)
         if status == states.SUCCESS:
             return self._parse(meta.get("result"))
         if status in states.EXCEPTION_STATES:
@@ -52,16 +69,21 @@ class _Wait:
             return self._failure("error", f"the job failed on the worker: {text}")
         if status == states.STARTED and self.started_at is None:
             self.started_at = now
-        if self.started_at is None and now - self.sent_at > self.queue_timeout:
+        return self._overdue(now)
+
+    def _overdue(self, now: float) -> Report | None:
+        if self.started_at is None:
+            if now - self.sent_at <= self.queue_timeout:
+                return None
             return self._failure(
                 "timeout",
                 f"no worker took the job within {self.queue_timeout:g} s; "
                 f"are workers running and consuming queue {self.queue!r}?",
             )
         budget = self.delegation.limits.timeout_s + REPORT_GRACE_S
-        if self.started_at is not None and now - self.started_at > budget:
-            return self._failure("timeout", f"the worker sent no report within {budget:g} s")
-        return None
+        if now - self.started_at <= budget:
+            return None
+        return self._failure("timeout", f"the worker sent no report within {budget:g} s")
 
     def _parse(self, result: object) -> Report:
         try:
@@ -101,15 +123,21 @@ class DelegationClient:
 
     def wait(self, task_id: str, delegation: Delegation) -> Report:
         wait = self._new_wait(delegation)
-        while (report := wait.step(self._meta(task_id))) is None:
+        while (report := wait.step(self._poll(task_id))) is None:
             time.sleep(wait.interval)
         return self._finish(task_id, report)
 
     async def await_report(self, task_id: str, delegation: Delegation) -> Report:
         wait = self._new_wait(delegation)
-        while (report := wait.step(await asyncio.to_thread(self._meta, task_id))) is None:
+        while (report := wait.step(await asyncio.to_thread(self._poll, task_id))) is None:
             await asyncio.sleep(wait.interval)
         return self._finish(task_id, report)
+
+    def _poll(self, task_id: str) -> dict[str, Any] | Exception:
+        try:
+            return self._meta(task_id)
+        except CONNECTION_ERRORS as error:
+            return error
 
     def _new_wait(self, delegation: Delegation) -> _Wait:
         return _Wait(
@@ -121,8 +149,10 @@ class DelegationClient:
         return meta
 
     def _finish(self, task_id: str, report: Report) -> Report:
-        if report.status == "timeout":
-            self.app.control.revoke(task_id)
-        # The report now lives in the parent's messages; keeping it in Redis only piles up.
-        self.app.backend.forget(task_id)
+        # Best effort: the report is what matters, and Redis may be the thing that failed.
+        with contextlib.suppress(*CONNECTION_ERRORS):
+            if report.status == "timeout":
+                self.app.control.revoke(task_id)
+            # The report now lives in the parent's messages; keeping it in Redis only piles up.
+            self.app.backend.forget(task_id)
         return report

@@ -28,7 +28,7 @@ from langgraph.config import get_config
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
-from orchestrator.client import DelegationClient
+from orchestrator.client import CONNECTION_ERRORS, DelegationClient
 from shared.context import context_for, validate_context
 from shared.schemas import Delegation, Limits, Report
 
@@ -145,24 +145,30 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
         scope = _thread_id(config) or uuid.uuid4().hex[:12]
         delegation_id = _UNSAFE_ID_CHARS.sub("_", f"{scope}:{tool_call_id}")[:200]
         delegation = self._delegation(delegation_id, description, subagent_type, context, config)
-        task_id = self._client.send(delegation)
+        try:
+            task_id = self._client.send(delegation)
+        except CONNECTION_ERRORS as error:
+            # This call's tool message reports it; the rest of the turn goes ahead.
+            return {
+                "delegation_id": delegation_id,
+                "send_error": f"could not send the job: {error}",
+            }, delegation
         if self._listener is not None:
             self._listener.dispatched(delegation, task_id)
         return {"task_id": task_id, "delegation_id": delegation_id}, delegation
 
-    def _job(self, description: str, subagent_type: str, runtime: ToolRuntime) -> tuple[str, Delegation]:
+    def _job(
+        self, description: str, subagent_type: str, runtime: ToolRuntime
+    ) -> tuple[dict[str, str], Delegation]:
         tool_call_id = runtime.tool_call_id or uuid.uuid4().hex
         job = (runtime.state.get(JOBS_KEY) or {}).get(tool_call_id)
         if job is None:  # not sent by after_model, e.g. a tool call injected by other middleware
-            job, delegation = self._send(
-                tool_call_id, description, subagent_type, runtime.context, runtime.config
-            )
-            return job["task_id"], delegation
+            return self._send(tool_call_id, description, subagent_type, runtime.context, runtime.config)
         # Rebuilt rather than kept in state: state is checkpointed, and secrets must not be.
         delegation = self._delegation(
             job["delegation_id"], description, subagent_type, runtime.context, runtime.config
         )
-        return job["task_id"], delegation
+        return job, delegation
 
     def _unknown(self, subagent_type: str) -> str:
         allowed = ", ".join(f"`{name}`" for name in self._descriptions)
@@ -171,9 +177,9 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
             f"the only allowed types are {allowed}"
         )
 
-    def _result(self, report: Report, task_id: str, runtime: ToolRuntime) -> Command[Any]:
-        if self._listener is not None:
-            self._listener.reported(report, task_id)
+    def _result(self, report: Report, job: dict[str, str], runtime: ToolRuntime) -> Command[Any]:
+        if self._listener is not None and "task_id" in job:
+            self._listener.reported(report, job["task_id"])
         message = ToolMessage(
             content=report.as_tool_content(),
             tool_call_id=runtime.tool_call_id,
@@ -186,14 +192,18 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
     def _task(self, description: str, subagent_type: str, runtime: ToolRuntime) -> str | Command[Any]:
         if subagent_type not in self._descriptions:
             return self._unknown(subagent_type)
-        task_id, delegation = self._job(description, subagent_type, runtime)
-        return self._result(self._client.wait(task_id, delegation), task_id, runtime)
+        job, delegation = self._job(description, subagent_type, runtime)
+        if "send_error" in job:
+            return self._result(Report.failure(delegation, "error", job["send_error"]), job, runtime)
+        return self._result(self._client.wait(job["task_id"], delegation), job, runtime)
 
     async def _atask(self, description: str, subagent_type: str, runtime: ToolRuntime) -> str | Command[Any]:
         if subagent_type not in self._descriptions:
             return self._unknown(subagent_type)
-        task_id, delegation = self._job(description, subagent_type, runtime)
-        return self._result(await self._client.await_report(task_id, delegation), task_id, runtime)
+        job, delegation = self._job(description, subagent_type, runtime)
+        if "send_error" in job:
+            return self._result(Report.failure(delegation, "error", job["send_error"]), job, runtime)
+        return self._result(await self._client.await_report(job["task_id"], delegation), job, runtime)
 
 
 def _thread_id(config: RunnableConfig) -> str | None:

@@ -7,8 +7,10 @@ imports the other.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from celery import Celery
+from celery.backends.redis import RedisBackend
 from kombu.entity import Exchange, Queue
 
 from shared.settings import Settings
@@ -18,6 +20,18 @@ RUN_DELEGATION = "taskforce.run_delegation"
 
 class BrokerConfigError(ValueError):
     """No Redis to talk to."""
+
+
+class PollingRedisBackend(RedisBackend):  # type: ignore[misc]
+    """The Redis result backend without the pub/sub subscription Celery opens for every task
+    it sends. The orchestrator polls for reports instead; the subscriptions would only pile up
+    (one per task, per thread) and make sending block for seconds while Redis is away."""
+
+    def on_task_call(self, producer: Any, task_id: str) -> None:
+        return None
+
+
+_RESULT_BACKEND = f"{__name__}:{PollingRedisBackend.__name__}"
 
 
 def queue_for(settings: Settings, subagent_type: str) -> str:
@@ -38,7 +52,12 @@ def create_celery_app(settings: Settings) -> Celery:
             "no Redis configured: set TASKFORCE_REDIS_URL (e.g. redis://localhost:6379/0), "
             "or use the `taskforce` CLI, which starts a private Redis when it is unset"
         )
-    app = Celery("taskforce", broker=settings.redis_url, backend=settings.redis_url, set_as_current=False)
+    app = Celery(
+        "taskforce",
+        broker=settings.redis_url,
+        backend=f"{_RESULT_BACKEND}+{settings.redis_url}",
+        set_as_current=False,
+    )
     app.conf.update(
         task_serializer="json",
         result_serializer="json",
