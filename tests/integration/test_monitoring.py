@@ -1,0 +1,132 @@
+"""Flower over HTTP and `taskforce worker`, each a real process against the real Redis."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.messages import HumanMessage, ToolMessage
+from pydantic import SecretStr
+
+from orchestrator import create_orchestrator
+from orchestrator.embedded import spawn, stop, worker_environment
+from shared.celery_app import WORKER_APP
+from shared.settings import Settings
+from tests.integration.conftest import Cluster, scripted, task_call
+
+pytestmark = pytest.mark.integration
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
+@pytest.fixture
+def flower(cluster: Cluster, tmp_path: Path) -> Iterator[str]:
+    port = _free_port()
+    env = worker_environment(cluster.settings)
+    env["FLOWER_UNAUTHENTICATED_API"] = "true"
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        WORKER_APP,
+        "flower",
+        f"--port={port}",
+        "--address=127.0.0.1",
+    ]
+    process = spawn(command, tmp_path / "flower.log", env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                _get_json(f"{base}/api/tasks")
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError((tmp_path / "flower.log").read_text()) from None
+                time.sleep(0.2)
+        yield base
+    finally:
+        stop(process)
+
+
+def test_flower_shows_every_delegation_with_its_secrets_redacted(cluster: Cluster, flower: str) -> None:
+    secret = "sk-flower-SECRET-333"
+    agent = create_orchestrator(
+        scripted([task_call("f1", "researcher", "first"), task_call("f2", "inspector", "second")], "done"),
+        settings=cluster.settings,
+    )
+    state = agent.invoke({"messages": [HumanMessage(content="go")]}, context={"vault": SecretStr(secret)})
+    task_ids = {
+        m.tool_call_id: m.artifact["delegation_id"] for m in state["messages"] if isinstance(m, ToolMessage)
+    }
+    assert len(task_ids) == 2
+
+    deadline = time.monotonic() + 20
+    while True:
+        tasks = _get_json(f"{flower}/api/tasks")
+        ours = [t for t in tasks.values() if any(d in str(t.get("args")) for d in task_ids.values())]
+        if len(ours) == 2 and all(t["state"] == "SUCCESS" for t in ours):
+            break
+        assert time.monotonic() < deadline, f"Flower saw {ours}"
+        time.sleep(0.3)
+
+    for task in ours:
+        assert task["name"] == "taskforce.run_delegation"
+        assert task["worker"].startswith("w0.")
+        assert "'vault': '**********'" in task["args"]
+        assert secret not in json.dumps(task)
+
+
+def test_taskforce_worker_passes_celery_options_through(cluster: Cluster, tmp_path: Path) -> None:
+    # A queue prefix of its own, so only this worker can take the job.
+    settings: Settings = cluster.settings.model_copy(update={"queue_prefix": f"solo{os.getpid()}"})
+    env = worker_environment(settings)
+    queue = f"{settings.queue_prefix}.inspector"
+    worker = spawn(
+        [
+            sys.executable,
+            "-m",
+            "orchestrator",
+            "worker",
+            "-n",
+            "custom-name@%h",
+            "-Q",
+            queue,
+            "--concurrency",
+            "2",
+        ],
+        tmp_path / "worker.log",
+        env,
+    )
+    try:
+        agent = create_orchestrator(
+            scripted([task_call("solo", "inspector", "who runs me?")], "done"), settings=settings
+        )
+        state = agent.invoke({"messages": [HumanMessage(content="go")]})
+        message = next(m for m in state["messages"] if isinstance(m, ToolMessage))
+
+        assert message.artifact["status"] == "ok", (tmp_path / "worker.log").read_text()
+        assert message.artifact["worker"] == f"custom-name@{socket.gethostname()}"
+        assert json.loads(str(message.content))["pid"] == worker.pid  # exec: the CLI became the worker
+    finally:
+        stop(worker)
