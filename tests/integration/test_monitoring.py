@@ -17,8 +17,10 @@ from langchain_core.messages import HumanMessage, ToolMessage
 from pydantic import SecretStr
 
 from orchestrator import create_orchestrator
+from orchestrator.client import DelegationClient
 from orchestrator.embedded import spawn, stop, worker_environment
-from shared.celery_app import WORKER_APP
+from shared.celery_app import WORKER_APP, create_celery_app
+from shared.schemas import Delegation, Limits
 from shared.settings import Settings
 from tests.integration.conftest import Cluster, scripted, task_call
 
@@ -54,18 +56,38 @@ def flower(cluster: Cluster, tmp_path: Path) -> Iterator[str]:
     process = spawn(command, tmp_path / "flower.log", env)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                _get_json(f"{base}/api/tasks")
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError((tmp_path / "flower.log").read_text()) from None
-                time.sleep(0.2)
+        _wait_until_flower_sees_events(base, cluster.settings, process, tmp_path / "flower.log")
         yield base
     finally:
         stop(process)
+
+
+def _wait_until_flower_sees_events(base: str, settings: Settings, process: Any, log: Path) -> None:
+    """Flower answers HTTP before its event receiver is subscribed; events sent before that
+    are never seen. Send probes until one shows up."""
+    client = DelegationClient(create_celery_app(settings), settings)
+    limits = Limits(timeout_s=10, report_max_chars=500, recursion_limit=10)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            break
+        try:
+            probe = client.send(
+                Delegation(
+                    id=f"probe-{time.monotonic_ns()}",
+                    subagent_type="inspector",
+                    description="probe",
+                    limits=limits,
+                )
+            )
+            probe_deadline = time.monotonic() + 3
+            while time.monotonic() < probe_deadline:
+                if probe in _get_json(f"{base}/api/tasks"):
+                    return
+                time.sleep(0.2)
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"Flower never showed an event:\n{log.read_text()}")
 
 
 def test_flower_shows_every_delegation_with_its_secrets_redacted(cluster: Cluster, flower: str) -> None:
