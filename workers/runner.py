@@ -8,7 +8,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from deepagents.backends.protocol import BackendProtocol
 from langchain_core.messages import HumanMessage
@@ -91,36 +91,37 @@ def run_delegation(
     secrets = delegation.secret_values()
     fields: dict[str, Any] = {"worker": attempt.worker, "attempts": attempt.number}
     with recording_writes() as written:
+
+        def failed(status: Literal["error", "timeout"], message: str) -> Report:
+            return Report.failure(
+                delegation,
+                status,
+                message,
+                duration_s=time.monotonic() - started,
+                artifacts=tuple(written),
+                **fields,
+            )
+
         try:
             result = _run_detached(subagents, delegation)
         except _DeadlinePassedError:
-            return Report.failure(
-                delegation,
+            return failed(
                 "timeout",
                 f"no report after {delegation.limits.timeout_s:g} s; "
                 "the delegation was given up at its deadline",
-                duration_s=time.monotonic() - started,
-                artifacts=tuple(written),
-                **fields,
             )
         except Exception as error:  # any failure of one subagent becomes its report, never a crash
             logger.warning("delegation %s failed: %s", delegation.id, type(error).__name__)
-            return Report.failure(
-                delegation,
-                "error",
-                redact(f"{type(error).__name__}: {error}", secrets),
-                duration_s=time.monotonic() - started,
-                artifacts=tuple(written),
-                **fields,
-            )
-        summary, full_path = cap_summary(redact(final_text(result), secrets), delegation, backend)
+            return failed("error", redact(f"{type(error).__name__}: {error}", secrets))
+    # Outside the recording: the full report is not one of the subagent's own files.
+    summary, full_path = cap_summary(redact(final_text(result), secrets), delegation, backend)
     return Report(
         delegation_id=delegation.id,
         subagent_type=delegation.subagent_type,
         status="ok",
         summary=summary,
         full_report_path=full_path,
-        artifacts=tuple(path for path in written if path != full_path),
+        artifacts=tuple(written),
         usage=token_usage(result.get("messages", [])),
         duration_s=time.monotonic() - started,
         **fields,
