@@ -24,7 +24,7 @@ from langgraph.types import Checkpointer
 from orchestrator.client import DelegationClient
 from orchestrator.middleware import CeleryDelegationMiddleware, DelegationListener
 from shared.celery_app import create_celery_app
-from shared.files import files_backend
+from shared.files import shared_files
 from shared.models import make_model
 from shared.registry import effective_specs, load_registry, validate_specs
 from shared.settings import Settings
@@ -90,7 +90,7 @@ def create_orchestrator(
         skills=skills,
         memory=memory,
         permissions=permissions,
-        backend=backend if backend is not None else files_backend(settings),
+        backend=backend if backend is not None else shared_files(settings).backend(),
         interrupt_on=interrupt_on,
         response_format=response_format,
         state_schema=state_schema,

@@ -14,10 +14,10 @@ from pathlib import Path
 from deepagents.backends.protocol import BackendProtocol
 from rich.console import Console
 
-from orchestrator.session import RunOutcome, run_prompt
+from orchestrator.session import RunOutcome, new_run_id, run_prompt
 from shared.demo.agents import ANALYST, REGISTRY
 from shared.demo.logs import SERVICES, generate_log
-from shared.files import files_backend, read_text
+from shared.files import read_text, shared_files
 from shared.settings import Settings
 
 INPUTS_DIR = "/inputs/logs"
@@ -71,13 +71,14 @@ def export_results(backend: BackendProtocol, destination: Path) -> None:
 def run_demo(settings: Settings, console: Console, services: tuple[str, ...] = SERVICES) -> DemoOutcome:
     """Run the demo on `settings`, which must point at a Redis with workers serving the demo
     registry (see `demo_settings`)."""
-    backend = files_backend(settings)
-    input_bytes = upload_inputs(backend, services)
+    run_id = new_run_id()
+    workspace = shared_files(settings).for_run(run_id)
+    input_bytes = upload_inputs(workspace, services)
     console.print(
         f"Uploaded {len(services)} service logs ({input_bytes / 1e6:.1f} MB) to {INPUTS_DIR} "
-        "on the shared files."
+        f"in the workspace of {run_id}."
     )
-    run = run_prompt(settings, demo_prompt(services), console)
+    run = run_prompt(settings, demo_prompt(services), console, run_id=run_id)
     exported = settings.data_dir / "demo" / "results"
-    export_results(backend, exported)
+    export_results(workspace, exported)
     return DemoOutcome(run=run, services=services, input_bytes=input_bytes, exported_to=exported)

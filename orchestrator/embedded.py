@@ -160,16 +160,19 @@ def worker_environment(settings: Settings) -> dict[str, str]:
     return env
 
 
-def _worker_name(index: int) -> str:
+def _worker_name(index: int, prefix: str = "w") -> str:
     # The pid keeps two runs on one machine apart in Flower and in `ping` replies.
-    return f"w{index}.{os.getpid()}@%h"
+    return f"{prefix}{index}.{os.getpid()}@%h"
 
 
 @contextlib.contextmanager
-def worker_pool(settings: Settings, directory: Path, count: int, *extra_args: str) -> Iterator[list[int]]:
-    """`count` local worker processes; yields their pids once every one answers a ping."""
+def worker_pool(
+    settings: Settings, directory: Path, count: int, *extra_args: str, name: str = "w"
+) -> Iterator[list[int]]:
+    """`count` local worker processes named `<name><index>.<pid>@host`; yields their pids once
+    every one answers a ping."""
     env = worker_environment(settings)
-    logs = [directory / f"worker-{index}.log" for index in range(count)]
+    logs = [directory / f"worker-{name}{index}.log" for index in range(count)]
     processes: list[subprocess.Popen[bytes]] = []
     try:
         for index, log in enumerate(logs):
@@ -179,7 +182,7 @@ def worker_pool(settings: Settings, directory: Path, count: int, *extra_args: st
                 "--concurrency",
                 str(settings.worker_concurrency),
                 "--hostname",
-                _worker_name(index),
+                _worker_name(index, name),
                 "--loglevel",
                 "WARNING",
                 "--events",
@@ -188,16 +191,18 @@ def worker_pool(settings: Settings, directory: Path, count: int, *extra_args: st
                 *extra_args,
             ]
             processes.append(spawn(worker_command(*args), log, env))
-        _wait_until_ready(settings, processes, logs)
+        _wait_until_ready(settings, processes, logs, name)
         yield [process.pid for process in processes]
     finally:
         for process in processes:
             stop(process)
 
 
-def _wait_until_ready(settings: Settings, processes: list[subprocess.Popen[bytes]], logs: list[Path]) -> None:
+def _wait_until_ready(
+    settings: Settings, processes: list[subprocess.Popen[bytes]], logs: list[Path], name: str
+) -> None:
     app = create_celery_app(settings)
-    names = {_worker_name(index).replace("%h", socket.gethostname()) for index in range(len(processes))}
+    names = {_worker_name(index, name).replace("%h", socket.gethostname()) for index in range(len(processes))}
     deadline = time.monotonic() + 90
     try:
         while True:

@@ -4,6 +4,7 @@ the answer and the reports."""
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,19 +21,36 @@ from shared.settings import Settings
 
 @dataclass(frozen=True)
 class RunOutcome:
+    run_id: str
     answer: str
     reports: list[Report]
     elapsed_s: float
 
 
+def new_run_id() -> str:
+    """Each CLI run gets a workspace of its own, named by its LangGraph thread id."""
+    return f"run-{uuid.uuid4().hex[:12]}"
+
+
 def run_prompt(
-    settings: Settings, prompt: str, console: Console, context: dict[str, Any] | None = None
+    settings: Settings,
+    prompt: str,
+    console: Console,
+    context: dict[str, Any] | None = None,
+    run_id: str | None = None,
 ) -> RunOutcome:
     app = create_celery_app(settings)
     tracker = DelegationTracker(DelegationClient(app, settings))
     agent = create_orchestrator(settings=settings, celery_app=app, listener=tracker)
+    run_id = run_id or new_run_id()
     started = time.monotonic()
     with live_progress(tracker, console):
-        state = agent.invoke({"messages": [HumanMessage(content=prompt)]}, context=context)
+        state = agent.invoke(
+            {"messages": [HumanMessage(content=prompt)]},
+            {"configurable": {"thread_id": run_id}},
+            context=context,
+        )
     answer = state["messages"][-1].text if state.get("messages") else ""
-    return RunOutcome(answer=answer, reports=tracker.reports, elapsed_s=time.monotonic() - started)
+    return RunOutcome(
+        run_id=run_id, answer=answer, reports=tracker.reports, elapsed_s=time.monotonic() - started
+    )

@@ -34,6 +34,15 @@ class Settings(BaseSettings):
         default=None,
         description="Shared files backend; unset means the same Redis as redis_url.",
     )
+    files_workspace_ttl: int = Field(
+        default=7 * 86400,
+        ge=0,
+        description="Seconds a run's workspace files live after their last write; 0 keeps them.",
+    )
+    files_routes: dict[str, str] = Field(
+        default_factory=dict,
+        description='More stores mounted at path prefixes, as JSON: {"/datasets/": "s3://bucket/data"}.',
+    )
     model: str = Field(default="offline", description="init_chat_model string, or 'offline'.")
     subagents: str | None = Field(
         default=None,
@@ -68,6 +77,16 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("files_routes")
+    @classmethod
+    def _check_routes(cls, routes: dict[str, str]) -> dict[str, str]:
+        for prefix in routes:
+            if not (prefix.startswith("/") and prefix.endswith("/") and len(prefix) > 2):
+                raise ValueError(f"route {prefix!r} must look like '/name/'")
+            if prefix in {"/memories/", "/skills/"}:
+                raise ValueError(f"route {prefix!r} is taskforce's own; pick another prefix")
+        return routes
 
     @property
     def hard_time_limit(self) -> float:

@@ -11,10 +11,9 @@ from functools import cache
 from typing import Any
 
 from celery import Task
-from deepagents.backends.protocol import BackendProtocol
 
 from shared.celery_app import RUN_DELEGATION, create_celery_app, delegation_queue
-from shared.files import files_backend
+from shared.files import SharedFiles, shared_files
 from shared.registry import effective_specs, load_registry
 from shared.settings import Settings
 from workers.runner import Attempt, parse_delegation, run_delegation
@@ -33,17 +32,17 @@ app.conf.task_queues = [delegation_queue(settings, spec["name"]) for spec in spe
 
 
 @cache
-def shared_files() -> BackendProtocol:
-    return files_backend(settings)
+def files() -> SharedFiles:
+    return shared_files(settings)
 
 
 @cache
 def subagents() -> SubagentCache:
-    return SubagentCache(specs, settings.model, shared_files())
+    return SubagentCache(specs, settings.model, files().backend())
 
 
 @app.task(name=RUN_DELEGATION, bind=True)  # type: ignore[untyped-decorator]
 def run_delegation_task(self: Task[Any, Any], payload: dict[str, Any]) -> dict[str, Any]:
     delegation = parse_delegation(payload)
     attempt = Attempt(worker=self.request.hostname or "", number=self.request.retries + 1)
-    return run_delegation(delegation, subagents(), shared_files(), attempt).model_dump(mode="json")
+    return run_delegation(delegation, subagents(), files().backend(), attempt).model_dump(mode="json")

@@ -15,7 +15,8 @@ from langchain_core.messages import HumanMessage
 from pydantic import ValidationError
 
 from shared.context import rebuild_context, redact
-from shared.files import recording_writes
+from shared.files import recording_writes, using_run
+from shared.files.workspace import DEFAULT_RUN
 from shared.schemas import Delegation, Report
 from workers.reporting import cap_summary, final_text, token_usage
 from workers.subagents import SubagentCache
@@ -88,8 +89,20 @@ def run_delegation(
     delegation: Delegation, subagents: SubagentCache, backend: BackendProtocol, attempt: Attempt
 ) -> Report:
     started = time.monotonic()
-    secrets = delegation.secret_values()
     fields: dict[str, Any] = {"worker": attempt.worker, "attempts": attempt.number}
+    # The main agent's run: its workspace is where this subagent's files and report go.
+    with using_run(delegation.thread_id or DEFAULT_RUN):
+        return _run_recorded(delegation, subagents, backend, started, fields)
+
+
+def _run_recorded(
+    delegation: Delegation,
+    subagents: SubagentCache,
+    backend: BackendProtocol,
+    started: float,
+    fields: dict[str, Any],
+) -> Report:
+    secrets = delegation.secret_values()
     with recording_writes() as written:
 
         def failed(status: Literal["error", "timeout"], message: str) -> Report:

@@ -14,7 +14,7 @@ from deepagents.backends.protocol import BackendProtocol
 from langchain_core.tools import tool
 
 from shared.demo.logs import analyse_log
-from shared.files import files_backend, read_text
+from shared.files import read_text, shared_files
 from shared.settings import Settings
 
 REGISTRY = "shared.demo.agents:SUBAGENTS"
@@ -23,7 +23,7 @@ ANALYST = "log-analyst"
 
 @cache
 def _shared_files() -> BackendProtocol:
-    return files_backend(Settings())
+    return shared_files(Settings()).backend()
 
 
 @tool

@@ -14,7 +14,7 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from pydantic import SecretStr
 
 from orchestrator import create_orchestrator
-from shared.files import files_backend, read_text
+from shared.files import read_text, shared_files
 from tests.integration.conftest import Cluster, scripted, task_call
 
 pytestmark = pytest.mark.integration
@@ -171,15 +171,18 @@ def test_a_long_report_is_cut_and_the_full_text_is_readable_from_the_main_proces
     agent = create_orchestrator(
         scripted([task_call("long", "verbose", "tell me everything")], "done"), settings=settings
     )
-    state = agent.invoke({"messages": [HumanMessage(content="go")]})
+    state = agent.invoke(
+        {"messages": [HumanMessage(content="go")]}, {"configurable": {"thread_id": "long-1"}}
+    )
     message = _tool_messages(state)["long"]
 
     path = message.artifact["full_report_path"]
     assert path
     assert path in str(message.content)
     assert len(message.artifact["summary"]) <= 500
-    full = read_text(files_backend(settings), path)
-    assert full.count("of a long report") == 400
+    files = shared_files(settings)
+    assert read_text(files.for_run("long-1"), path).count("of a long report") == 400
+    assert files.for_run("another-run").read(path).error == f"File '{path}' not found"
 
 
 def test_general_purpose_runs_on_a_worker(cluster: Cluster) -> None:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass
 
-import fakeredis
 import pytest
+from deepagents.backends.protocol import GlobResult
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from pydantic import BaseModel
 
-from shared.files import RedisFilesBackend, read_text
+from shared.files import FilesBackend, read_text
+from shared.files.memory import MemoryStore
 from shared.schemas import Delegation, Limits, TokenUsage
 from workers.reporting import cap_summary, final_text, report_path, token_usage
 
@@ -25,8 +27,8 @@ def make_delegation(report_max_chars: int = 300, delegation_id: str = "thread-9:
 
 
 @pytest.fixture
-def backend() -> RedisFilesBackend:
-    return RedisFilesBackend(fakeredis.FakeRedis())
+def backend() -> FilesBackend:
+    return FilesBackend(MemoryStore(uuid.uuid4().hex))
 
 
 def test_final_text_is_the_last_non_empty_ai_message() -> None:
@@ -96,16 +98,16 @@ def test_report_path_is_per_subagent_short_and_stable() -> None:
     assert report_path(make_delegation()) == path
 
 
-def test_short_text_is_left_alone(backend: RedisFilesBackend) -> None:
+def test_short_text_is_left_alone(backend: FilesBackend) -> None:
     text = "x" * 300
 
     summary, path = cap_summary(text, make_delegation(report_max_chars=300), backend)
 
     assert (summary, path) == (text, None)
-    assert backend.client.hlen(backend.key) == 0
+    assert backend.glob("**") == GlobResult(matches=[])
 
 
-def test_long_text_goes_to_the_files_and_the_summary_names_it(backend: RedisFilesBackend) -> None:
+def test_long_text_goes_to_the_files_and_the_summary_names_it(backend: FilesBackend) -> None:
     delegation = make_delegation(report_max_chars=300)
     text = "".join(f"line {n}\n" for n in range(200))
 
@@ -119,7 +121,7 @@ def test_long_text_goes_to_the_files_and_the_summary_names_it(backend: RedisFile
     assert f"of {len(text)} chars" in summary
 
 
-def test_summary_stays_within_the_limit_even_for_a_long_id(backend: RedisFilesBackend) -> None:
+def test_summary_stays_within_the_limit_even_for_a_long_id(backend: FilesBackend) -> None:
     delegation = make_delegation(report_max_chars=200, delegation_id="t" * 200)
 
     summary, _ = cap_summary("x" * 1000, delegation, backend)

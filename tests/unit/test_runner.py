@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from typing import Any
 
-import fakeredis
 import pytest
 from langchain.tools import ToolRuntime
 from langchain_core.language_models import BaseChatModel
@@ -16,7 +16,8 @@ from langchain_core.tools import tool
 from pydantic import Field, SecretStr
 
 from shared.context import REDACTED
-from shared.files import RedisFilesBackend, read_text
+from shared.files import FilesBackend, read_text
+from shared.files.memory import MemoryStore
 from shared.schemas import Delegation, Limits, Report
 from workers.reporting import report_path
 from workers.runner import Attempt, parse_delegation, run_delegation
@@ -109,15 +110,15 @@ def make_delegation(subagent_type: str, **overrides: Any) -> Delegation:
 
 
 @pytest.fixture
-def backend() -> RedisFilesBackend:
-    return RedisFilesBackend(fakeredis.FakeRedis())
+def backend() -> FilesBackend:
+    return FilesBackend(MemoryStore(uuid.uuid4().hex))
 
 
-def run(delegation: Delegation, specs: list[dict[str, Any]], backend: RedisFilesBackend) -> Report:
+def run(delegation: Delegation, specs: list[dict[str, Any]], backend: FilesBackend) -> Report:
     return run_delegation(delegation, SubagentCache(specs, "offline", backend), backend, ATTEMPT)  # type: ignore[arg-type]
 
 
-def test_ok_report(backend: RedisFilesBackend) -> None:
+def test_ok_report(backend: FilesBackend) -> None:
     model = ScriptedModel(reply="Billing fails on expired cards.")
 
     report = run(make_delegation("analyst"), [spec("analyst", model)], backend)
@@ -132,7 +133,7 @@ def test_ok_report(backend: RedisFilesBackend) -> None:
     assert report.artifacts == ()
 
 
-def test_the_subagent_starts_from_the_description_only(backend: RedisFilesBackend) -> None:
+def test_the_subagent_starts_from_the_description_only(backend: FilesBackend) -> None:
     model = ScriptedModel()
 
     run(make_delegation("analyst"), [spec("analyst", model)], backend)
@@ -142,7 +143,7 @@ def test_the_subagent_starts_from_the_description_only(backend: RedisFilesBacken
     assert not any(isinstance(m, AIMessage) for m in model.seen[0])
 
 
-def test_tools_see_the_runtime_context(backend: RedisFilesBackend) -> None:
+def test_tools_see_the_runtime_context(backend: FilesBackend) -> None:
     model = ScriptedModel(reply="Context:", tool_call={"name": "whoami", "args": {}})
     delegation = make_delegation("analyst", context={"tenant": "acme"})
 
@@ -154,7 +155,7 @@ def test_tools_see_the_runtime_context(backend: RedisFilesBackend) -> None:
 
 
 @pytest.mark.parametrize("as_secret_str", [False, True])
-def test_an_error_mentioning_a_secret_is_redacted(backend: RedisFilesBackend, as_secret_str: bool) -> None:
+def test_an_error_mentioning_a_secret_is_redacted(backend: FilesBackend, as_secret_str: bool) -> None:
     model = ScriptedModel(tool_call={"name": "login", "args": {}})
     delegation = make_delegation(
         "caller",
@@ -170,7 +171,7 @@ def test_an_error_mentioning_a_secret_is_redacted(backend: RedisFilesBackend, as
     assert (report.worker, report.attempts) == ("celery@worker-3", 2)
 
 
-def test_a_secret_in_the_answer_is_redacted(backend: RedisFilesBackend) -> None:
+def test_a_secret_in_the_answer_is_redacted(backend: FilesBackend) -> None:
     model = ScriptedModel(reply=f"The key is {SECRET}.")
     delegation = make_delegation("analyst", secrets={"token": SecretStr(SECRET)})
 
@@ -179,7 +180,7 @@ def test_a_secret_in_the_answer_is_redacted(backend: RedisFilesBackend) -> None:
     assert report.summary == f"The key is {REDACTED}."
 
 
-def test_a_run_past_the_time_limit_is_a_timeout(backend: RedisFilesBackend) -> None:
+def test_a_run_past_the_time_limit_is_a_timeout(backend: FilesBackend) -> None:
     model = ScriptedModel(sleep_s=3.0)
     delegation = make_delegation("slow", limits={"timeout_s": 0.5})
 
@@ -192,7 +193,7 @@ def test_a_run_past_the_time_limit_is_a_timeout(backend: RedisFilesBackend) -> N
     assert report.duration_s < 2.5
 
 
-def test_an_unknown_subagent_is_an_error_naming_the_known_ones(backend: RedisFilesBackend) -> None:
+def test_an_unknown_subagent_is_an_error_naming_the_known_ones(backend: FilesBackend) -> None:
     specs = [spec("analyst", ScriptedModel()), spec("writer", ScriptedModel())]
 
     report = run(make_delegation("ghost"), specs, backend)
@@ -202,7 +203,7 @@ def test_an_unknown_subagent_is_an_error_naming_the_known_ones(backend: RedisFil
     assert "it knows: analyst, writer" in report.summary
 
 
-def test_a_long_answer_is_capped_and_kept_in_full(backend: RedisFilesBackend) -> None:
+def test_a_long_answer_is_capped_and_kept_in_full(backend: FilesBackend) -> None:
     answer = "\n".join(f"finding {n}: something odd" for n in range(100))
     delegation = make_delegation("analyst", limits={"report_max_chars": 400})
 
@@ -218,7 +219,7 @@ def test_a_long_answer_is_capped_and_kept_in_full(backend: RedisFilesBackend) ->
     assert report.artifacts == ()
 
 
-def test_files_the_subagent_writes_are_artifacts(backend: RedisFilesBackend) -> None:
+def test_files_the_subagent_writes_are_artifacts(backend: FilesBackend) -> None:
     model = ScriptedModel(
         reply="Wrote it:",
         tool_call={
@@ -234,7 +235,7 @@ def test_files_the_subagent_writes_are_artifacts(backend: RedisFilesBackend) -> 
     assert read_text(backend, "/out/findings.md") == "# Findings\n"
 
 
-def test_a_tool_raising_timeout_error_is_an_error_not_a_timeout(backend: RedisFilesBackend) -> None:
+def test_a_tool_raising_timeout_error_is_an_error_not_a_timeout(backend: FilesBackend) -> None:
     model = ScriptedModel(tool_call={"name": "call_upstream", "args": {}})
 
     report = run(make_delegation("caller"), [spec("caller", model, [call_upstream])], backend)

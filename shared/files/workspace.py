@@ -1,0 +1,119 @@
+"""The filesystem every agent of a run sees, on the main process and on every worker alike.
+
+- `/` is the run's workspace: offloaded tool results, conversation history, full reports and
+  whatever the agents write. Each run has its own (`runs/<id>`), so runs cannot see or change
+  each other's files, and workspaces expire after `files_workspace_ttl` seconds.
+- `/memories/` is long-term memory (AGENTS.md and anything an agent learns), shared by all runs.
+- `/skills/` holds SKILL.md folders, shared by all runs: editing a skill there changes what every
+  worker loads on its next delegation, without a redeploy.
+- Any further routes come from `files_routes`.
+
+The run is found when a file is touched, not when an agent is built, because one compiled agent
+serves many runs: first a `using_run` block (workers set it from the delegation, the CLI for its
+run), then the LangGraph `thread_id` of the running graph, else the shared `default` workspace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
+from typing import Any
+
+from deepagents.backends import CompositeBackend
+from deepagents.backends.protocol import BackendProtocol
+from langgraph.config import get_config
+
+from shared.files.backend import FilesBackend
+from shared.files.scopes import run_scope
+from shared.files.store import Store
+
+DEFAULT_RUN = "default"
+MEMORIES = "/memories/"
+SKILLS = "/skills/"
+
+_current_run: ContextVar[str | None] = ContextVar("taskforce_run", default=None)
+
+
+@contextlib.contextmanager
+def using_run(run_id: str) -> Iterator[None]:
+    """File operations in this block use `run_id`'s workspace."""
+    token = _current_run.set(run_id)
+    try:
+        yield
+    finally:
+        _current_run.reset(token)
+
+
+def current_run() -> str:
+    """The run whose workspace `/` means right now."""
+    run_id = _current_run.get()
+    if run_id is not None:
+        return run_id
+    try:
+        thread_id = (get_config().get("configurable") or {}).get("thread_id")
+    except RuntimeError:  # outside a running graph
+        thread_id = None
+    return str(thread_id) if thread_id is not None else DEFAULT_RUN
+
+
+class SharedFiles:
+    """The scopes of one store, arranged as the filesystem agents see."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        workspace_ttl_s: int | None = None,
+        routes: Mapping[str, BackendProtocol] | None = None,
+    ) -> None:
+        self.store = store
+        self.workspace_ttl_s = workspace_ttl_s or None
+        self.memories = FilesBackend(store.scope("memories"))
+        self.skills = FilesBackend(store.scope("skills"))
+        self._routes = {MEMORIES: self.memories, SKILLS: self.skills, **(routes or {})}
+
+    def workspace(self, run_id: str) -> FilesBackend:
+        """One run's own files, as stored (without the shared routes)."""
+        return FilesBackend(self.store.scope(run_scope(run_id), ttl_s=self.workspace_ttl_s))
+
+    @functools.lru_cache(maxsize=256)  # noqa: B019 - one per SharedFiles, which lives as long as the process
+    def for_run(self, run_id: str) -> CompositeBackend:
+        """The whole filesystem as one run sees it."""
+        return CompositeBackend(default=self.workspace(run_id), routes=dict(self._routes))
+
+    def backend(self) -> RunBackend:
+        """The filesystem of whichever run is current when a file is touched."""
+        return RunBackend(self)
+
+
+class RunBackend(BackendProtocol):
+    """Forwards every file operation to the current run's filesystem (see the module docstring).
+
+    The forwarding methods are generated below: each one only picks the run.
+    """
+
+    def __init__(self, files: SharedFiles) -> None:
+        self.files = files
+
+    def current(self) -> CompositeBackend:
+        return self.files.for_run(current_run())
+
+
+def _forward(name: str) -> Callable[..., Any]:
+    def forward(self: RunBackend, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self.current(), name)(*args, **kwargs)
+
+    async def aforward(self: RunBackend, *args: Any, **kwargs: Any) -> Any:
+        return await getattr(self.current(), name)(*args, **kwargs)
+
+    method = aforward if name.startswith("a") else forward
+    method.__name__ = name
+    method.__doc__ = getattr(BackendProtocol, name).__doc__
+    return method
+
+
+_FORWARDED = ("ls", "read", "grep", "glob", "write", "edit", "delete", "upload_files", "download_files")
+for _name in _FORWARDED + tuple("a" + name for name in _FORWARDED):
+    setattr(RunBackend, _name, _forward(_name))
