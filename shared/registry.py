@@ -19,7 +19,10 @@ from deepagents.middleware.subagents import (
 )
 
 GENERAL_PURPOSE = "general-purpose"
-_KNOWN_KEYS = frozenset(SubAgent.__annotations__)
+MEMORY_KEY = "memory"
+"""taskforce's one addition to deepagents' spec keys: AGENTS.md paths the subagent loads, as
+`create_deep_agent(memory=...)` does for a main agent."""
+_KNOWN_KEYS = frozenset(SubAgent.__annotations__) | {MEMORY_KEY}
 _UNSUPPORTED = {
     "runnable": "compiled subagents cannot be rebuilt on a worker; give a declarative spec",
     "graph_id": "async (remote) subagents are not sent through taskforce; pass them to create_orchestrator",
@@ -65,6 +68,10 @@ def validate_specs(specs: object) -> list[SubAgent]:
         unknown = sorted(set(spec) - _KNOWN_KEYS)
         if unknown:
             raise RegistryError(f"subagent {spec['name']!r} has unknown keys {unknown}")
+        memory = spec.get(MEMORY_KEY, [])
+        paths_ok = isinstance(memory, list | tuple) and all(str(p).startswith("/") for p in memory)
+        if not paths_ok or not all(isinstance(p, str) for p in memory):
+            raise RegistryError(f"subagent {spec['name']!r}: {MEMORY_KEY!r} must be a list of absolute paths")
         if spec["name"] in seen:
             raise RegistryError(f"subagent name {spec['name']!r} appears twice in the registry")
         seen.add(spec["name"])

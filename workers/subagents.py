@@ -1,6 +1,11 @@
 """Build a runnable subagent from a registry spec, with the stack deepagents gives declarative
-subagents: filesystem tools on the shared files, summarization, patch-tool-calls, skills, then
-the spec's own middleware (replacing same-named entries, as deepagents does)."""
+subagents: filesystem tools on the shared files, summarization, patch-tool-calls, skills and
+AGENTS.md memory, then the spec's own middleware (replacing same-named entries, as deepagents
+does).
+
+Skills and memory are read from the shared files at the start of every delegation, never baked
+into the compiled graph: editing `/skills/` or `/memories/AGENTS.md` changes every worker's next
+run without a redeploy."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from typing import Any, cast
 
 from deepagents.backends.protocol import BackendProtocol
 from deepagents.middleware.filesystem import FilesystemMiddleware
+from deepagents.middleware.memory import MemoryMiddleware
 from deepagents.middleware.patch_tool_calls import PatchToolCallsMiddleware
 from deepagents.middleware.skills import SkillsMiddleware
 from deepagents.middleware.subagents import SubAgent, create_sub_agent
@@ -19,6 +25,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable
 
 from shared.models import make_model
+from shared.registry import MEMORY_KEY
 
 
 def _merge_by_name(
@@ -41,10 +48,13 @@ def build_subagent(
     skills = spec.get("skills")
     if skills:
         stack.append(SkillsMiddleware(backend=backend, sources=skills))
+    memory = cast(dict[str, Any], spec).get(MEMORY_KEY)
+    if memory:
+        stack.append(MemoryMiddleware(backend=backend, sources=list(memory)))
     resolved = cast(
         SubAgent,
         {
-            **spec,
+            **{key: value for key, value in spec.items() if key != MEMORY_KEY},
             "model": model,
             "tools": list(spec.get("tools", [])),
             "middleware": _merge_by_name(stack, spec.get("middleware", [])),

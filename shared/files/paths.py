@@ -25,6 +25,9 @@ def normalize(path: object) -> str:
         raise InvalidPathError(f"path must be absolute (start with '/'): {path!r}")
     if "\x00" in path:
         raise InvalidPathError(f"path contains a NUL byte: {path!r}")
+    if any(ord(char) < 32 or ord(char) == 127 for char in path):
+        # deepagents joins glob results with newlines; no store should keep such a name.
+        raise InvalidPathError(f"path contains a control character: {path!r}")
     if "\\" in path:
         raise InvalidPathError(f"path contains a backslash: {path!r}")
     names = [name for name in path.split("/") if name not in ("", ".")]

@@ -74,8 +74,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def scope(self, name: str, *, ttl_s: int | None = None) -> Store:
         """A store over a keyspace of its own (`memories`, `runs/<id>`): no path in one scope
-        reaches another. With `ttl_s`, files may vanish that many seconds after their last
-        write (stores without native expiry leave this to `taskforce files prune`)."""
+        reaches a sibling scope. On S3 and `file://` a scope is a prefix (a directory) of its
+        parent, so the parent sees it; `SharedFiles` only uses sibling scopes. With `ttl_s`,
+        files may vanish that many seconds after their last write, where the store can expire
+        files natively (Redis); others keep `ttl_s` for their owner to act on."""
 
     @abc.abstractmethod
     def load(self, paths: Sequence[str]) -> list[Stored | None]:

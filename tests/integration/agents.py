@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import time
 from collections.abc import Callable, Sequence
@@ -90,8 +91,112 @@ class _VerboseModel(_DeterministicModel):
         return AIMessage(content="".join(f"line {n:05d} of a long report\n" for n in range(400)))
 
 
-def _spec(name: str, model: BaseChatModel, tools: list[Any] | None = None) -> dict[str, Any]:
-    return {"name": name, "description": f"test subagent {name}", "model": model, "tools": tools or []}
+def _call(name: str, call_id: str, **args: Any) -> AIMessage:
+    return AIMessage(content="", tool_calls=[{"name": name, "args": args, "id": call_id}])
+
+
+# Offloading: a tool result far over deepagents' eviction limit (20,000 tokens).
+
+DATASET_ROWS = 20_000
+OFFLOADED_DATASET = "/large_tool_results/fetch-1"
+
+
+def dataset_row(number: int) -> str:
+    return (
+        f"row {number:05d}: sensor={number % 97:02d} reading={number * 7 % 1000:03d} status=ok {'~' * 20}\n"
+    )
+
+
+@tool
+def fetch_dataset() -> str:
+    """Return the whole sensor dataset, about 1.2 MB of text."""
+    return "".join(dataset_row(number) for number in range(DATASET_ROWS))
+
+
+class _OffloadingModel(_DeterministicModel):
+    """Fetches the dataset, reads the start of the file it was offloaded to, and reports how
+    much of the result its own context held."""
+
+    def respond(self, messages: list[BaseMessage]) -> AIMessage:
+        results = [m for m in messages if isinstance(m, ToolMessage)]
+        if not results:
+            return _call("fetch_dataset", "fetch-1")
+        if len(results) == 1:
+            return _call("read_file", "read-1", file_path=OFFLOADED_DATASET, offset=0, limit=2)
+        return AIMessage(
+            content=f"The dataset is in {OFFLOADED_DATASET}. It begins:\n{results[-1].content}\n"
+            f"The fetch result in my context was {len(str(results[0].content))} chars."
+        )
+
+
+# Summarization: a history that outgrows a small context window.
+
+NOTES = 12
+_NOTE = re.compile(r"note (\d+) of the investigation")
+
+
+@tool
+def take_note(number: int) -> str:
+    """Record one numbered note of the investigation."""
+    return f"note {number} of the investigation: " + "detail " * 400
+
+
+class _NoteTakingModel(_DeterministicModel):
+    """Takes NOTES notes, one per turn; also writes the summaries when deepagents asks for one."""
+
+    def respond(self, messages: list[BaseMessage]) -> AIMessage:
+        text = "\n".join(str(m.content) for m in messages)
+        taken = max((int(n) for n in _NOTE.findall(text)), default=0)
+        if "Context Extraction Assistant" in str(messages[-1].content):
+            return AIMessage(content=f"Summary: note {taken} of the investigation was the last one taken.")
+        if taken < NOTES:
+            return _call("take_note", f"note-{taken + 1}", number=taken + 1)
+        summarized = any(str(m.content).find("Summary: note") >= 0 for m in messages)
+        return AIMessage(content=f"took {NOTES} notes; summarized={summarized}")
+
+
+# Memory and skills, loaded from the shared files by the worker.
+
+MARKER = "taskforce-test"
+
+
+class _PromptQuotingModel(_DeterministicModel):
+    """Answers with the lines of its system prompt that carry the test marker."""
+
+    def respond(self, messages: list[BaseMessage]) -> AIMessage:
+        system = "\n".join(str(m.content) for m in messages if m.type == "system")
+        return AIMessage(content="\n".join(line for line in system.splitlines() if MARKER in line))
+
+
+# Long-term memory: one run writes /memories/, a later run on another worker reads it.
+
+PREFERENCES = "/memories/prefs.md"
+
+
+class _MemoWriterModel(_DeterministicModel):
+    def respond(self, messages: list[BaseMessage]) -> AIMessage:
+        if not any(isinstance(m, ToolMessage) for m in messages):
+            task = next(str(m.content) for m in messages if m.type == "human")
+            return _call("write_file", "write-1", file_path=PREFERENCES, content=task)
+        return AIMessage(content=f"saved to {PREFERENCES}")
+
+
+class _MemoReaderModel(_DeterministicModel):
+    def respond(self, messages: list[BaseMessage]) -> AIMessage:
+        results = [m for m in messages if isinstance(m, ToolMessage)]
+        if not results:
+            return _call("read_file", "read-1", file_path=PREFERENCES)
+        return AIMessage(content=f"{PREFERENCES} says: {results[-1].content}")
+
+
+def _spec(name: str, model: BaseChatModel, tools: list[Any] | None = None, **extra: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "description": f"test subagent {name}",
+        "model": model,
+        "tools": tools or [],
+        **extra,
+    }
 
 
 SUBAGENTS = [
@@ -103,4 +208,11 @@ SUBAGENTS = [
     _spec("crasher", _DeterministicModel(tool_name="explode"), [explode]),
     _spec("limits", _DeterministicModel(tool_name="show_limits"), [show_limits]),
     _spec("verbose", _VerboseModel()),
+    _spec("offloader", _OffloadingModel(), [fetch_dataset]),
+    _spec("note-taker", _NoteTakingModel(profile={"max_input_tokens": 4000}), [take_note]),
+    _spec("librarian", _PromptQuotingModel(), skills=["/skills/"], memory=["/memories/AGENTS.md"]),
+    _spec("memo-writer", _MemoWriterModel()),
+    _spec("memo-reader", _MemoReaderModel()),
 ]
+DEDICATED = ("memo-writer", "memo-reader")
+"""Served only by workers a test starts for them, so the test knows which process ran each."""

@@ -11,10 +11,12 @@ from typing import Any
 import pytest
 import redis
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage, ToolCall
+from langchain_core.messages import AIMessage, ToolCall, ToolMessage
 
 from orchestrator.embedded import worker_pool
+from shared.celery_app import queue_for
 from shared.settings import Settings
+from tests.integration.agents import DEDICATED
 
 REDIS_BASE_URL = os.environ.get("TASKFORCE_TEST_REDIS", "redis://127.0.0.1:6379")
 TEST_DB = 11
@@ -56,7 +58,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         data_dir=tmp_path_factory.mktemp("data"),
     )
     logs = tmp_path_factory.mktemp("worker-logs")
-    with worker_pool(settings, logs, 1, "--loglevel", "INFO") as pids:
+    # Workers started by the tests themselves serve the dedicated types.
+    dedicated = ",".join(queue_for(settings, name) for name in DEDICATED)
+    with worker_pool(settings, logs, 1, "--loglevel", "INFO", "--exclude-queues", dedicated) as pids:
         yield Cluster(settings, logs, pids)
     redis.Redis.from_url(url).flushdb()
 
@@ -82,3 +86,18 @@ def scripted(*turns: list[ToolCall] | str) -> ScriptedModel:
         AIMessage(content=t) if isinstance(t, str) else AIMessage(content="", tool_calls=t) for t in turns
     ]
     return ScriptedModel(messages=iter(messages))
+
+
+def tool_messages(state: dict[str, Any]) -> dict[str, ToolMessage]:
+    """A main agent's tool results by tool call id."""
+    return {m.tool_call_id: m for m in state["messages"] if isinstance(m, ToolMessage)}
+
+
+def read_call(call_id: str, path: str, offset: int = 0, limit: int = 100) -> ToolCall:
+    """The main agent's own `read_file` call."""
+    return ToolCall(
+        name="read_file",
+        args={"file_path": path, "offset": offset, "limit": limit},
+        id=call_id,
+        type="tool_call",
+    )

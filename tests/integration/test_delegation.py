@@ -15,19 +15,15 @@ from pydantic import SecretStr
 
 from orchestrator import create_orchestrator
 from shared.files import read_text, shared_files
-from tests.integration.conftest import Cluster, scripted, task_call
+from tests.integration.conftest import Cluster, scripted, task_call, tool_messages
 
 pytestmark = pytest.mark.integration
-
-
-def _tool_messages(state: dict[str, Any]) -> dict[str, ToolMessage]:
-    return {m.tool_call_id: m for m in state["messages"] if isinstance(m, ToolMessage)}
 
 
 def _run(cluster: Cluster, *turns: Any, context: Any = None, **config: Any) -> dict[str, ToolMessage]:
     agent = create_orchestrator(scripted(*turns), settings=cluster.settings)
     state = agent.invoke({"messages": [HumanMessage(content="start")]}, config or None, context=context)
-    return _tool_messages(state)
+    return tool_messages(state)
 
 
 def test_each_task_call_runs_on_a_worker_and_comes_back_as_its_tool_message(cluster: Cluster) -> None:
@@ -55,7 +51,7 @@ def test_subagent_starts_from_a_fresh_context(cluster: Cluster) -> None:
     ]
     state = agent.invoke({"messages": history})
 
-    seen = json.loads(_tool_messages(state)["fresh"].content)  # type: ignore[arg-type]
+    seen = json.loads(tool_messages(state)["fresh"].content)  # type: ignore[arg-type]
     kinds = [kind for kind, _ in seen["messages"]]
     assert kinds == ["system", "human"]
     assert seen["messages"][1] == ["human", "only this"]
@@ -69,7 +65,7 @@ def test_a_whole_turn_of_delegations_runs_at_once_under_plain_invoke(cluster: Cl
     state = agent.invoke({"messages": [HumanMessage(content="go")]})
     elapsed = time.monotonic() - started
 
-    messages = _tool_messages(state)
+    messages = tool_messages(state)
     assert len(messages) == 32
     assert all(m.artifact["status"] == "ok" for m in messages.values())
     # In-process deepagents runs 6 at a time here: 32 one-second subagents take 6 s or more.
@@ -86,7 +82,7 @@ def test_a_failing_and_a_hanging_subagent_do_not_touch_their_siblings(cluster: C
     ]
     agent = create_orchestrator(scripted(calls, "done"), settings=settings)
     state = agent.invoke({"messages": [HumanMessage(content="go")]}, context={"api_key": "sk-boom"})
-    messages = _tool_messages(state)
+    messages = tool_messages(state)
 
     assert messages["ok-1"].artifact["status"] == "ok"
     assert messages["ok-2"].artifact["status"] == "ok"
@@ -174,7 +170,7 @@ def test_a_long_report_is_cut_and_the_full_text_is_readable_from_the_main_proces
     state = agent.invoke(
         {"messages": [HumanMessage(content="go")]}, {"configurable": {"thread_id": "long-1"}}
     )
-    message = _tool_messages(state)["long"]
+    message = tool_messages(state)["long"]
 
     path = message.artifact["full_report_path"]
     assert path
@@ -201,7 +197,7 @@ def test_ainvoke_delegates_in_parallel_too(cluster: Cluster) -> None:
     state = asyncio.run(agent.ainvoke({"messages": [HumanMessage(content="go")]}))
     elapsed = time.monotonic() - started
 
-    messages = _tool_messages(state)
+    messages = tool_messages(state)
     assert sorted(messages) == sorted(f"a-{n}" for n in range(8))
     assert all(m.artifact["status"] == "ok" for m in messages.values())
     assert elapsed < 6.0

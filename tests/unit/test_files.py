@@ -42,6 +42,7 @@ def test_normalize(raw: str, expected: str) -> None:
         ("", "absolute"),
         ("/a/../b", "'..'"),
         ("/a\x00b", "NUL"),
+        ("/new\nline", "control character"),
         ("/a\\b", "backslash"),
         ("/" + "x" * 300, "255 bytes"),
         ("/" + "/".join(["abcdefghij"] * 120), "1024 bytes"),

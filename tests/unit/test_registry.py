@@ -56,6 +56,8 @@ def test_registry_must_be_a_list(attribute: str, type_name: str) -> None:
         ("NO_DESCRIPTION", "registry entry 0 needs a non-empty string 'description'"),
         ("DUPLICATE", "subagent name 'researcher' appears twice"),
         ("UNKNOWN_KEYS", "subagent 'researcher' has unknown keys ['budget', 'colour']"),
+        ("MEMORY_NOT_A_LIST", "subagent 'librarian': 'memory' must be a list of absolute paths"),
+        ("MEMORY_RELATIVE", "subagent 'librarian': 'memory' must be a list of absolute paths"),
         ("COMPILED", "registry entry 0 ('compiled'): compiled subagents cannot be rebuilt"),
         ("ASYNC", "registry entry 0 ('remote'): async (remote) subagents are not sent"),
     ],
@@ -70,6 +72,10 @@ def test_valid_registry_loads() -> None:
     specs = load_registry(f"{FIXTURE}:SUBAGENTS")
     assert [spec["name"] for spec in specs] == ["researcher", "writer"]
     assert specs[0]["system_prompt"] == "Research."
+
+
+def test_specs_may_name_agents_md_memory() -> None:
+    assert load_registry(f"{FIXTURE}:WITH_MEMORY")[0]["memory"] == ["/memories/AGENTS.md"]  # type: ignore[typeddict-item]
 
 
 def test_a_tuple_registry_is_accepted() -> None:
