@@ -1,4 +1,4 @@
-"""`taskforce`: run the main agent, run a worker, run the demo."""
+"""`taskforce`: run the main agent, run a worker, run the demo, look at the shared files."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from rich.text import Text
 
 from orchestrator.demo import demo_settings, run_demo
 from orchestrator.embedded import EmbeddedError, local_cluster
+from orchestrator.files_cli import files_cli
 from orchestrator.progress import delegation_table
 from orchestrator.session import run_prompt
 from shared.celery_app import BrokerConfigError, worker_command
@@ -31,6 +32,7 @@ cli = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+cli.add_typer(files_cli, name="files")
 # Piped output (CI logs, files) gets room for the delegation table instead of rich's 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 120)
 # Mistakes in configuration or input: shown as one clear line, not a traceback.
@@ -112,7 +114,7 @@ def run(
         outcome = run_prompt(live, prompt, console)
     console.print(Panel(Text(outcome.answer or "(no answer)"), title="Answer"))
     console.print(delegation_table(outcome.reports))
-    console.print(f"{len(outcome.reports)} delegations in {outcome.elapsed_s:.1f} s")
+    console.print(f"{len(outcome.reports)} delegations in {outcome.elapsed_s:.1f} s; run id {outcome.run_id}")
 
 
 @cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

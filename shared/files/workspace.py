@@ -19,6 +19,7 @@ import contextlib
 import functools
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from deepagents.backends import CompositeBackend
@@ -82,6 +83,22 @@ class SharedFiles:
     def for_run(self, run_id: str) -> CompositeBackend:
         """The whole filesystem as one run sees it."""
         return CompositeBackend(default=self.workspace(run_id), routes=dict(self._routes))
+
+    def prune(self, older_than_s: float, *, now: datetime | None = None) -> list[str]:
+        """Delete the workspaces nobody wrote to for `older_than_s` seconds; their run ids.
+
+        For stores without expiry of their own (S3, `file://`), where each run is a directory
+        under `runs/`. Redis expires workspace files by itself and has nothing to prune here.
+        """
+        runs = self.store.scope("runs")
+        cutoff = (now or datetime.now(UTC)) - timedelta(seconds=older_than_s)
+        pruned: list[str] = []
+        for directory in runs.listing("/").directories:
+            entries = runs.walk(directory)
+            if entries and max(datetime.fromisoformat(entry.modified_at) for entry in entries) < cutoff:
+                runs.remove([entry.path for entry in entries])
+                pruned.append(directory.lstrip("/"))
+        return pruned
 
     def backend(self) -> RunBackend:
         """The filesystem of whichever run is current when a file is touched."""

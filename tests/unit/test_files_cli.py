@@ -1,0 +1,64 @@
+"""`taskforce files` on a `file://` store, and pruning old run workspaces."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from orchestrator.cli import cli
+from shared.files import SharedFiles, read_text
+from shared.files.local import LocalStore
+
+
+@pytest.fixture
+def store_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    directory = tmp_path / "files"
+    monkeypatch.setenv("TASKFORCE_FILES_URL", f"file://{directory}")
+    monkeypatch.delenv("TASKFORCE_REDIS_URL", raising=False)
+    return directory
+
+
+def test_put_ls_and_cat_see_what_agents_see(store_dir: Path, tmp_path: Path) -> None:
+    skill = tmp_path / "SKILL.md"
+    skill.write_text("---\nname: triage\ndescription: triage playbook\n---\n")
+    runner = CliRunner()
+
+    put = runner.invoke(cli, ["files", "put", str(skill), "/skills/triage/SKILL.md"])
+    note = runner.invoke(cli, ["files", "put", str(skill), "/notes/a.md", "--run", "run-1"])
+    listing = runner.invoke(cli, ["files", "ls", "/", "--run", "run-1"])
+    shown = runner.invoke(cli, ["files", "cat", "/skills/triage/SKILL.md"])
+    missing = runner.invoke(cli, ["files", "cat", "/notes/a.md"])  # the default run's workspace
+
+    assert (put.exit_code, note.exit_code, listing.exit_code, shown.exit_code) == (0, 0, 0, 0)
+    assert "/notes/" in listing.stdout
+    assert "/skills/" in listing.stdout
+    assert shown.stdout.startswith("---\nname: triage")
+    assert missing.exit_code == 2
+    assert (store_dir / "skills" / "triage" / "SKILL.md").is_file()
+
+
+def test_prune_deletes_only_workspaces_nobody_wrote_to_lately(tmp_path: Path) -> None:
+    files = SharedFiles(LocalStore(tmp_path))
+    files.for_run("old-run").write("/a.txt", "a")
+    files.for_run("new-run").write("/b.txt", "b")
+    files.for_run("old-run").write("/memories/keep.md", "long-term")
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(tmp_path / "runs" / "old-run" / "a.txt", (two_days_ago, two_days_ago))
+
+    assert files.prune(86400) == ["old-run"]
+    assert files.for_run("old-run").read("/a.txt").error is not None
+    assert read_text(files.for_run("new-run"), "/b.txt") == "b"
+    assert read_text(files.memories, "/keep.md") == "long-term"
+    assert files.prune(60, now=datetime.now(UTC) + timedelta(days=1)) == ["new-run"]
+
+
+def test_prune_from_the_cli(store_dir: Path) -> None:
+    result = CliRunner().invoke(cli, ["files", "prune", "--older-than", "60"])
+
+    assert result.exit_code == 0
+    assert "pruned 0 workspace(s)" in result.stdout
