@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test unit integration lint typecheck check bench clean
+.PHONY: demo test unit integration conformance bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,8 +27,12 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider tests/integration
 
+conformance: $(STAMP)
+	$(BIN)/python -m pytest -p no:cacheprovider tests/conformance
+
 bench: $(STAMP)  ## throughput tables; see bench/README.md
 	$(BIN)/python -m bench.fanout
+	$(BIN)/python -m bench.backends
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache *.egg-info
