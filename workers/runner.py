@@ -15,7 +15,7 @@ from langchain_core.messages import HumanMessage
 from pydantic import ValidationError
 
 from shared.context import rebuild_context, redact
-from shared.files import recording_writes, using_run
+from shared.files import aclose_loop_clients, recording_writes, using_run
 from shared.files.workspace import DEFAULT_RUN
 from shared.schemas import Delegation, Report
 from workers.reporting import cap_summary, final_text, token_usage
@@ -80,6 +80,7 @@ def _run_detached(subagents: SubagentCache, delegation: Delegation) -> dict[str,
     try:
         return loop.run_until_complete(_invoke_by_deadline(subagents, delegation))
     finally:
+        loop.run_until_complete(aclose_loop_clients())  # their connections belong to this loop
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
         executor.shutdown(wait=False, cancel_futures=True)

@@ -17,6 +17,7 @@ from deepagents.backends.protocol import BackendProtocol
 
 from shared.files.backend import FilesBackend, recording_writes
 from shared.files.paths import InvalidPathError
+from shared.files.redis import aclose_loop_clients
 from shared.files.store import Store
 from shared.files.workspace import SharedFiles, current_run, using_run
 from shared.settings import Settings
@@ -27,6 +28,7 @@ __all__ = [
     "InvalidPathError",
     "SharedFiles",
     "Store",
+    "aclose_loop_clients",
     "current_run",
     "open_store",
     "read_text",

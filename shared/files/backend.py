@@ -45,7 +45,7 @@ from deepagents.backends.utils import (
 )
 
 from shared.files.paths import InvalidPathError, normalize, normalize_file
-from shared.files.store import ANY, Entry, Listing, Store, Stored
+from shared.files.store import ANY, Entry, Listing, Store, Stored, is_binary
 
 T = TypeVar("T")
 
@@ -314,12 +314,7 @@ def _upload(files: Sequence[tuple[str, bytes]]) -> _Operation[list[FileUploadRes
             )
             continue
         raw = bytes(content)
-        try:
-            raw.decode("utf-8")
-            binary = False
-        except UnicodeDecodeError:
-            binary = True
-        yield _call("save", file_path, raw, binary=binary, expect=ANY)
+        yield _call("save", file_path, raw, binary=is_binary(raw), expect=ANY)
         _note_written(file_path)
         responses.append(FileUploadResponse(path=path))
     return responses

@@ -40,7 +40,7 @@ from urllib.parse import unquote, urlsplit
 
 from shared.files.paths import InvalidPathError, normalize, normalize_file
 from shared.files.scopes import scope_name
-from shared.files.store import ABSENT, ANY, Entry, Expect, Listing, Store, Stored
+from shared.files.store import ABSENT, ANY, Entry, Expect, Listing, Store, Stored, is_binary
 
 RESERVED_PREFIX = ".taskforce."
 """Names the store keeps for itself (lock and temp files); agents may not use them."""
@@ -229,7 +229,7 @@ class LocalStore(Store):
         modified = _iso(st)
         return Stored(
             content=content,
-            binary=not _is_utf8(content),
+            binary=is_binary(content),
             created_at=created or modified,
             modified_at=modified,
             version=_version(st),
@@ -438,14 +438,6 @@ def _iso(st: os.stat_result) -> str:
     # From the integer nanoseconds, not the float `st_mtime`, so the same mtime always gives
     # the same string (created_at of a new file is compared with its modified_at).
     return (_EPOCH + timedelta(microseconds=st.st_mtime_ns // 1000)).isoformat()
-
-
-def _is_utf8(content: bytes) -> bool:
-    try:
-        content.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 def _utf8(name: str) -> bool:

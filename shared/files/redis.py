@@ -17,6 +17,7 @@ Workspace scopes carry a TTL that every write below a directory renews.
 from __future__ import annotations
 
 import asyncio
+import threading
 import weakref
 from collections.abc import Callable, Generator, Sequence
 from typing import Any, TypeVar
@@ -76,20 +77,38 @@ return existed
 
 class _AsyncClients:
     """One asyncio client per event loop: an asyncio connection belongs to the loop that opened
-    it, and workers run each delegation on a loop of its own."""
+    it, and workers run each delegation on a loop of its own. A client keeps its loop alive, so
+    whoever ends a loop calls `aclose_loop_clients` first (the worker does, per delegation)."""
 
     def __init__(self, factory: Callable[[], redis.asyncio.Redis]) -> None:
         self._factory = factory
-        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.asyncio.Redis] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._by_loop: dict[asyncio.AbstractEventLoop, redis.asyncio.Redis] = {}
+        self._lock = threading.Lock()
+        _all_clients.add(self)
 
     def current(self) -> redis.asyncio.Redis:
         loop = asyncio.get_running_loop()
-        client = self._by_loop.get(loop)
-        if client is None:
-            client = self._by_loop[loop] = self._factory()
+        with self._lock:
+            client = self._by_loop.get(loop)
+            if client is None:
+                client = self._by_loop[loop] = self._factory()
         return client
+
+    def release(self, loop: asyncio.AbstractEventLoop) -> redis.asyncio.Redis | None:
+        with self._lock:
+            return self._by_loop.pop(loop, None)
+
+
+_all_clients: weakref.WeakSet[_AsyncClients] = weakref.WeakSet()
+
+
+async def aclose_loop_clients() -> None:
+    """Close every asyncio Redis client opened on the running loop, before the loop ends."""
+    loop = asyncio.get_running_loop()
+    for clients in list(_all_clients):
+        client = clients.release(loop)
+        if client is not None:
+            await client.aclose()
 
 
 class RedisStore(Store):

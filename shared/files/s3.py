@@ -42,7 +42,7 @@ from botocore.exceptions import ClientError
 
 from shared.files.paths import InvalidPathError, normalize, normalize_file
 from shared.files.scopes import scope_name
-from shared.files.store import ANY, Entry, Expect, Listing, Store, Stored, now_iso
+from shared.files.store import ANY, Entry, Expect, Listing, Store, Stored, is_binary, now_iso
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -129,14 +129,6 @@ def _quote(version: str) -> str:
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
-
-
-def _looks_binary(content: bytes) -> bool:
-    try:
-        content.decode("utf-8")
-    except UnicodeDecodeError:
-        return True
-    return False
 
 
 class S3Store(Store):
@@ -295,7 +287,7 @@ class S3Store(Store):
         flag = metadata.get("binary")
         return Stored(
             content=content,
-            binary=flag == "1" if flag is not None else _looks_binary(content),
+            binary=flag == "1" if flag is not None else is_binary(content),
             created_at=metadata.get("created-at") or last_modified,
             modified_at=metadata.get("modified-at") or last_modified,
             version=_unquote(response["ETag"]),

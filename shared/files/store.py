@@ -34,6 +34,15 @@ ABSENT: Final = ""
 Expect = str | _Any
 
 
+def is_binary(content: bytes) -> bool:
+    """Content that is not UTF-8 text: agents see it base64-encoded, as deepagents shows it."""
+    try:
+        content.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
 def now_iso() -> str:
     """Timestamps in the form deepagents writes them, so listings sort alike on every backend."""
     return datetime.now(UTC).isoformat()
