@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
 import shutil
 import signal
@@ -154,7 +155,10 @@ def worker_environment(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     values = settings.model_dump(mode="json", exclude_none=True)
     for key, value in values.items():
-        env[f"TASKFORCE_{key.upper()}"] = ",".join(value) if isinstance(value, list) else str(value)
+        if isinstance(value, dict):
+            env[f"TASKFORCE_{key.upper()}"] = json.dumps(value)
+        else:
+            env[f"TASKFORCE_{key.upper()}"] = ",".join(value) if isinstance(value, list) else str(value)
     # Worker processes find registries the same way this process does.
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH")]))
     return env

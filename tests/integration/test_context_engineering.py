@@ -3,6 +3,7 @@ worker processes on the shared files, and seen by the main agent."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,12 +15,15 @@ from orchestrator import create_orchestrator
 from orchestrator.embedded import worker_pool
 from shared.celery_app import queue_for
 from shared.files import SharedFiles, read_text, shared_files
+from shared.settings import Settings
 from tests.integration.agents import DATASET_ROWS, MARKER, NOTES, OFFLOADED_DATASET, PREFERENCES, dataset_row
 from tests.integration.conftest import Cluster, read_call, scripted, task_call, tool_messages
+from tests.moto_s3 import create_bucket, moto_server, s3_client
 
 
-def _run(cluster: Cluster, thread_id: str, *turns: Any) -> dict[str, Any]:
-    agent = create_orchestrator(scripted(*turns), settings=cluster.settings)
+def _run(cluster: Cluster | Settings, thread_id: str, *turns: Any) -> dict[str, Any]:
+    settings = cluster if isinstance(cluster, Settings) else cluster.settings
+    agent = create_orchestrator(scripted(*turns), settings=settings)
     state: dict[str, Any] = agent.invoke(
         {"messages": [HumanMessage(content="start")]}, {"configurable": {"thread_id": thread_id}}
     )
@@ -31,13 +35,12 @@ def files(cluster: Cluster) -> SharedFiles:
     return shared_files(cluster.settings)
 
 
-def test_a_large_tool_result_is_offloaded_on_the_worker_and_read_back_by_the_main_agent(
-    cluster: Cluster, files: SharedFiles
-) -> None:
+def _offload(settings: Settings, files: SharedFiles, thread_id: str) -> None:
+    """The offloader's 1.2 MB tool result goes to the shared files on the worker; the subagent
+    and then the main agent read it back by path, and only the report enters the main context."""
     last_rows = read_call("main-read", OFFLOADED_DATASET, offset=DATASET_ROWS - 2, limit=2)
-    state = _run(
-        cluster, "offload-1", [task_call("off", "offloader", "fetch the sensor data")], [last_rows], "done"
-    )
+    fetch = [task_call("off", "offloader", "fetch the sensor data")]
+    state = _run(settings, thread_id, fetch, [last_rows], "done")
     messages = tool_messages(state)
 
     report = messages["off"]
@@ -48,12 +51,50 @@ def test_a_large_tool_result_is_offloaded_on_the_worker_and_read_back_by_the_mai
     assert in_context < 100_000
     # The main agent reads the same file, written on another process, by the same path.
     assert dataset_row(DATASET_ROWS - 1).strip() in str(messages["main-read"].content)
-    full = read_text(files.for_run("offload-1"), OFFLOADED_DATASET)
+    full = read_text(files.for_run(thread_id), OFFLOADED_DATASET)
     assert full == "".join(dataset_row(n) for n in range(DATASET_ROWS))
     assert len(full) > 1_000_000
     # The main agent's context holds the report and a window of lines, never the megabyte.
     assert sum(len(str(m.content)) for m in state["messages"]) < 20_000
     assert files.for_run("another-run").read(OFFLOADED_DATASET).error is not None
+
+
+def test_a_large_tool_result_is_offloaded_on_the_worker_and_read_back_by_the_main_agent(
+    cluster: Cluster, files: SharedFiles
+) -> None:
+    _offload(cluster.settings, files, "offload-1")
+
+
+@pytest.fixture
+def s3_settings(cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """A worker whose shared files are a bucket on a real moto S3 server, configured the way a
+    deployment would be: `TASKFORCE_FILES_URL=s3://...` and the usual AWS variables."""
+    with moto_server() as endpoint:
+        create_bucket(s3_client(endpoint), "taskforce-files")
+        for name, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL_S3": endpoint,
+        }.items():
+            monkeypatch.setenv(name, value)
+        settings = cluster.settings.model_copy(
+            update={
+                "files_url": "s3://taskforce-files/tf",
+                "queue_prefix": cluster.settings.queue_prefix + "-s3",
+            }
+        )
+        with worker_pool(settings, tmp_path, 1, name="s3w"):
+            yield settings
+
+
+def test_offloading_works_the_same_with_the_files_on_s3(s3_settings: Settings) -> None:
+    _offload(s3_settings, shared_files(s3_settings), "offload-s3")
+
+    listed = s3_client(os.environ["AWS_ENDPOINT_URL_S3"]).list_objects_v2(
+        Bucket="taskforce-files", Prefix="tf/runs/offload-s3/"
+    )
+    assert "tf/runs/offload-s3/large_tool_results/fetch-1" in {item["Key"] for item in listed["Contents"]}
 
 
 def test_summarization_fires_inside_a_worker_and_keeps_the_full_history_in_the_shared_files(

@@ -54,6 +54,8 @@ def test_workers_read_back_the_orchestrators_settings_from_their_environment(
         secret_keys=("a", "b"),
         delegation_timeout=12.5,
         general_purpose=False,
+        files_routes={"/datasets/": "s3://bucket/data"},
+        files_workspace_ttl=60,
         _env_file=None,  # type: ignore[call-arg]
     )
     env = worker_environment(settings)
