@@ -45,7 +45,7 @@ from deepagents.backends.utils import (
 )
 
 from shared.files.paths import InvalidPathError, normalize, normalize_file
-from shared.files.store import ANY, Entry, Listing, Store, Stored, is_binary
+from shared.files.store import ANY, Entry, Listing, Store, Stored
 
 T = TypeVar("T")
 
@@ -177,7 +177,7 @@ def _write(path: str, content: str) -> _Operation[WriteResult]:
         return WriteResult(error=_invalid(error))
     except UnicodeEncodeError as error:
         return WriteResult(error=f"Error: content is not valid text: {error.reason}")
-    yield _call("save", file_path, encoded, binary=False, expect=ANY)
+    yield _call("save", file_path, encoded, expect=ANY)
     _note_written(file_path)
     return WriteResult(path=file_path)
 
@@ -201,9 +201,7 @@ def _edit(path: str, old: str, new: str, replace_all: bool) -> _Operation[EditRe
             encoded = content.encode("utf-8")
         except UnicodeEncodeError as error:
             return EditResult(error=f"Error: new_string is not valid text: {error.reason}")
-        version = yield _call(
-            "save", file_path, encoded, binary=False, expect=stored.version, created_at=stored.created_at
-        )
+        version = yield _call("save", file_path, encoded, expect=stored.version, created_at=stored.created_at)
         if version is not None:
             _note_written(file_path)
             return EditResult(path=file_path, occurrences=int(occurrences))
@@ -314,7 +312,7 @@ def _upload(files: Sequence[tuple[str, bytes]]) -> _Operation[list[FileUploadRes
             )
             continue
         raw = bytes(content)
-        yield _call("save", file_path, raw, binary=is_binary(raw), expect=ANY)
+        yield _call("save", file_path, raw, expect=ANY)
         _note_written(file_path)
         responses.append(FileUploadResponse(path=path))
     return responses

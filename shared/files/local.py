@@ -4,7 +4,7 @@ A file is stored as itself, with nothing beside it, so the directory stays reada
 ordinary tools and needs no migration when looked at by hand. What the `Store` contract asks
 beyond bytes is derived instead:
 
-- `binary` is whether the content is not valid UTF-8, so the flag given to `save` is not kept.
+- `binary` is whether the content is not valid UTF-8, read off the bytes.
 - `created_at` rides in an extended attribute (`user.taskforce.created_at`) where the
   filesystem has them, copied onto every new generation of the file so overwrites keep it.
   Where it has none (older NFS, macOS, some container mounts), `created_at` falls back to the
@@ -130,7 +130,7 @@ class LocalStore(Store):
         return [self._load_one(self._file(path)) for path in paths]
 
     def save(
-        self, path: str, content: bytes, *, binary: bool, expect: Expect = ANY, created_at: str | None = None
+        self, path: str, content: bytes, *, expect: Expect = ANY, created_at: str | None = None
     ) -> str | None:
         target = self._file(path)
         directory = target.parent

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from shared.files.paths import parent, under
 from shared.files.scopes import join_scope
-from shared.files.store import ABSENT, ANY, Entry, Expect, Listing, Store, Stored, now_iso
+from shared.files.store import ABSENT, ANY, Entry, Expect, Listing, Store, Stored, is_binary, now_iso
 
 
 @dataclass
@@ -50,7 +50,7 @@ class MemoryStore(Store):
             return [self._space.files.get((self._scope, path)) for path in paths]
 
     def save(
-        self, path: str, content: bytes, *, binary: bool, expect: Expect = ANY, created_at: str | None = None
+        self, path: str, content: bytes, *, expect: Expect = ANY, created_at: str | None = None
     ) -> str | None:
         key = (self._scope, path)
         with self._space.lock:
@@ -60,7 +60,7 @@ class MemoryStore(Store):
             now = now_iso()
             version = str(next(self._space.versions))
             first = current.created_at if current else created_at or now
-            self._space.files[key] = Stored(bytes(content), binary, first, now, version)
+            self._space.files[key] = Stored(bytes(content), is_binary(content), first, now, version)
             return version
 
     def listing(self, directory: str) -> Listing:

@@ -8,9 +8,11 @@ and `/b` as two different files. So every path is checked and normalised here, o
 from __future__ import annotations
 
 import posixpath
+import re
 
 MAX_PATH_BYTES = 1024
 MAX_NAME_BYTES = 255
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class InvalidPathError(ValueError):
@@ -25,7 +27,7 @@ def normalize(path: object) -> str:
         raise InvalidPathError(f"path must be absolute (start with '/'): {path!r}")
     if "\x00" in path:
         raise InvalidPathError(f"path contains a NUL byte: {path!r}")
-    if any(ord(char) < 32 or ord(char) == 127 for char in path):
+    if _CONTROL.search(path):
         # deepagents joins glob results with newlines; no store should keep such a name.
         raise InvalidPathError(f"path contains a control character: {path!r}")
     if "\\" in path:
@@ -66,13 +68,9 @@ def ancestors(path: str) -> list[tuple[str, str]]:
     with a trailing slash, so one set per directory answers `ls` without a scan.
     """
     names = path.strip("/").split("/")
-    pairs: list[tuple[str, str]] = []
-    directory = "/"
-    for depth, name in enumerate(names):
-        last = depth == len(names) - 1
-        pairs.append((directory, name if last else name + "/"))
-        directory = posixpath.join(directory, name)
-    return pairs
+    directories = ["/"] + ["/" + "/".join(names[:depth]) for depth in range(1, len(names))]
+    entries = [name + "/" for name in names[:-1]] + names[-1:]
+    return list(zip(directories, entries, strict=True))
 
 
 def under(path: str, root: str) -> bool:

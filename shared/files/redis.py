@@ -1,22 +1,33 @@
-"""Files in Redis: a hash per file and a set per directory, so nothing ever scans the keyspace.
+"""Files in Redis: a key per file and a set per directory, so nothing ever scans the keyspace.
 
 Layout, for namespace `ns` and scope `s` (the root scope is empty):
 
-- `ns:f:s:/a/b.txt`: a hash with the content (`c`), `b` (1 when binary), `n` (size), `ct` and `mt`
-  (created and modified, ISO 8601) and `v` (version, from one counter `ns:version`);
+- `ns:c:s:/a/b.txt`: the content, a plain string (its size is `STRLEN`; binary or text is read
+  off the bytes);
+- `ns:f:s:/a/b.txt`: its metadata, a hash of `ct` and `mt` (created and modified, ISO 8601) and
+  `v` (version, from one counter `ns:version`);
 - `ns:d:s:/a`: a set of the entries directly in `/a`, files as `b.txt`, directories as `sub/`.
 
-`ls` reads one set, `glob` and `grep` walk sets level by level, and a file costs one `HMGET`.
-Every write keeps the file and its directory entries consistent in one atomic step: a Lua script
-for conditional saves (an edit checks the version it read and fails if another worker wrote in
-between) and for removals (which drop directories that become empty). A plain overwrite sends
-its content with `HSET` inside `MULTI`, so large files never pass through the Lua interpreter.
-Workspace scopes carry a TTL that every write below a directory renews.
+`ls` reads one set, `glob` and `grep` walk sets level by level, and reading a file is an
+`HMGET` and a `GET` in one round trip. An edit is one Lua script that first checks the version it read,
+so a concurrent writer makes it retry instead of being overwritten. A plain write sends a small
+Lua script that bumps the version and indexes the directories, then a `SET` of the content in
+the same round trip, so the content never passes through the Lua interpreter (which copies it
+twice). The two are not one transaction, and need not be: the version moves first, so an edit
+that read the old content fails its check, and an edit that slips in between is overwritten by
+the content that follows, as if it came first. A removal is a script that also drops
+directories left empty; a write racing a removal of the same file may leave its content behind,
+unindexed and unread. Workspace scopes carry a TTL that every write below a directory renews.
+
+Commands go out as one packed buffer per batch on a connection from the client's pool, rather
+than through redis-py's pipeline objects: for files of 100 KB the pipeline machinery alone cost
+more than a third of a plain `SET` (see `bench/backends.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
 import weakref
 from collections.abc import Callable, Generator, Sequence
@@ -24,55 +35,98 @@ from typing import Any, TypeVar
 
 import redis
 import redis.asyncio
+from redis.exceptions import NoScriptError, ResponseError
 
 from shared.files.paths import ancestors
 from shared.files.scopes import join_scope
-from shared.files.store import ANY, Entry, Expect, Listing, Store, Stored, now_iso
+from shared.files.store import ANY, Entry, Expect, Listing, Store, Stored, is_binary, now_iso
 
 T = TypeVar("T")
-_Commands = list[tuple[Any, ...]]
-_Exchange = Generator[tuple[bool, _Commands], list[Any], T]
+_Command = tuple[Any, ...]
+_Batch = tuple[bool, list[_Command]]
+_Exchange = Generator[_Batch, list[Any], T]
 
 DEFAULT_NAMESPACE = "taskforce:fs"
 
-# KEYS: file, version counter, then the directories from the root down.
-# ARGV: now, created_at hint, ttl seconds (0: none), then one entry per directory.
+# Index one saved file. KEYS[k]: its metadata hash, KEYS[k + 1]: the version counter,
+# KEYS[k + 2 ...]: its directories from the root down. ARGV[a ...]: now, created_at hint, ttl
+# seconds (0: none), then one entry per directory.
 _INDEX = """
-local version = redis.call('INCR', KEYS[2])
-redis.call('HSETNX', KEYS[1], 'ct', ARGV[2] ~= '' and ARGV[2] or ARGV[1])
-redis.call('HSET', KEYS[1], 'v', version)
-local ttl = tonumber(ARGV[3])
-if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) end
-for i = 3, #KEYS do
-  redis.call('SADD', KEYS[i], ARGV[i + 1])
-  if ttl > 0 then redis.call('EXPIRE', KEYS[i], ttl) end
+local function index(k, a)
+  local version = redis.call('INCR', KEYS[k + 1])
+  redis.call('HSETNX', KEYS[k], 'ct', ARGV[a + 1] ~= '' and ARGV[a + 1] or ARGV[a])
+  redis.call('HSET', KEYS[k], 'mt', ARGV[a], 'v', version)
+  local ttl = tonumber(ARGV[a + 2])
+  if ttl > 0 then redis.call('EXPIRE', KEYS[k], ttl) end
+  for i = k + 2, #KEYS do
+    redis.call('SADD', KEYS[i], ARGV[a + 3 + i - k - 2])
+    if ttl > 0 then redis.call('EXPIRE', KEYS[i], ttl) end
+  end
+  return version
 end
-return version
 """
 
-# As _INDEX, after checking the stored version. Three more ARGV at the end: the expected
-# version ('' for "must not exist"), the content and the binary flag.
+# Before a plain SET of the content: KEYS and ARGV as for `index(1, 1)`.
+_SAVING = _INDEX + "return index(1, 1)\n"
+
+# KEYS: content, then as `index(2, 3)`. ARGV: expected version ('' for "must not exist"), the
+# content, then as `index(2, 3)`.
 _CONDITIONAL_SAVE = (
-    """
-local expect = ARGV[#ARGV - 2]
-local current = redis.call('HGET', KEYS[1], 'v')
-if (expect == '' and current) or (expect ~= '' and current ~= expect) then return false end
-local content = ARGV[#ARGV - 1]
-redis.call('HSET', KEYS[1], 'c', content, 'b', ARGV[#ARGV], 'n', string.len(content), 'mt', ARGV[1])
+    _INDEX
+    + """
+local current = redis.call('HGET', KEYS[2], 'v')
+if (ARGV[1] == '' and current) or (ARGV[1] ~= '' and current ~= ARGV[1]) then return false end
+local ttl = tonumber(ARGV[5])
+if ttl > 0 then redis.call('SET', KEYS[1], ARGV[2], 'EX', ttl) else redis.call('SET', KEYS[1], ARGV[2]) end
+return index(2, 3)
 """
-    + _INDEX
 )
 
-# KEYS: file, then the directories from the root down. ARGV: one entry per directory.
-# Drops the file's entry, and each directory's entry in its parent once it is empty.
+# KEYS: content, metadata, then the directories from the root down. ARGV: one entry per
+# directory. Drops the file's entry, and each directory's entry in its parent once it is empty.
 _REMOVE = """
-local existed = redis.call('DEL', KEYS[1])
-for i = #KEYS, 2, -1 do
-  redis.call('SREM', KEYS[i], ARGV[i - 1])
+local existed = redis.call('DEL', KEYS[2])
+redis.call('DEL', KEYS[1])
+for i = #KEYS, 3, -1 do
+  redis.call('SREM', KEYS[i], ARGV[i - 2])
   if redis.call('EXISTS', KEYS[i]) == 1 then break end
 end
 return existed
 """
+
+# Redis names scripts by their SHA-1.
+_SCRIPTS = {hashlib.sha1(source.encode()).hexdigest(): source for source in (_CONDITIONAL_SAVE, _REMOVE)}
+_SHA = {source: sha for sha, source in _SCRIPTS.items()}
+
+
+def _evalsha(source: str, keys: Sequence[Any], *args: Any) -> _Command:
+    return ("EVALSHA", _SHA[source], len(keys), *keys, *args)
+
+
+def _replies(batch: _Batch, raw: list[Any]) -> list[Any]:
+    """The replies of a batch's own commands; errors inside a transaction are raised here."""
+    transaction, _ = batch
+    if not transaction:
+        return raw
+    replies: list[Any] = raw[-1]
+    for reply in replies:
+        if isinstance(reply, ResponseError):
+            raise reply
+    return replies
+
+
+def _packed(batch: _Batch) -> list[_Command]:
+    transaction, commands = batch
+    return [("MULTI",), *commands, ("EXEC",)] if transaction else commands
+
+
+JOIN_BELOW = 1024 * 1024
+"""redis-py packs a large value as a chunk of its own, sent by a system call of its own; up to
+this size one copy into a single buffer is cheaper than the extra calls."""
+
+
+def _buffers(chunks: list[bytes]) -> list[bytes]:
+    return [b"".join(chunks)] if sum(map(len, chunks)) < JOIN_BELOW else chunks
 
 
 class _AsyncClients:
@@ -142,100 +196,141 @@ class RedisStore(Store):
             self.client, self._aclients, self.namespace, scope=join_scope(self._scope, name), ttl_s=ttl_s
         )
 
-    def _file_key(self, path: str) -> str:
-        return f"{self.namespace}:f:{self._scope}:{path}"
-
-    def _dir_key(self, directory: str) -> str:
-        return f"{self.namespace}:d:{self._scope}:{directory}"
+    def _key(self, kind: str, path: str) -> str:
+        """`c` content, `f` metadata or `d` directory key of a path in this scope."""
+        return f"{self.namespace}:{kind}:{self._scope}:{path}"
 
     # Each operation is a generator of command batches, so the blocking and the asyncio client
     # run the very same steps. A batch is (transactional?, commands).
 
     def _load(self, paths: Sequence[str]) -> _Exchange[list[Stored | None]]:
-        replies = yield False, [("hmget", self._file_key(path), "c", "b", "ct", "mt", "v") for path in paths]
-        return [_stored(reply) for reply in replies]
+        commands: list[_Command] = []
+        for path in paths:
+            commands += [("HMGET", self._key("f", path), "ct", "mt", "v"), ("GET", self._key("c", path))]
+        # No MULTI needed: writes move the version before the content, so a version read before
+        # the content can only be older than it, and an edit based on the pair fails its check.
+        replies = yield False, commands
+        return [_stored(replies[i], replies[i + 1]) for i in range(0, len(replies), 2)]
 
     def _save(
-        self, path: str, content: bytes, binary: bool, expect: Expect, created_at: str | None
+        self, path: str, content: bytes, expect: Expect, created_at: str | None
     ) -> _Exchange[str | None]:
         pairs = ancestors(path)
-        keys = [self._file_key(path), f"{self.namespace}:version", *(self._dir_key(d) for d, _ in pairs)]
-        args: list[Any] = [now_iso(), created_at or "", self.ttl_s or 0, *(entry for _, entry in pairs)]
-        flag = b"1" if binary else b"0"
+        ttl = self.ttl_s or 0
+        index_keys = [
+            self._key("f", path),
+            f"{self.namespace}:version",
+            *(self._key("d", d) for d, _ in pairs),
+        ]
+        index_args = [now_iso(), created_at or "", ttl]
+        entries = [entry for _, entry in pairs]
         if expect is ANY:
-            fields = {"c": content, "b": flag, "n": len(content), "mt": args[0]}
+            content_key = self._key("c", path)
+            stored = ("SET", content_key, content, "EX", ttl) if ttl else ("SET", content_key, content)
+            # EVAL, not EVALSHA: were the script missing, the SET would still run, unindexed.
             replies = yield (
-                True,
-                [("hset", keys[0], None, None, fields), ("eval", _INDEX, len(keys), *keys, *args)],
+                False,
+                [("EVAL", _SAVING, len(index_keys), *index_keys, *index_args, *entries), stored],
             )
-            return str(replies[-1])
-        (version,) = yield (
-            False,
-            [("eval", _CONDITIONAL_SAVE, len(keys), *keys, *args, expect, content, flag)],
-        )
+            return str(replies[0])
+        keys = [self._key("c", path), *index_keys]
+        (version,) = yield False, [_evalsha(_CONDITIONAL_SAVE, keys, expect, content, *index_args, *entries)]
         return None if version is None else str(version)
 
     def _listing(self, directory: str) -> _Exchange[Listing]:
-        (members,) = yield False, [("smembers", self._dir_key(directory))]
+        (members,) = yield False, [("SMEMBERS", self._key("d", directory))]
         names = sorted(member.decode() for member in members)
         files = [_join(directory, name) for name in names if not name.endswith("/")]
         subdirectories = [_join(directory, name[:-1]) for name in names if name.endswith("/")]
         replies = yield (
             False,
-            [
-                *(("hmget", self._file_key(path), "n", "mt") for path in files),
-                *(("exists", self._dir_key(sub)) for sub in subdirectories),
-            ],
+            [*self._stat(files), *(("EXISTS", self._key("d", sub)) for sub in subdirectories)],
         )
         # Entries whose file or directory expired (workspace TTL) are left out.
-        entries = [_entry(path, reply) for path, reply in zip(files, replies, strict=False)]
-        live = [sub for sub, exists in zip(subdirectories, replies[len(files) :], strict=True) if exists]
-        return Listing(files=[entry for entry in entries if entry is not None], directories=live)
+        live = [sub for sub, exists in zip(subdirectories, replies[2 * len(files) :], strict=True) if exists]
+        return Listing(files=_entries(files, replies), directories=live)
 
     def _walk(self, directory: str) -> _Exchange[list[Entry]]:
         files: list[str] = []
         level = [directory]
         while level:
-            replies = yield False, [("smembers", self._dir_key(d)) for d in level]
+            replies = yield False, [("SMEMBERS", self._key("d", d)) for d in level]
             below: list[str] = []
             for d, members in zip(level, replies, strict=True):
                 for name in sorted(member.decode() for member in members):
                     (below if name.endswith("/") else files).append(_join(d, name.rstrip("/")))
             level = below
-        replies = yield False, [("hmget", self._file_key(path), "n", "mt") for path in files]
-        entries = [_entry(path, reply) for path, reply in zip(files, replies, strict=True)]
-        return [entry for entry in entries if entry is not None]
+        replies = yield False, self._stat(files)
+        return _entries(files, replies)
+
+    def _stat(self, paths: Sequence[str]) -> list[_Command]:
+        """Two commands per path, read back by `_entries`."""
+        commands: list[_Command] = []
+        for path in paths:
+            commands += [("HGET", self._key("f", path), "mt"), ("STRLEN", self._key("c", path))]
+        return commands
 
     def _remove(self, paths: Sequence[str]) -> _Exchange[int]:
-        commands: _Commands = []
+        commands: list[_Command] = []
         for path in paths:
             pairs = ancestors(path)
-            keys = [self._file_key(path), *(self._dir_key(d) for d, _ in pairs)]
-            commands.append(("eval", _REMOVE, len(keys), *keys, *(entry for _, entry in pairs)))
+            keys = [self._key("c", path), self._key("f", path), *(self._key("d", d) for d, _ in pairs)]
+            commands.append(_evalsha(_REMOVE, keys, *(entry for _, entry in pairs)))
         replies = yield False, commands
         return sum(int(existed) for existed in replies)
 
+    def _send(self, batch: _Batch) -> list[Any]:
+        pool = self.client.connection_pool
+        connection = pool.get_connection()
+        commands = _packed(batch)
+        try:
+            connection.send_packed_command(_buffers(connection.pack_commands(commands)))  # type: ignore[no-untyped-call]
+            raw = [connection.read_response() for _ in commands]
+        except BaseException:
+            # Replies may be left unread: the connection must not go back to the pool as it is.
+            connection.disconnect()  # type: ignore[no-untyped-call]
+            raise
+        finally:
+            pool.release(connection)
+        return _replies(batch, raw)
+
+    async def _asend(self, batch: _Batch) -> list[Any]:
+        pool = self._aclients.current().connection_pool
+        connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+        commands = _packed(batch)
+        try:
+            await connection.send_packed_command(_buffers(connection.pack_commands(commands)))
+            raw = [await connection.read_response() for _ in commands]
+        except BaseException:
+            await connection.disconnect()
+            raise
+        finally:
+            await pool.release(connection)
+        return _replies(batch, raw)
+
     def _execute(self, exchange: _Exchange[T]) -> T:
         try:
-            transaction, commands = next(exchange)
+            batch = next(exchange)
             while True:
-                with self.client.pipeline(transaction=transaction) as pipe:
-                    for name, *args in commands:
-                        getattr(pipe, name)(*args)
-                    replies = pipe.execute() if commands else []
-                transaction, commands = exchange.send(replies)
+                try:
+                    replies = self._send(batch) if batch[1] else []
+                except NoScriptError:  # a restarted Redis forgot the scripts: load them, go again
+                    self._send((False, [("SCRIPT", "LOAD", source) for source in _SCRIPTS.values()]))
+                    replies = self._send(batch)
+                batch = exchange.send(replies)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
 
     async def _aexecute(self, exchange: _Exchange[T]) -> T:
         try:
-            transaction, commands = next(exchange)
+            batch = next(exchange)
             while True:
-                async with self._aclients.current().pipeline(transaction=transaction) as pipe:
-                    for name, *args in commands:
-                        getattr(pipe, name)(*args)
-                    replies = await pipe.execute() if commands else []
-                transaction, commands = exchange.send(replies)
+                try:
+                    replies = await self._asend(batch) if batch[1] else []
+                except NoScriptError:
+                    await self._asend((False, [("SCRIPT", "LOAD", source) for source in _SCRIPTS.values()]))
+                    replies = await self._asend(batch)
+                batch = exchange.send(replies)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
 
@@ -246,14 +341,14 @@ class RedisStore(Store):
         return await self._aexecute(self._load(paths))
 
     def save(
-        self, path: str, content: bytes, *, binary: bool, expect: Expect = ANY, created_at: str | None = None
+        self, path: str, content: bytes, *, expect: Expect = ANY, created_at: str | None = None
     ) -> str | None:
-        return self._execute(self._save(path, content, binary, expect, created_at))
+        return self._execute(self._save(path, content, expect, created_at))
 
     async def asave(
-        self, path: str, content: bytes, *, binary: bool, expect: Expect = ANY, created_at: str | None = None
+        self, path: str, content: bytes, *, expect: Expect = ANY, created_at: str | None = None
     ) -> str | None:
-        return await self._aexecute(self._save(path, content, binary, expect, created_at))
+        return await self._aexecute(self._save(path, content, expect, created_at))
 
     def listing(self, directory: str) -> Listing:
         return self._execute(self._listing(directory))
@@ -278,21 +373,23 @@ def _join(directory: str, name: str) -> str:
     return f"{directory.rstrip('/')}/{name}"
 
 
-def _stored(reply: list[bytes | None]) -> Stored | None:
-    content, binary, created, modified, version = reply
+def _stored(metadata: list[bytes | None], content: bytes | None) -> Stored | None:
+    created, modified, version = metadata
     if content is None or version is None:
         return None
     return Stored(
         content=content,
-        binary=binary == b"1",
+        binary=is_binary(content),
         created_at=(created or b"").decode(),
         modified_at=(modified or b"").decode(),
         version=version.decode(),
     )
 
 
-def _entry(path: str, reply: list[bytes | None]) -> Entry | None:
-    size, modified = reply
-    if size is None:
-        return None
-    return Entry(path=path, size=int(size), modified_at=(modified or b"").decode())
+def _entries(paths: Sequence[str], replies: Sequence[Any]) -> list[Entry]:
+    """Entries from the replies of `_stat`, leaving out files whose metadata expired."""
+    return [
+        Entry(path=path, size=int(replies[2 * i + 1]), modified_at=replies[2 * i].decode())
+        for i, path in enumerate(paths)
+        if replies[2 * i] is not None
+    ]

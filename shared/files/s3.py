@@ -303,7 +303,7 @@ class S3Store(Store):
         return self._fan_out(self._get, keys)
 
     def save(
-        self, path: str, content: bytes, *, binary: bool, expect: Expect = ANY, created_at: str | None = None
+        self, path: str, content: bytes, *, expect: Expect = ANY, created_at: str | None = None
     ) -> str | None:
         key = self._key(path)
         request: PutObjectRequestTypeDef = {"Bucket": self.bucket, "Key": key, "Body": content}
@@ -324,6 +324,7 @@ class S3Store(Store):
                         return None
                     raise
         modified_at = now_iso()
+        binary = is_binary(content)
         request["Metadata"] = {
             "binary": "1" if binary else "0",
             "created-at": created_at or modified_at,

@@ -36,6 +36,8 @@ Expect = str | _Any
 
 def is_binary(content: bytes) -> bool:
     """Content that is not UTF-8 text: agents see it base64-encoded, as deepagents shows it."""
+    if content.isascii():  # much cheaper than decoding, and most text is ASCII
+        return False
     try:
         content.decode("utf-8")
     except UnicodeDecodeError:
@@ -94,10 +96,11 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def save(
-        self, path: str, content: bytes, *, binary: bool, expect: Expect = ANY, created_at: str | None = None
+        self, path: str, content: bytes, *, expect: Expect = ANY, created_at: str | None = None
     ) -> str | None:
         """Store a file and index it under its directories; the new version, or None when
-        `expect` did not match what is stored. An overwrite keeps the first `created_at`."""
+        `expect` did not match what is stored. An overwrite keeps the first `created_at`.
+        Whether the file is binary is read off its bytes (`is_binary`), when the store needs it."""
 
     @abc.abstractmethod
     def listing(self, directory: str) -> Listing:
@@ -115,11 +118,9 @@ class Store(abc.ABC):
         return await asyncio.to_thread(self.load, paths)
 
     async def asave(
-        self, path: str, content: bytes, *, binary: bool, expect: Expect = ANY, created_at: str | None = None
+        self, path: str, content: bytes, *, expect: Expect = ANY, created_at: str | None = None
     ) -> str | None:
-        return await asyncio.to_thread(
-            lambda: self.save(path, content, binary=binary, expect=expect, created_at=created_at)
-        )
+        return await asyncio.to_thread(lambda: self.save(path, content, expect=expect, created_at=created_at))
 
     async def alisting(self, directory: str) -> Listing:
         return await asyncio.to_thread(self.listing, directory)

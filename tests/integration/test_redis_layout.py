@@ -34,11 +34,12 @@ def files(namespace: str) -> SharedFiles:
     return SharedFiles(RedisStore.from_url(URL, namespace), workspace_ttl_s=600)
 
 
-def test_a_file_is_a_hash_and_each_directory_a_set(files: SharedFiles, namespace: str) -> None:
+def test_a_file_is_a_string_and_a_hash_and_each_directory_a_set(files: SharedFiles, namespace: str) -> None:
     files.for_run("r1").write("/a/b.txt", "hello")
     client = redis.Redis.from_url(URL)
 
-    assert client.hget(f"{namespace}:f:runs/r1:/a/b.txt", "c") == b"hello"
+    assert client.get(f"{namespace}:c:runs/r1:/a/b.txt") == b"hello"
+    assert client.hget(f"{namespace}:f:runs/r1:/a/b.txt", "v") is not None
     assert client.smembers(f"{namespace}:d:runs/r1:/") == {b"a/"}
     assert client.smembers(f"{namespace}:d:runs/r1:/a") == {b"b.txt"}
 
@@ -49,8 +50,10 @@ def test_workspaces_expire_and_memories_do_not(files: SharedFiles, namespace: st
     run.write("/memories/prefs.md", "keep")
     client = redis.Redis.from_url(URL)
 
-    for key in (f"{namespace}:f:runs/r1:/a/b.txt", f"{namespace}:d:runs/r1:/a", f"{namespace}:d:runs/r1:/"):
+    workspace_keys = [f"{namespace}:{kind}:runs/r1:/a/b.txt" for kind in "cf"]
+    for key in [*workspace_keys, f"{namespace}:d:runs/r1:/a", f"{namespace}:d:runs/r1:/"]:
         assert 0 < client.ttl(key) <= 600, key
+    assert client.ttl(f"{namespace}:c:memories:/prefs.md") == -1
     assert client.ttl(f"{namespace}:f:memories:/prefs.md") == -1
     assert client.ttl(f"{namespace}:d:memories:/") == -1
 
@@ -69,9 +72,19 @@ def test_entries_whose_files_expired_are_left_out(files: SharedFiles, namespace:
     assert [m["path"] for m in run.glob("**/*.txt").matches or []] == ["/d/kept.txt"]
 
 
+def test_a_restarted_redis_gets_the_scripts_again(files: SharedFiles) -> None:
+    run = files.for_run("r1")
+    run.write("/a.txt", "one")
+    redis.Redis.from_url(URL).script_flush()
+
+    assert run.edit("/a.txt", "one", "two").occurrences == 1
+    assert run.write("/b.txt", "b").error is None
+    assert run.delete("/a.txt").error is None
+
+
 def test_asyncio_clients_close_with_their_loop(namespace: str) -> None:
     store = RedisStore.from_url(URL, namespace)
-    store.save("/x.txt", b"x", binary=False)
+    store.save("/x.txt", b"x")
 
     def open_descriptors() -> int:
         return len(os.listdir("/proc/self/fd"))

@@ -30,7 +30,7 @@ def load(store: LocalStore, path: str) -> Stored:
 
 
 def write(store: LocalStore, path: str, content: bytes = b"x") -> str:
-    version = store.save(path, content, binary=False)
+    version = store.save(path, content)
     assert version is not None
     return version
 
@@ -41,7 +41,7 @@ def increment(store: LocalStore, path: str) -> int:
     while True:
         [current] = store.load([path])
         value, expect = (0, ABSENT) if current is None else (int(current.content), current.version)
-        if store.save(path, str(value + 1).encode(), binary=False, expect=expect) is not None:
+        if store.save(path, str(value + 1).encode(), expect=expect) is not None:
             return retries
         retries += 1
 
@@ -80,7 +80,7 @@ def test_text_round_trip(store: LocalStore) -> None:
 
 def test_binary_round_trip_keeps_every_byte(store: LocalStore) -> None:
     data = bytes(range(256))
-    store.save("/img.bin", data, binary=True)
+    store.save("/img.bin", data)
 
     stored = load(store, "/img.bin")
     assert stored.content == data
@@ -88,7 +88,7 @@ def test_binary_round_trip_keeps_every_byte(store: LocalStore) -> None:
 
 
 def test_empty_file_round_trip(store: LocalStore) -> None:
-    store.save("/empty.txt", b"", binary=False)
+    store.save("/empty.txt", b"")
 
     stored = load(store, "/empty.txt")
     assert stored.content == b""
@@ -97,7 +97,7 @@ def test_empty_file_round_trip(store: LocalStore) -> None:
 
 
 def test_binary_flag_follows_the_content_not_the_caller(store: LocalStore) -> None:
-    store.save("/looks-binary.txt", b"plain text", binary=True)
+    store.save("/looks-binary.txt", b"plain text")
 
     assert load(store, "/looks-binary.txt").binary is False
 
@@ -156,8 +156,8 @@ def test_overwrite_keeps_created_at(store: LocalStore, tmp_path: Path) -> None:
 def test_created_at_is_taken_for_a_new_file_only(store: LocalStore, tmp_path: Path) -> None:
     if not xattrs_supported(tmp_path):
         pytest.skip("this filesystem has no user extended attributes")
-    store.save("/a.txt", b"one", binary=False, created_at="2020-01-01T00:00:00+00:00")
-    store.save("/a.txt", b"two", binary=False, created_at="2024-01-01T00:00:00+00:00")
+    store.save("/a.txt", b"one", created_at="2020-01-01T00:00:00+00:00")
+    store.save("/a.txt", b"two", created_at="2024-01-01T00:00:00+00:00")
 
     assert load(store, "/a.txt").created_at == "2020-01-01T00:00:00+00:00"
 
@@ -168,7 +168,7 @@ def test_without_xattrs_created_at_is_the_mtime(store: LocalStore, monkeypatch: 
 
     monkeypatch.setattr(os, "setxattr", unsupported)
     monkeypatch.setattr(os, "getxattr", unsupported)
-    store.save("/a.txt", b"one", binary=False, created_at="2020-01-01T00:00:00+00:00")
+    store.save("/a.txt", b"one", created_at="2020-01-01T00:00:00+00:00")
     write(store, "/a.txt", b"two")
 
     stored = load(store, "/a.txt")
@@ -188,16 +188,16 @@ def test_a_directory_or_a_file_parent_is_an_error_not_a_conflict(store: LocalSto
     write(store, "/file.txt")
 
     with pytest.raises(ValueError, match="is a directory"):
-        store.save("/dir", b"x", binary=False)
+        store.save("/dir", b"x")
     with pytest.raises(ValueError, match="parent directory is a file"):
-        store.save("/file.txt/below.txt", b"x", binary=False)
+        store.save("/file.txt/below.txt", b"x")
     with pytest.raises(ValueError, match="parent directory is a file"):
-        store.save("/file.txt/deeper/below.txt", b"x", binary=False)
+        store.save("/file.txt/deeper/below.txt", b"x")
 
 
 def test_reserved_names_are_refused(store: LocalStore) -> None:
     with pytest.raises(InvalidPathError, match="reserved"):
-        store.save(f"/{LOCK_NAME}", b"x", binary=False)
+        store.save(f"/{LOCK_NAME}", b"x")
     with pytest.raises(InvalidPathError, match="reserved"):
         store.load(["/a/.taskforce.tmp.1234/b"])
 
@@ -208,7 +208,7 @@ def test_a_symlink_out_of_the_store_is_refused(store: LocalStore, tmp_path: Path
     (store.root / "escape").symlink_to(outside)
 
     with pytest.raises(InvalidPathError, match="outside"):
-        store.save("/escape/a.txt", b"x", binary=False)
+        store.save("/escape/a.txt", b"x")
     with pytest.raises(InvalidPathError, match="outside"):
         store.load(["/escape/a.txt"])
     assert store.listing("/") == Listing([], [])
@@ -219,8 +219,8 @@ def test_a_symlink_out_of_the_store_is_refused(store: LocalStore, tmp_path: Path
 
 
 def test_absent_writes_only_a_new_file(store: LocalStore) -> None:
-    assert store.save("/a.txt", b"one", binary=False, expect=ABSENT) is not None
-    assert store.save("/a.txt", b"two", binary=False, expect=ABSENT) is None
+    assert store.save("/a.txt", b"one", expect=ABSENT) is not None
+    assert store.save("/a.txt", b"two", expect=ABSENT) is None
 
     assert load(store, "/a.txt").content == b"one"
 
@@ -229,8 +229,8 @@ def test_stale_version_is_refused_and_current_accepted(store: LocalStore) -> Non
     stale = write(store, "/a.txt", b"one")
     current = write(store, "/a.txt", b"two")
 
-    assert store.save("/a.txt", b"lost", binary=False, expect=stale) is None
-    new = store.save("/a.txt", b"three", binary=False, expect=current)
+    assert store.save("/a.txt", b"lost", expect=stale) is None
+    new = store.save("/a.txt", b"three", expect=current)
 
     assert new is not None
     assert new not in (stale, current)
@@ -242,14 +242,14 @@ def test_a_version_does_not_match_a_missing_file(store: LocalStore) -> None:
     version = write(store, "/a.txt")
     store.remove(["/a.txt"])
 
-    assert store.save("/a.txt", b"x", binary=False, expect=version) is None
+    assert store.save("/a.txt", b"x", expect=version) is None
     assert store.load(["/a.txt"]) == [None]
 
 
 def test_any_overwrites(store: LocalStore) -> None:
     write(store, "/a.txt", b"one")
 
-    assert store.save("/a.txt", b"two", binary=False, expect=ANY) is not None
+    assert store.save("/a.txt", b"two", expect=ANY) is not None
     assert load(store, "/a.txt").content == b"two"
 
 
@@ -484,7 +484,7 @@ def test_a_root_that_is_a_file_is_a_config_error(tmp_path: Path) -> None:
 
 def test_async_forms(store: LocalStore) -> None:
     async def run() -> list[Stored | None]:
-        await store.asave("/a.txt", b"async", binary=False)
+        await store.asave("/a.txt", b"async")
         return await store.aload(["/a.txt"])
 
     [stored] = asyncio.run(run())

@@ -58,7 +58,7 @@ def load_one(store: S3Store, path: str) -> Stored:
 
 
 def test_text_round_trip(store: S3Store) -> None:
-    version = store.save("/notes/a.md", "héllo\nworld\n".encode(), binary=False)
+    version = store.save("/notes/a.md", "héllo\nworld\n".encode())
 
     stored = load_one(store, "/notes/a.md")
     assert stored.content == "héllo\nworld\n".encode()
@@ -72,7 +72,7 @@ def test_text_round_trip(store: S3Store) -> None:
 
 def test_binary_round_trip_is_byte_exact(store: S3Store) -> None:
     content = bytes(range(256)) * 4
-    store.save("/blob.bin", content, binary=True)
+    store.save("/blob.bin", content)
 
     stored = load_one(store, "/blob.bin")
     assert stored.content == content
@@ -80,7 +80,7 @@ def test_binary_round_trip_is_byte_exact(store: S3Store) -> None:
 
 
 def test_empty_file(store: S3Store) -> None:
-    assert store.save("/empty.txt", b"", binary=False) is not None
+    assert store.save("/empty.txt", b"") is not None
 
     assert load_one(store, "/empty.txt").content == b""
     [entry] = store.walk("/")
@@ -88,8 +88,8 @@ def test_empty_file(store: S3Store) -> None:
 
 
 def test_missing_files_load_as_none_in_order(store: S3Store) -> None:
-    store.save("/a.txt", b"a", binary=False)
-    store.save("/b.txt", b"b", binary=False)
+    store.save("/a.txt", b"a")
+    store.save("/b.txt", b"b")
 
     loaded = store.load(["/b.txt", "/missing.txt", "/a.txt", "/dir/missing"])
 
@@ -99,7 +99,7 @@ def test_missing_files_load_as_none_in_order(store: S3Store) -> None:
 
 def test_unicode_and_spaces_in_paths(client: S3Client, bucket: str, store: S3Store) -> None:
     path = "/dir with space/ünï 文件 +&?#%.txt"
-    store.save(path, b"x", binary=False)
+    store.save(path, b"x")
 
     assert load_one(store, path).content == b"x"
     assert keys(client, bucket) == ["tf/dir with space/ünï 文件 +&?#%.txt"]
@@ -108,20 +108,20 @@ def test_unicode_and_spaces_in_paths(client: S3Client, bucket: str, store: S3Sto
 
 
 def test_paths_are_normalised_and_checked(store: S3Store) -> None:
-    store.save("/a//b/./c.txt", b"x", binary=False)
+    store.save("/a//b/./c.txt", b"x")
 
     assert load_one(store, "/a/b/c.txt").content == b"x"
     with pytest.raises(InvalidPathError, match="absolute"):
-        store.save("relative.txt", b"x", binary=False)
+        store.save("relative.txt", b"x")
     with pytest.raises(InvalidPathError, match=r"'\.\.'"):
         store.load(["/a/../etc/passwd"])
     with pytest.raises(InvalidPathError, match="root directory"):
-        store.save("/", b"x", binary=False)
+        store.save("/", b"x")
 
 
 def test_async_twins(store: S3Store) -> None:
     async def scenario() -> list[Stored | None]:
-        await store.asave("/async.txt", b"a", binary=False)
+        await store.asave("/async.txt", b"a")
         assert [entry.path for entry in await store.awalk("/")] == ["/async.txt"]
         assert (await store.alisting("/")).files[0].path == "/async.txt"
         loaded = await store.aload(["/async.txt"])
@@ -137,23 +137,23 @@ def test_async_twins(store: S3Store) -> None:
 
 
 def test_overwrite_keeps_created_at_and_moves_modified_at_and_version(store: S3Store) -> None:
-    first = store.save("/f.txt", b"one", binary=False)
+    first = store.save("/f.txt", b"one")
     before = load_one(store, "/f.txt")
 
-    second = store.save("/f.txt", b"two", binary=True)
+    second = store.save("/f.txt", b"\xfftwo")
     after = load_one(store, "/f.txt")
 
     assert second is not None
     assert second != first
     assert after.version == second
-    assert after.content == b"two"
+    assert after.content == b"\xfftwo"
     assert after.binary is True
     assert after.created_at == before.created_at
     assert after.modified_at > before.modified_at
 
 
 def test_an_explicit_created_at_is_kept(store: S3Store) -> None:
-    store.save("/f.txt", b"x", binary=False, created_at="2020-01-01T00:00:00+00:00")
+    store.save("/f.txt", b"x", created_at="2020-01-01T00:00:00+00:00")
 
     stored = load_one(store, "/f.txt")
     assert stored.created_at == "2020-01-01T00:00:00+00:00"
@@ -161,25 +161,25 @@ def test_an_explicit_created_at_is_kept(store: S3Store) -> None:
 
 
 def test_expect_absent(store: S3Store) -> None:
-    created = store.save("/new.txt", b"first", binary=False, expect=ABSENT)
+    created = store.save("/new.txt", b"first", expect=ABSENT)
 
     assert created is not None
-    assert store.save("/new.txt", b"second", binary=False, expect=ABSENT) is None
+    assert store.save("/new.txt", b"second", expect=ABSENT) is None
     stored = load_one(store, "/new.txt")
     assert (stored.content, stored.version) == (b"first", created)
 
 
 def test_expect_version_detects_a_concurrent_write(store: S3Store) -> None:
-    old = store.save("/f.txt", b"v1", binary=False)
+    old = store.save("/f.txt", b"v1")
     created_at = load_one(store, "/f.txt").created_at
     assert old is not None
-    current = store.save("/f.txt", b"v2 by someone else", binary=False)  # the concurrent writer
+    current = store.save("/f.txt", b"v2 by someone else")  # the concurrent writer
 
-    assert store.save("/f.txt", b"my edit of v1", binary=False, expect=old) is None
+    assert store.save("/f.txt", b"my edit of v1", expect=old) is None
     assert load_one(store, "/f.txt").content == b"v2 by someone else"
 
     assert current is not None
-    newest = store.save("/f.txt", b"my edit of v2", binary=False, expect=current)
+    newest = store.save("/f.txt", b"my edit of v2", expect=current)
     stored = load_one(store, "/f.txt")
     assert newest is not None
     assert newest not in (old, current)
@@ -187,23 +187,21 @@ def test_expect_version_detects_a_concurrent_write(store: S3Store) -> None:
 
 
 def test_expect_version_with_an_explicit_created_at(store: S3Store) -> None:
-    old = store.save("/f.txt", b"v1", binary=False)
+    old = store.save("/f.txt", b"v1")
     assert old is not None
-    store.save("/f.txt", b"v2", binary=False)
+    store.save("/f.txt", b"v2")
 
-    assert (
-        store.save("/f.txt", b"x", binary=False, expect=old, created_at="2020-01-01T00:00:00+00:00") is None
-    )
+    assert store.save("/f.txt", b"x", expect=old, created_at="2020-01-01T00:00:00+00:00") is None
     assert load_one(store, "/f.txt").content == b"v2"
 
 
 def test_expect_version_of_a_file_that_is_gone(store: S3Store) -> None:
-    old = store.save("/f.txt", b"v1", binary=False)
+    old = store.save("/f.txt", b"v1")
     assert old is not None
     store.remove(["/f.txt"])
 
-    assert store.save("/f.txt", b"edit", binary=False, expect=old) is None
-    assert store.save("/f.txt", b"edit", binary=False, expect=old, created_at="2020-01-01T00:00:00Z") is None
+    assert store.save("/f.txt", b"edit", expect=old) is None
+    assert store.save("/f.txt", b"edit", expect=old, created_at="2020-01-01T00:00:00Z") is None
     assert store.load(["/f.txt"]) == [None]
 
 
@@ -236,7 +234,7 @@ def tree(store: S3Store) -> S3Store:
         "/dir/other/e.txt",
         "/dirx/f.txt",
     ]:
-        store.save(path, path.encode(), binary=False, expect=ABSENT)
+        store.save(path, path.encode(), expect=ABSENT)
     return store
 
 
@@ -269,7 +267,7 @@ def test_walk_finds_every_file_below(tree: S3Store) -> None:
 
 
 def test_keys_no_path_maps_to_are_skipped(client: S3Client, bucket: str, store: S3Store) -> None:
-    store.save("/dir/real.txt", b"x", binary=False)
+    store.save("/dir/real.txt", b"x")
     client.put_object(Bucket=bucket, Key="tf/dir/", Body=b"")  # a console's folder marker
     client.put_object(Bucket=bucket, Key="tf/dir//double.txt", Body=b"")
     client.put_object(Bucket=bucket, Key="tf/dir/./dot.txt", Body=b"")
@@ -302,9 +300,9 @@ def test_directories_vanish_with_their_last_file(tree: S3Store) -> None:
 def test_more_than_a_page_of_objects(client: S3Client, bucket: str, store: S3Store) -> None:
     paths = [f"/many/{n:04d}.txt" for n in range(1100)]
     with ThreadPoolExecutor(max_workers=16) as pool:
-        versions = list(pool.map(lambda path: store.save(path, b"x", binary=False, expect=ABSENT), paths))
+        versions = list(pool.map(lambda path: store.save(path, b"x", expect=ABSENT), paths))
     assert all(versions)
-    store.save("/many/sub/deeper.txt", b"x", binary=False)
+    store.save("/many/sub/deeper.txt", b"x")
 
     assert [entry.path for entry in store.walk("/many")] == [*paths, "/many/sub/deeper.txt"]
     listing = store.listing("/many")
@@ -324,11 +322,11 @@ def test_more_than_a_page_of_objects(client: S3Client, bucket: str, store: S3Sto
 
 def test_key_layout(client: S3Client, bucket: str) -> None:
     root = S3Store(client, bucket, "/tf/")
-    root.save("/a/b.txt", b"x", binary=False)
-    root.scope("memories").save("/a/b.txt", b"x", binary=False)
-    root.scope("runs/abc").scope("x").save("/a/b.txt", b"x", binary=False)
-    S3Store(client, bucket).save("/top.txt", b"x", binary=False)
-    S3Store(client, bucket).scope("s").save("/top.txt", b"x", binary=False)
+    root.save("/a/b.txt", b"x")
+    root.scope("memories").save("/a/b.txt", b"x")
+    root.scope("runs/abc").scope("x").save("/a/b.txt", b"x")
+    S3Store(client, bucket).save("/top.txt", b"x")
+    S3Store(client, bucket).scope("s").save("/top.txt", b"x")
 
     assert sorted(keys(client, bucket)) == [
         "s/top.txt",
@@ -340,7 +338,7 @@ def test_key_layout(client: S3Client, bucket: str) -> None:
 
 
 def test_scopes_are_isolated(store: S3Store) -> None:
-    store.scope("a").save("/secret.txt", b"a's", binary=False)
+    store.scope("a").save("/secret.txt", b"a's")
     other = store.scope("b")
 
     assert other.load(["/secret.txt"]) == [None]
@@ -425,7 +423,7 @@ def test_from_url_configures_itself_from_the_environment(
     monkeypatch.delenv("AWS_PROFILE", raising=False)
 
     store = S3Store.from_url(f"s3://{bucket}/team/files")
-    store.save("/x.txt", b"x", binary=False)
+    store.save("/x.txt", b"x")
 
     assert (store.bucket, store.prefix) == (bucket, "team/files")
     assert keys(client, bucket) == ["team/files/x.txt"]
