@@ -7,6 +7,7 @@ and `/b` as two different files. So every path is checked and normalised here, o
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 
@@ -61,16 +62,17 @@ def parent(path: str) -> str:
     return posixpath.dirname(path)
 
 
-def ancestors(path: str) -> list[tuple[str, str]]:
+@functools.lru_cache(maxsize=4096)  # every write indexes its path; paths repeat
+def ancestors(path: str) -> tuple[tuple[str, str], ...]:
     """(directory, entry) pairs from the root down that index a file.
 
-    `/a/b/c.txt` gives `[('/', 'a/'), ('/a', 'b/'), ('/a/b', 'c.txt')]`: directories are entries
+    `/a/b/c.txt` gives `(("/", "a/"), ("/a", "b/"), ("/a/b", "c.txt"))`: directories are entries
     with a trailing slash, so one set per directory answers `ls` without a scan.
     """
     names = path.strip("/").split("/")
     directories = ["/"] + ["/" + "/".join(names[:depth]) for depth in range(1, len(names))]
     entries = [name + "/" for name in names[:-1]] + names[-1:]
-    return list(zip(directories, entries, strict=True))
+    return tuple(zip(directories, entries, strict=True))
 
 
 def under(path: str, root: str) -> bool:

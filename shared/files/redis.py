@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 
 import redis
 import redis.asyncio
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import NoScriptError
 
 from shared.files.paths import ancestors
 from shared.files.scopes import join_scope
@@ -43,8 +43,7 @@ from shared.files.store import ANY, Entry, Expect, Listing, Store, Stored, is_bi
 
 T = TypeVar("T")
 _Command = tuple[Any, ...]
-_Batch = tuple[bool, list[_Command]]
-_Exchange = Generator[_Batch, list[Any], T]
+_Exchange = Generator[list[_Command], list[Any], T]
 
 DEFAULT_NAMESPACE = "taskforce:fs"
 
@@ -103,24 +102,7 @@ def _evalsha(source: str, keys: Sequence[Any], *args: Any) -> _Command:
     return ("EVALSHA", _SHA[source], len(keys), *keys, *args)
 
 
-def _replies(batch: _Batch, raw: list[Any]) -> list[Any]:
-    """The replies of a batch's own commands; errors inside a transaction are raised here."""
-    transaction, _ = batch
-    if not transaction:
-        return raw
-    replies: list[Any] = raw[-1]
-    for reply in replies:
-        if isinstance(reply, ResponseError):
-            raise reply
-    return replies
-
-
-def _packed(batch: _Batch) -> list[_Command]:
-    transaction, commands = batch
-    return [("MULTI",), *commands, ("EXEC",)] if transaction else commands
-
-
-JOIN_BELOW = 1024 * 1024
+JOIN_BELOW = 64 * 1024
 """redis-py packs a large value as a chunk of its own, sent by a system call of its own; up to
 this size one copy into a single buffer is cheaper than the extra calls."""
 
@@ -201,7 +183,7 @@ class RedisStore(Store):
         return f"{self.namespace}:{kind}:{self._scope}:{path}"
 
     # Each operation is a generator of command batches, so the blocking and the asyncio client
-    # run the very same steps. A batch is (transactional?, commands).
+    # run the very same steps; a batch is one round trip.
 
     def _load(self, paths: Sequence[str]) -> _Exchange[list[Stored | None]]:
         commands: list[_Command] = []
@@ -209,7 +191,7 @@ class RedisStore(Store):
             commands += [("HMGET", self._key("f", path), "ct", "mt", "v"), ("GET", self._key("c", path))]
         # No MULTI needed: writes move the version before the content, so a version read before
         # the content can only be older than it, and an edit based on the pair fails its check.
-        replies = yield False, commands
+        replies = yield commands
         return [_stored(replies[i], replies[i + 1]) for i in range(0, len(replies), 2)]
 
     def _save(
@@ -228,24 +210,18 @@ class RedisStore(Store):
             content_key = self._key("c", path)
             stored = ("SET", content_key, content, "EX", ttl) if ttl else ("SET", content_key, content)
             # EVAL, not EVALSHA: were the script missing, the SET would still run, unindexed.
-            replies = yield (
-                False,
-                [("EVAL", _SAVING, len(index_keys), *index_keys, *index_args, *entries), stored],
-            )
+            replies = yield [("EVAL", _SAVING, len(index_keys), *index_keys, *index_args, *entries), stored]
             return str(replies[0])
         keys = [self._key("c", path), *index_keys]
-        (version,) = yield False, [_evalsha(_CONDITIONAL_SAVE, keys, expect, content, *index_args, *entries)]
+        (version,) = yield [_evalsha(_CONDITIONAL_SAVE, keys, expect, content, *index_args, *entries)]
         return None if version is None else str(version)
 
     def _listing(self, directory: str) -> _Exchange[Listing]:
-        (members,) = yield False, [("SMEMBERS", self._key("d", directory))]
+        (members,) = yield [("SMEMBERS", self._key("d", directory))]
         names = sorted(member.decode() for member in members)
         files = [_join(directory, name) for name in names if not name.endswith("/")]
         subdirectories = [_join(directory, name[:-1]) for name in names if name.endswith("/")]
-        replies = yield (
-            False,
-            [*self._stat(files), *(("EXISTS", self._key("d", sub)) for sub in subdirectories)],
-        )
+        replies = yield [*self._stat(files), *(("EXISTS", self._key("d", sub)) for sub in subdirectories)]
         # Entries whose file or directory expired (workspace TTL) are left out.
         live = [sub for sub, exists in zip(subdirectories, replies[2 * len(files) :], strict=True) if exists]
         return Listing(files=_entries(files, replies), directories=live)
@@ -254,13 +230,13 @@ class RedisStore(Store):
         files: list[str] = []
         level = [directory]
         while level:
-            replies = yield False, [("SMEMBERS", self._key("d", d)) for d in level]
+            replies = yield [("SMEMBERS", self._key("d", d)) for d in level]
             below: list[str] = []
             for d, members in zip(level, replies, strict=True):
                 for name in sorted(member.decode() for member in members):
                     (below if name.endswith("/") else files).append(_join(d, name.rstrip("/")))
             level = below
-        replies = yield False, self._stat(files)
+        replies = yield self._stat(files)
         return _entries(files, replies)
 
     def _stat(self, paths: Sequence[str]) -> list[_Command]:
@@ -276,46 +252,44 @@ class RedisStore(Store):
             pairs = ancestors(path)
             keys = [self._key("c", path), self._key("f", path), *(self._key("d", d) for d, _ in pairs)]
             commands.append(_evalsha(_REMOVE, keys, *(entry for _, entry in pairs)))
-        replies = yield False, commands
+        replies = yield commands
         return sum(int(existed) for existed in replies)
 
-    def _send(self, batch: _Batch) -> list[Any]:
+    def _send(self, commands: list[_Command]) -> list[Any]:
         pool = self.client.connection_pool
         connection = pool.get_connection()
-        commands = _packed(batch)
         try:
             connection.send_packed_command(_buffers(connection.pack_commands(commands)))  # type: ignore[no-untyped-call]
-            raw = [connection.read_response() for _ in commands]
+            replies = [connection.read_response() for _ in commands]
         except BaseException:
             # Replies may be left unread: the connection must not go back to the pool as it is.
             connection.disconnect()  # type: ignore[no-untyped-call]
             raise
         finally:
             pool.release(connection)
-        return _replies(batch, raw)
+        return replies
 
-    async def _asend(self, batch: _Batch) -> list[Any]:
+    async def _asend(self, commands: list[_Command]) -> list[Any]:
         pool = self._aclients.current().connection_pool
         connection = await pool.get_connection()  # type: ignore[no-untyped-call]
-        commands = _packed(batch)
         try:
             await connection.send_packed_command(_buffers(connection.pack_commands(commands)))
-            raw = [await connection.read_response() for _ in commands]
+            replies = [await connection.read_response() for _ in commands]
         except BaseException:
             await connection.disconnect()
             raise
         finally:
             await pool.release(connection)
-        return _replies(batch, raw)
+        return replies
 
     def _execute(self, exchange: _Exchange[T]) -> T:
         try:
             batch = next(exchange)
             while True:
                 try:
-                    replies = self._send(batch) if batch[1] else []
+                    replies = self._send(batch) if batch else []
                 except NoScriptError:  # a restarted Redis forgot the scripts: load them, go again
-                    self._send((False, [("SCRIPT", "LOAD", source) for source in _SCRIPTS.values()]))
+                    self._send([("SCRIPT", "LOAD", source) for source in _SCRIPTS.values()])
                     replies = self._send(batch)
                 batch = exchange.send(replies)
         except StopIteration as done:
@@ -326,9 +300,9 @@ class RedisStore(Store):
             batch = next(exchange)
             while True:
                 try:
-                    replies = await self._asend(batch) if batch[1] else []
+                    replies = await self._asend(batch) if batch else []
                 except NoScriptError:
-                    await self._asend((False, [("SCRIPT", "LOAD", source) for source in _SCRIPTS.values()]))
+                    await self._asend([("SCRIPT", "LOAD", source) for source in _SCRIPTS.values()])
                     replies = await self._asend(batch)
                 batch = exchange.send(replies)
         except StopIteration as done:

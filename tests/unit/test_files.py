@@ -61,8 +61,8 @@ def test_the_root_is_not_a_file() -> None:
 
 
 def test_ancestors_index_every_directory_from_the_root() -> None:
-    assert ancestors("/a/b/c.txt") == [("/", "a/"), ("/a", "b/"), ("/a/b", "c.txt")]
-    assert ancestors("/top.txt") == [("/", "top.txt")]
+    assert ancestors("/a/b/c.txt") == (("/", "a/"), ("/a", "b/"), ("/a/b", "c.txt"))
+    assert ancestors("/top.txt") == (("/", "top.txt"),)
 
 
 def test_scope_names() -> None:
