@@ -130,9 +130,30 @@ def backend(kind: str, request: pytest.FixtureRequest) -> Iterator[BackendProtoc
     yield from BACKENDS[kind](request)
 
 
-@pytest.fixture
-def our_backend(backend: BackendProtocol) -> FilesBackend:
-    """The backend, for behaviours the reference does not have (scopes, atomic edits)."""
-    if not isinstance(backend, FilesBackend):
-        pytest.skip("deepagents' StoreBackend has no scopes and no atomic edit")
-    return backend
+OURS = [kind for kind in BACKENDS if kind != "reference"]
+"""For behaviours the reference does not have: scopes, atomic edits."""
+KEYSPACE_STORES = ["memory", "redis", "fakeredis"]
+"""Stores where a scope never nests in its parent."""
+PREFIX_STORES = ["local", "s3"]
+"""Stores where a scope is a key prefix (a directory) of its parent."""
+
+
+def _ours(request: pytest.FixtureRequest) -> Iterator[FilesBackend]:
+    for backend in BACKENDS[request.param](request):
+        assert isinstance(backend, FilesBackend)
+        yield backend
+
+
+@pytest.fixture(params=OURS)
+def our_backend(request: pytest.FixtureRequest) -> Iterator[FilesBackend]:
+    yield from _ours(request)
+
+
+@pytest.fixture(params=KEYSPACE_STORES)
+def keyspace_backend(request: pytest.FixtureRequest) -> Iterator[FilesBackend]:
+    yield from _ours(request)
+
+
+@pytest.fixture(params=PREFIX_STORES)
+def prefix_backend(request: pytest.FixtureRequest) -> Iterator[FilesBackend]:
+    yield from _ours(request)

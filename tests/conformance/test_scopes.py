@@ -4,11 +4,7 @@ as a directory (`SharedFiles` only uses siblings). Not for the reference, which 
 
 from __future__ import annotations
 
-import pytest
-
 from shared.files.backend import FilesBackend
-from shared.files.local import LocalStore
-from shared.files.s3 import S3Store
 from tests.conformance.support import found, hits, read_text, tree, write_files
 
 
@@ -30,53 +26,42 @@ def assert_blind(viewer: FilesBackend, files: dict[str, str]) -> None:
     assert [hit for hit in hits(viewer.grep("secret")) if hit[0] in files] == []
 
 
-def keyspaces(backend: FilesBackend) -> FilesBackend:
-    """The backend, if its store keeps a parent and its scopes apart."""
-    if isinstance(backend.store, S3Store | LocalStore):
-        pytest.skip("a scope is a prefix of its parent on this store")
-    return backend
-
-
 def test_sibling_scopes_do_not_see_each_other(our_backend: FilesBackend) -> None:
     a, b = scoped(our_backend, "a"), scoped(our_backend, "b")
     only_in_a = {"/only-a/secret.txt": "secret of a"}
     write_files(a, {"/same.txt": "from a", **only_in_a})
     write_files(b, {"/same.txt": "from b"})
-    if not isinstance(our_backend.store, S3Store | LocalStore):
-        assert tree(our_backend) == [], "the unscoped store sees no scope's files"
 
     assert_blind(b, only_in_a)
     assert (read_text(a, "/same.txt"), read_text(b, "/same.txt")) == ("from a", "from b")
     assert tree(b) == ["/same.txt"]
 
 
-def test_a_parent_sees_its_scopes_as_directories_on_prefix_stores(our_backend: FilesBackend) -> None:
-    if not isinstance(our_backend.store, S3Store | LocalStore):
-        pytest.skip("this store keeps every scope apart")
-    write_files(scoped(our_backend, "runs", "r1"), {"/secret.txt": "secret of r1"})
+def test_a_parent_sees_its_scopes_as_directories_on_prefix_stores(prefix_backend: FilesBackend) -> None:
+    write_files(scoped(prefix_backend, "runs", "r1"), {"/secret.txt": "secret of r1"})
 
-    assert tree(our_backend) == ["/runs/r1/secret.txt"]
+    assert tree(prefix_backend) == ["/runs/r1/secret.txt"]
 
 
-def test_a_scope_and_the_store_it_came_from_are_disjoint(our_backend: FilesBackend) -> None:
-    our_backend = keyspaces(our_backend)
-    child = scoped(our_backend, "runs")
+def test_a_scope_and_the_store_it_came_from_are_disjoint(keyspace_backend: FilesBackend) -> None:
+    child = scoped(keyspace_backend, "runs")
     in_parent = {"/runs/secret.txt": "secret in parent", "/secret.txt": "secret at the top"}
-    write_files(our_backend, in_parent)
+    write_files(keyspace_backend, in_parent)
     in_child = {"/secret.txt": "secret in child"}
     write_files(child, in_child)
 
     assert tree(child) == ["/secret.txt"]
     assert read_text(child, "/secret.txt") == "secret in child"
-    assert tree(our_backend) == sorted(in_parent)
-    assert read_text(our_backend, "/secret.txt") == "secret at the top"
-    assert read_text(our_backend, "/runs/secret.txt") == "secret in parent", "the child's write reached it"
+    assert tree(keyspace_backend) == sorted(in_parent)
+    assert read_text(keyspace_backend, "/secret.txt") == "secret at the top"
+    assert read_text(keyspace_backend, "/runs/secret.txt") == "secret in parent", (
+        "the child's write reached it"
+    )
 
 
-def test_nested_scopes(our_backend: FilesBackend) -> None:
-    our_backend = keyspaces(our_backend)
-    parent = scoped(our_backend, "runs")
-    run_1, run_2 = scoped(our_backend, "runs", "r1"), scoped(our_backend, "runs/r2")
+def test_nested_scopes(keyspace_backend: FilesBackend) -> None:
+    parent = scoped(keyspace_backend, "runs")
+    run_1, run_2 = scoped(keyspace_backend, "runs", "r1"), scoped(keyspace_backend, "runs/r2")
     write_files(parent, {"/r1/secret.txt": "secret in parent"})
     write_files(run_1, {"/secret.txt": "secret of r1"})
     write_files(run_2, {"/secret.txt": "secret of r2"})
@@ -85,6 +70,6 @@ def test_nested_scopes(our_backend: FilesBackend) -> None:
     assert read_text(run_2, "/secret.txt") == "secret of r2"
     assert tree(parent) == ["/r1/secret.txt"]
     assert read_text(parent, "/r1/secret.txt") == "secret in parent"
-    assert read_text(scoped(our_backend, "runs/r1"), "/secret.txt") == "secret of r1", (
+    assert read_text(scoped(keyspace_backend, "runs/r1"), "/secret.txt") == "secret of r1", (
         "a nested scope is the scope of its '/'-joined name"
     )
