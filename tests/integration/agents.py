@@ -160,7 +160,7 @@ class _NoteTakingModel(_DeterministicModel):
 MARKER = "taskforce-test"
 
 
-class _PromptQuotingModel(_DeterministicModel):
+class PromptQuotingModel(_DeterministicModel):
     """Answers with the lines of its system prompt that carry the test marker."""
 
     def respond(self, messages: list[BaseMessage]) -> AIMessage:
@@ -210,7 +210,7 @@ SUBAGENTS = [
     _spec("verbose", _VerboseModel()),
     _spec("offloader", _OffloadingModel(), [fetch_dataset]),
     _spec("note-taker", _NoteTakingModel(profile={"max_input_tokens": 4000}), [take_note]),
-    _spec("librarian", _PromptQuotingModel(), skills=["/skills/"], memory=["/memories/AGENTS.md"]),
+    _spec("librarian", PromptQuotingModel(), skills=["/skills/"], memory=["/memories/AGENTS.md"]),
     _spec("memo-writer", _MemoWriterModel()),
     _spec("memo-reader", _MemoReaderModel()),
 ]

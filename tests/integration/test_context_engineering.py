@@ -16,7 +16,15 @@ from orchestrator.embedded import worker_pool
 from shared.celery_app import queue_for
 from shared.files import SharedFiles, read_text, shared_files
 from shared.settings import Settings
-from tests.integration.agents import DATASET_ROWS, MARKER, NOTES, OFFLOADED_DATASET, PREFERENCES, dataset_row
+from tests.integration.agents import (
+    DATASET_ROWS,
+    MARKER,
+    NOTES,
+    OFFLOADED_DATASET,
+    PREFERENCES,
+    PromptQuotingModel,
+    dataset_row,
+)
 from tests.integration.conftest import Cluster, read_call, scripted, task_call, tool_messages
 from tests.moto_s3 import create_bucket, moto_server, s3_client
 
@@ -139,6 +147,24 @@ def test_workers_load_agents_md_and_skills_from_the_shared_files_on_every_delega
     # Same worker process, no restart: the edited skill is what the next delegation loads.
     assert "triage playbook v2" in str(second["lib"].content)
     assert first["lib"].artifact["worker"] == second["lib"].artifact["worker"]
+
+
+def test_the_main_agent_loads_agents_md_and_skills_from_the_same_shared_files(
+    cluster: Cluster, files: SharedFiles
+) -> None:
+    _put(files, "/memories/AGENTS.md", f"- {MARKER} main rule: delegate early.\n")
+    _put(files, "/skills/plan/SKILL.md", f"---\nname: plan\ndescription: {MARKER} planning skill\n---\n")
+    agent = create_orchestrator(
+        PromptQuotingModel(), settings=cluster.settings, memory=["/memories/AGENTS.md"], skills=["/skills/"]
+    )
+
+    state = agent.invoke(
+        {"messages": [HumanMessage(content="hi")]}, {"configurable": {"thread_id": "main-1"}}
+    )
+
+    answer = str(state["messages"][-1].content)
+    assert f"{MARKER} main rule: delegate early." in answer
+    assert f"{MARKER} planning skill" in answer
 
 
 @pytest.fixture
