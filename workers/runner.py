@@ -89,20 +89,16 @@ def _run_detached(subagents: SubagentCache, delegation: Delegation) -> dict[str,
 def run_delegation(
     delegation: Delegation, subagents: SubagentCache, backend: BackendProtocol, attempt: Attempt
 ) -> Report:
-    started = time.monotonic()
-    fields: dict[str, Any] = {"worker": attempt.worker, "attempts": attempt.number}
     # The main agent's run: its workspace is where this subagent's files and report go.
     with using_run(delegation.thread_id or DEFAULT_RUN):
-        return _run_recorded(delegation, subagents, backend, started, fields)
+        return _run_in_workspace(delegation, subagents, backend, attempt)
 
 
-def _run_recorded(
-    delegation: Delegation,
-    subagents: SubagentCache,
-    backend: BackendProtocol,
-    started: float,
-    fields: dict[str, Any],
+def _run_in_workspace(
+    delegation: Delegation, subagents: SubagentCache, backend: BackendProtocol, attempt: Attempt
 ) -> Report:
+    started = time.monotonic()
+    fields: dict[str, Any] = {"worker": attempt.worker, "attempts": attempt.number}
     secrets = delegation.secret_values()
     with recording_writes() as written:
 

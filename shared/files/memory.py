@@ -11,7 +11,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from shared.files.paths import parent, under
+from shared.files.paths import ancestors, children, under
 from shared.files.scopes import join_scope
 from shared.files.store import ABSENT, ANY, Entry, Expect, Listing, Store, Stored, is_binary, now_iso
 
@@ -65,15 +65,9 @@ class MemoryStore(Store):
 
     def listing(self, directory: str) -> Listing:
         with self._space.lock:
-            paths = self._paths()
-            files = [self._entry(path) for path in paths if parent(path) == directory]
-            directories = {
-                _child_directory(path, directory)
-                for path in paths
-                if under(path, directory) and parent(path) != directory
-            }
-        directories.discard(None)
-        return Listing(files=files, directories=sorted(d for d in directories if d is not None))
+            entries = {entry for path in self._paths() for d, entry in ancestors(path) if d == directory}
+            files, directories = children(directory, entries)
+            return Listing(files=[self._entry(path) for path in files], directories=directories)
 
     def walk(self, directory: str) -> list[Entry]:
         with self._space.lock:
@@ -88,12 +82,3 @@ class MemoryStore(Store):
     def _entry(self, path: str) -> Entry:
         stored = self._space.files[(self._scope, path)]
         return Entry(path=path, size=len(stored.content), modified_at=stored.modified_at)
-
-
-def _child_directory(path: str, directory: str) -> str | None:
-    """The directory directly inside `directory` that leads to `path`."""
-    rest = path[len(directory) :].lstrip("/") if directory != "/" else path.lstrip("/")
-    if "/" not in rest:
-        return None
-    head = rest.split("/", 1)[0]
-    return (directory.rstrip("/") + "/" + head) if directory != "/" else "/" + head

@@ -8,8 +8,8 @@ and `/b` as two different files. So every path is checked and normalised here, o
 from __future__ import annotations
 
 import functools
-import posixpath
 import re
+from collections.abc import Iterable
 
 MAX_PATH_BYTES = 1024
 MAX_NAME_BYTES = 255
@@ -57,11 +57,6 @@ def normalize_file(path: object) -> str:
     return normalized
 
 
-def parent(path: str) -> str:
-    """The directory holding a normalised path (the root is its own parent)."""
-    return posixpath.dirname(path)
-
-
 @functools.lru_cache(maxsize=4096)  # every write indexes its path; paths repeat
 def ancestors(path: str) -> tuple[tuple[str, str], ...]:
     """(directory, entry) pairs from the root down that index a file.
@@ -73,6 +68,20 @@ def ancestors(path: str) -> tuple[tuple[str, str], ...]:
     directories = ["/"] + ["/" + "/".join(names[:depth]) for depth in range(1, len(names))]
     entries = [name + "/" for name in names[:-1]] + names[-1:]
     return tuple(zip(directories, entries, strict=True))
+
+
+def children(directory: str, entries: Iterable[str]) -> tuple[list[str], list[str]]:
+    """The inverse of `ancestors` for one directory: its entries as sorted (file paths,
+    subdirectory paths), e.g. `('/a', ['b.txt', 'sub/'])` gives `(['/a/b.txt'], ['/a/sub'])`."""
+    base = directory.rstrip("/")
+    files: list[str] = []
+    subdirectories: list[str] = []
+    for entry in sorted(entries):
+        if entry.endswith("/"):
+            subdirectories.append(f"{base}/{entry[:-1]}")
+        else:
+            files.append(f"{base}/{entry}")
+    return files, subdirectories
 
 
 def under(path: str, root: str) -> bool:

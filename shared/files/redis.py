@@ -37,7 +37,7 @@ import redis
 import redis.asyncio
 from redis.exceptions import NoScriptError
 
-from shared.files.paths import ancestors
+from shared.files.paths import ancestors, children
 from shared.files.scopes import join_scope
 from shared.files.store import ANY, Entry, Expect, Listing, Store, Stored, is_binary, now_iso
 
@@ -218,9 +218,7 @@ class RedisStore(Store):
 
     def _listing(self, directory: str) -> _Exchange[Listing]:
         (members,) = yield [("SMEMBERS", self._key("d", directory))]
-        names = sorted(member.decode() for member in members)
-        files = [_join(directory, name) for name in names if not name.endswith("/")]
-        subdirectories = [_join(directory, name[:-1]) for name in names if name.endswith("/")]
+        files, subdirectories = children(directory, (member.decode() for member in members))
         replies = yield [*self._stat(files), *(("EXISTS", self._key("d", sub)) for sub in subdirectories)]
         # Entries whose file or directory expired (workspace TTL) are left out.
         live = [sub for sub, exists in zip(subdirectories, replies[2 * len(files) :], strict=True) if exists]
@@ -233,8 +231,9 @@ class RedisStore(Store):
             replies = yield [("SMEMBERS", self._key("d", d)) for d in level]
             below: list[str] = []
             for d, members in zip(level, replies, strict=True):
-                for name in sorted(member.decode() for member in members):
-                    (below if name.endswith("/") else files).append(_join(d, name.rstrip("/")))
+                found, subdirectories = children(d, (member.decode() for member in members))
+                files += found
+                below += subdirectories
             level = below
         replies = yield self._stat(files)
         return _entries(files, replies)
@@ -341,10 +340,6 @@ class RedisStore(Store):
 
     async def aremove(self, paths: Sequence[str]) -> int:
         return await self._aexecute(self._remove(paths))
-
-
-def _join(directory: str, name: str) -> str:
-    return f"{directory.rstrip('/')}/{name}"
 
 
 def _stored(metadata: list[bytes | None], content: bytes | None) -> Stored | None:

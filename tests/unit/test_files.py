@@ -20,7 +20,7 @@ from shared.files import (
     using_run,
 )
 from shared.files.memory import MemoryStore
-from shared.files.paths import InvalidPathError, ancestors, normalize, normalize_file
+from shared.files.paths import InvalidPathError, ancestors, children, normalize, normalize_file
 from shared.files.redis import RedisStore
 from shared.files.scopes import join_scope, run_scope, scope_name
 from shared.files.workspace import DEFAULT_RUN, current_run
@@ -63,6 +63,12 @@ def test_the_root_is_not_a_file() -> None:
 def test_ancestors_index_every_directory_from_the_root() -> None:
     assert ancestors("/a/b/c.txt") == (("/", "a/"), ("/a", "b/"), ("/a/b", "c.txt"))
     assert ancestors("/top.txt") == (("/", "top.txt"),)
+
+
+def test_children_read_directory_entries_back_into_paths() -> None:
+    assert children("/a", ["sub/", "b.txt", "a.txt"]) == (["/a/a.txt", "/a/b.txt"], ["/a/sub"])
+    assert children("/", ["x/", "top.md"]) == (["/top.md"], ["/x"])
+    assert children("/a", []) == ([], [])
 
 
 def test_scope_names() -> None:
