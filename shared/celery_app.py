@@ -1,19 +1,22 @@
 """The Celery app both sides share, configured for long-running delegations.
 
 The orchestrator only ever sends by task *name*; the worker side registers the task. Neither
-imports the other.
+imports the other. Reports do not travel through Celery's result backend: workers store them in
+the delegation's record and push them to the waiting orchestrator (`shared.ledger`).
 """
 
 from __future__ import annotations
 
+import json
 import sys
-from typing import Any
 
 from celery import Celery
-from celery.backends.redis import RedisBackend
 from kombu.entity import Exchange, Queue
 
+from shared.ledger import Publication
+from shared.schemas import Limits
 from shared.settings import Settings
+from shared.timing import OUTAGE_POLL_S, outage_retries, timing
 
 RUN_DELEGATION = "taskforce.run_delegation"
 
@@ -22,28 +25,38 @@ class BrokerConfigError(ValueError):
     """No Redis to talk to."""
 
 
-class PollingRedisBackend(RedisBackend):  # type: ignore[misc]
-    """The Redis result backend without the pub/sub subscription Celery opens for every task
-    it sends. The orchestrator polls for reports instead; the subscriptions would only pile up
-    (one per task, per thread) and make sending block for seconds while Redis is away."""
-
-    def on_task_call(self, producer: Any, task_id: str) -> None:
-        return None
-
-
-_RESULT_BACKEND = f"{__name__}:{PollingRedisBackend.__name__}"
-
-
 def queue_for(settings: Settings, subagent_type: str) -> str:
     """Each subagent type has its own queue, so pools can be sized and placed per type."""
     return f"{settings.queue_prefix}.{subagent_type}"
 
 
-def delegation_queue(settings: Settings, subagent_type: str) -> Queue:
+def queue_named(name: str) -> Queue:
     """The queue with its own exchange and routing key, declared the same way by the side that
     sends and the side that consumes, so a job can only land where its subagent type is served."""
-    name = queue_for(settings, subagent_type)
     return Queue(name, Exchange(name, type="direct"), routing_key=name)  # type: ignore[no-untyped-call]
+
+
+def delegation_queue(settings: Settings, subagent_type: str) -> Queue:
+    return queue_named(queue_for(settings, subagent_type))
+
+
+def publish(app: Celery, publication: Publication) -> None:
+    """Send a delegation's message: the first time, or again after its worker died. The message
+    expires when its queue timeout passes, so a job nobody waits for any more never runs."""
+    payload = json.loads(publication.payload)
+    limits = timing(Limits.model_validate(payload["limits"]))
+    app.send_task(
+        RUN_DELEGATION,
+        args=[payload],
+        task_id=publication.delegation_id,
+        queue=queue_named(publication.queue),
+        # What Flower and worker logs display: the message minus secret values.
+        argsrepr=publication.shown,
+        kwargsrepr="{}",
+        expires=limits.queue_timeout_s,
+        soft_time_limit=limits.soft_limit_s,
+        time_limit=limits.hard_limit_s,
+    )
 
 
 def create_celery_app(settings: Settings) -> Celery:
@@ -52,27 +65,28 @@ def create_celery_app(settings: Settings) -> Celery:
             "no Redis configured: set TASKFORCE_REDIS_URL (e.g. redis://localhost:6379/0), "
             "or use the `taskforce` CLI, which starts a private Redis when it is unset"
         )
-    app = Celery(
-        "taskforce",
-        broker=settings.redis_url,
-        backend=f"{_RESULT_BACKEND}+{settings.redis_url}",
-        set_as_current=False,
-    )
+    app = Celery("taskforce", broker=settings.redis_url, set_as_current=False)
+    limits = timing(settings.limits(recursion_limit=1))
     app.conf.update(
         task_serializer="json",
-        result_serializer="json",
         accept_content=["json"],
-        # A delegation is acknowledged only once it has finished, so a worker that dies mid-run
-        # hands it back to the queue instead of losing it.
+        # A message is acknowledged once its delegation has finished, so one a worker took but
+        # never claimed is not lost; liveness itself comes from the delegation's lease.
         task_acks_late=True,
         # One job per free slot: prefetching would park short jobs behind a long one.
         worker_prefetch_multiplier=1,
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout},
-        result_backend_transport_options={"visibility_timeout": settings.visibility_timeout},
-        result_expires=settings.result_expires,
-        task_track_started=True,
-        task_soft_time_limit=settings.delegation_timeout,
-        task_time_limit=settings.hard_time_limit,
+        broker_transport_options={"visibility_timeout": limits.visibility_timeout_s},
+        task_ignore_result=True,
+        # Publishing rides out a Redis restart or failover of up to `redis_outage` seconds.
+        task_publish_retry=True,
+        task_publish_retry_policy={
+            "max_retries": outage_retries(settings.redis_outage),
+            "interval_start": OUTAGE_POLL_S,
+            "interval_step": 0,
+            "interval_max": OUTAGE_POLL_S,
+        },
+        task_soft_time_limit=limits.soft_limit_s,
+        task_time_limit=limits.hard_limit_s,
         # Flower and the CLI's progress view read these events.
         worker_send_task_events=True,
         task_send_sent_event=True,

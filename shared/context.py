@@ -81,10 +81,10 @@ def _checked_json(key: str, value: object) -> JsonValue:
     return value  # type: ignore[return-value]
 
 
-def validate_context(context: object, subagent_names: Collection[str], secret_keys: Collection[str]) -> None:
-    """Fail before any model call rather than at the first delegation."""
-    for name in subagent_names:
-        context_for(name, context, subagent_names, secret_keys)
+def validate_context(context: object, subagent_names: Collection[str], secret_keys: Collection[str]) -> bool:
+    """Fail before any model call rather than at the first delegation. True if any subagent
+    would receive a secret."""
+    return any(context_for(name, context, subagent_names, secret_keys).secrets for name in subagent_names)
 
 
 def context_for(

@@ -8,11 +8,19 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, SecretStr, field_serializer
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, SecretStr
 
-SCHEMA_VERSION: Literal[1] = 1
+from shared.context import REDACTED, redact
+from shared.secrets import SecretBox
 
-ReportStatus = Literal["ok", "error", "timeout"]
+SCHEMA_VERSION: Literal[2] = 2
+
+ReportStatus = Literal["ok", "error", "timeout", "cancelled", "dead_letter"]
+FailureStatus = Literal["error", "timeout", "cancelled", "dead_letter"]
+
+DEFAULT_LEASE_S = 10.0
+DEFAULT_MAX_ATTEMPTS = 3
+DEFAULT_QUEUE_TIMEOUT_S = 3600.0
 
 
 class _Wire(BaseModel):
@@ -22,39 +30,60 @@ class _Wire(BaseModel):
 
 
 class Limits(_Wire):
-    """What the caller allows one delegation; the worker enforces each of them."""
+    """What the caller allows one delegation. Both sides derive every time limit from these
+    (`shared.timing`), so a worker and the orchestrator never disagree about when a job is late."""
 
     timeout_s: float = Field(gt=0)
     report_max_chars: int = Field(ge=200)
     recursion_limit: int = Field(ge=1)
+    lease_s: float = Field(default=DEFAULT_LEASE_S, ge=1)
+    max_attempts: int = Field(default=DEFAULT_MAX_ATTEMPTS, ge=1)
+    queue_timeout_s: float = Field(default=DEFAULT_QUEUE_TIMEOUT_S, gt=0)
 
 
 class Delegation(_Wire):
     """One `task` call, as a worker needs it: no parent messages, no parent state."""
 
-    version: Literal[1] = SCHEMA_VERSION
+    version: Literal[2] = SCHEMA_VERSION
     id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")
     subagent_type: str = Field(min_length=1)
     description: str
+    description_sealed: bool = False
+    """On the wire: the description held a secret value (a model copied it there), so it
+    travels sealed like the secrets themselves."""
     context: dict[str, JsonValue] = Field(default_factory=dict)
     secrets: dict[str, SecretStr] = Field(default_factory=dict)
     secret_str_keys: tuple[str, ...] = ()
     limits: Limits
     thread_id: str | None = None
 
-    @field_serializer("secrets", when_used="json")
-    def _reveal_secrets_on_the_wire(self, secrets: dict[str, SecretStr]) -> dict[str, str]:
-        # The worker needs the real values; everything that displays the message uses
-        # `redacted()` instead.
-        return {key: value.get_secret_value() for key, value in secrets.items()}
+    def to_wire(self, box: SecretBox) -> dict[str, Any]:
+        """The message as it travels and waits in Redis: secrets sealed with the shared key."""
+        wire = self.model_dump(mode="json", exclude={"secrets"})
+        wire["secrets"] = {key: box.seal(value) for key, value in self.secrets.items()}
+        if redact(self.description, self.secret_values()) != self.description:
+            wire["description"] = box.seal(SecretStr(self.description))
+            wire["description_sealed"] = True
+        return wire
 
-    def to_wire(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+    def opened(self, box: SecretBox) -> Delegation:
+        """The worker's copy, with the sealed secrets of `to_wire()` opened again."""
+        opened: dict[str, Any] = {
+            "secrets": {key: box.open(value.get_secret_value()) for key, value in self.secrets.items()}
+        }
+        if self.description_sealed:
+            opened |= {
+                "description": box.open(self.description).get_secret_value(),
+                "description_sealed": False,
+            }
+        return self.model_copy(update=opened)
 
     def redacted(self) -> dict[str, Any]:
-        """The message as Flower, logs and errors may show it."""
-        shown = self.model_dump(mode="json", exclude={"secrets"})
-        shown["secrets"] = dict.fromkeys(self.secrets, "**********")
+        """The message as Flower, logs and errors may show it: no secret value, not even one
+        the model copied into the description."""
+        shown = self.model_dump(mode="json", exclude={"secrets", "description_sealed"})
+        shown["secrets"] = dict.fromkeys(self.secrets, REDACTED)
+        shown["description"] = redact(self.description, self.secret_values())
         return shown
 
     def secret_values(self) -> list[str]:
@@ -70,7 +99,7 @@ class TokenUsage(_Wire):
 class Report(_Wire):
     """What comes back from one delegation: short enough for the parent's context window."""
 
-    version: Literal[1] = SCHEMA_VERSION
+    version: Literal[2] = SCHEMA_VERSION
     delegation_id: str
     subagent_type: str
     status: ReportStatus
@@ -86,7 +115,7 @@ class Report(_Wire):
     def failure(
         cls,
         delegation: Delegation,
-        status: Literal["error", "timeout"],
+        status: FailureStatus,
         message: str,
         **fields: Any,
     ) -> Report:

@@ -9,8 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from shared.schemas import DEFAULT_LEASE_S, DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE_TIMEOUT_S, Limits
 
 DEFAULT_SECRET_KEYS = ("api_key", "password", "secret", "token", "access_token", "private_key")
 
@@ -56,7 +58,34 @@ class Settings(BaseSettings):
         default=900.0, gt=0, description="Seconds one subagent run may take on a worker."
     )
     queue_timeout: float = Field(
-        default=3600.0, gt=0, description="Seconds a delegation may wait for a free worker."
+        default=DEFAULT_QUEUE_TIMEOUT_S,
+        gt=0,
+        description="Seconds a delegation may wait for a free worker; its message expires afterwards.",
+    )
+    lease: float = Field(
+        default=DEFAULT_LEASE_S,
+        ge=1,
+        description="Seconds a running delegation survives its worker's silence before another takes it.",
+    )
+    max_attempts: int = Field(
+        default=DEFAULT_MAX_ATTEMPTS,
+        ge=1,
+        description="Attempts lost to dying workers before a delegation is dead-lettered.",
+    )
+    redis_outage: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds Redis may be unreachable (restart, failover) before sends and waits give up.",
+    )
+    worker_shutdown_grace: float = Field(
+        default=20.0,
+        ge=0,
+        description="Seconds a stopping worker lets running delegations finish before handing them back.",
+    )
+    secrets_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key that encrypts secret context values in broker messages "
+        "(`taskforce secrets-key` makes one); the embedded mode makes its own.",
     )
     report_max_chars: int = Field(
         default=4000, ge=200, description="Longer reports are cut here; the full text goes to files."
@@ -88,14 +117,14 @@ class Settings(BaseSettings):
                 raise ValueError(f"route {prefix!r} is taskforce's own; pick another prefix")
         return routes
 
-    @property
-    def hard_time_limit(self) -> float:
-        """Celery's last resort, kept past the soft limit so a report can still be written."""
-        return self.delegation_timeout + 30.0
-
-    @property
-    def visibility_timeout(self) -> int:
-        """Redis redelivers a job that is still unacknowledged after this many seconds. With late
-        acks a job stays unacknowledged while it runs, so this must outlast the hard time limit or
-        a long delegation runs twice."""
-        return int(self.hard_time_limit + 600)
+    def limits(self, recursion_limit: int) -> Limits:
+        """What these settings allow one delegation; `shared.timing` derives every time limit
+        from it."""
+        return Limits(
+            timeout_s=self.delegation_timeout,
+            report_max_chars=self.report_max_chars,
+            recursion_limit=recursion_limit,
+            lease_s=self.lease,
+            max_attempts=self.max_attempts,
+            queue_timeout_s=self.queue_timeout,
+        )

@@ -21,6 +21,7 @@ from shared.files.redis import aclose_loop_clients
 from shared.files.store import Store
 from shared.files.workspace import SharedFiles, current_run, using_run
 from shared.settings import Settings
+from shared.urls import mask_url
 
 __all__ = [
     "FilesBackend",
@@ -67,8 +68,10 @@ def open_store(url: str) -> Store:
 
             return MemoryStore(url.removeprefix("memory:").lstrip("/"))
     except ValueError as error:
-        raise FilesConfigError(f"files URL {url!r}: {error}") from error
-    raise FilesConfigError(f"files URL {url!r}: unknown scheme {scheme!r}; use one of {', '.join(SCHEMES)}")
+        raise FilesConfigError(f"files URL {mask_url(url)!r}: {error}") from error
+    raise FilesConfigError(
+        f"files URL {mask_url(url)!r}: unknown scheme {scheme!r}; use one of {', '.join(SCHEMES)}"
+    )
 
 
 def shared_files(settings: Settings) -> SharedFiles:

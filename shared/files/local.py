@@ -41,6 +41,7 @@ from urllib.parse import unquote, urlsplit
 from shared.files.paths import InvalidPathError, normalize, normalize_file
 from shared.files.scopes import scope_name
 from shared.files.store import ABSENT, ANY, Entry, Expect, Listing, Store, Stored, is_binary
+from shared.urls import mask_url
 
 RESERVED_PREFIX = ".taskforce."
 """Names the store keeps for itself (lock and temp files); agents may not use them."""
@@ -99,14 +100,15 @@ class LocalStore(Store):
         """Accepts `file:///abs/dir`, `file:/abs/dir` and `file://localhost/abs/dir`."""
         parts = urlsplit(url)
         if parts.scheme != "file":
-            raise LocalConfigError(f"not a file URL (expected file:///absolute/dir): {url!r}")
+            raise LocalConfigError(f"not a file URL (expected file:///absolute/dir): {mask_url(url)!r}")
         if parts.netloc not in ("", "localhost"):
             raise LocalConfigError(
-                f"file URL names host {parts.netloc!r}; only local directories are supported "
-                f"(file:///absolute/dir; mount a network disk and use its local path): {url!r}"
+                f"file URL names host {parts.netloc.rpartition('@')[2]!r}; only local directories are "
+                "supported (file:///absolute/dir; mount a network disk and use its local path): "
+                f"{mask_url(url)!r}"
             )
         if parts.query or parts.fragment:
-            raise LocalConfigError(f"file URL may not have a query or fragment: {url!r}")
+            raise LocalConfigError(f"file URL may not have a query or fragment: {mask_url(url)!r}")
         path = unquote(parts.path)
         if not path.startswith("/"):
             raise LocalConfigError(f"file URL must name an absolute directory (file:///dir): {url!r}")

@@ -43,6 +43,7 @@ from botocore.exceptions import ClientError
 from shared.files.paths import InvalidPathError, normalize, normalize_file
 from shared.files.scopes import scope_name
 from shared.files.store import ANY, Entry, Expect, Listing, Store, Stored, is_binary, now_iso
+from shared.urls import mask_url
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -84,17 +85,19 @@ def parse_s3_url(url: str) -> tuple[str, str]:
         raise S3ConfigError("S3 URL is empty: expected s3://bucket[/prefix]")
     parts = urlsplit(url.strip())
     if parts.scheme.lower() != "s3":
-        raise S3ConfigError(f"S3 URL must start with 's3://': expected s3://bucket[/prefix], got {url!r}")
+        raise S3ConfigError(
+            f"S3 URL must start with 's3://': expected s3://bucket[/prefix], got {mask_url(url)!r}"
+        )
     bucket = parts.netloc
     if not bucket:
-        raise S3ConfigError(f"S3 URL names no bucket: expected s3://bucket[/prefix], got {url!r}")
+        raise S3ConfigError(f"S3 URL names no bucket: expected s3://bucket[/prefix], got {mask_url(url)!r}")
     if "@" in bucket or ":" in bucket:
         raise S3ConfigError(
-            f"S3 URL may not carry credentials or a port ({url!r}): set AWS_ACCESS_KEY_ID, "
+            f"S3 URL may not carry credentials or a port ({mask_url(url)!r}): set AWS_ACCESS_KEY_ID, "
             "AWS_SECRET_ACCESS_KEY and AWS_ENDPOINT_URL_S3 instead"
         )
     if parts.query or parts.fragment:
-        raise S3ConfigError(f"S3 URL may not have a query or a fragment: {url!r}")
+        raise S3ConfigError(f"S3 URL may not have a query or a fragment: {mask_url(url)!r}")
     if not _BUCKET_NAME.fullmatch(bucket):
         raise S3ConfigError(
             f"S3 URL has an invalid bucket name {bucket!r}: 3 to 255 letters, digits, '.', '_' or '-', "

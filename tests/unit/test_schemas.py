@@ -9,8 +9,10 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from shared.schemas import Delegation, Limits, Report, TokenUsage
+from shared.secrets import SecretBox, SecretsKeyError, new_key
 
 SECRET = "sk-live-9f8e7d6c5b4a"
+BOX = SecretBox(SecretStr(new_key()))
 
 
 def make_delegation(**overrides: Any) -> Delegation:
@@ -29,7 +31,7 @@ def make_delegation(**overrides: Any) -> Delegation:
 
 
 def wire_payload(**overrides: Any) -> dict[str, Any]:
-    payload = json.loads(json.dumps(make_delegation().to_wire()))
+    payload = json.loads(json.dumps(make_delegation().to_wire(BOX)))
     payload.update(overrides)
     return payload
 
@@ -41,7 +43,7 @@ def through_json(data: dict[str, Any]) -> Any:
 def test_delegation_round_trips_through_json() -> None:
     original = make_delegation()
 
-    restored = Delegation.model_validate(through_json(original.to_wire()))
+    restored = Delegation.model_validate(through_json(original.to_wire(BOX))).opened(BOX)
 
     assert restored == original
     assert restored.secrets["api_key"].get_secret_value() == SECRET
@@ -75,7 +77,7 @@ def test_report_round_trips_through_json() -> None:
     ("field", "value"),
     [
         ("surprise", "x"),
-        ("version", 2),
+        ("version", 1),
         ("id", "has space"),
         ("id", "has/slash"),
         ("id", ""),
@@ -112,7 +114,7 @@ def test_limits_accept_the_boundary_values() -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("extra", 1), ("version", 2), ("status", "done"), ("attempts", 0), ("duration_s", -1)],
+    [("extra", 1), ("version", 1), ("status", "done"), ("attempts", 0), ("duration_s", -1)],
 )
 def test_report_rejects_bad_fields(field: str, value: object) -> None:
     payload = {"delegation_id": "d", "subagent_type": "w", "status": "ok", "summary": "s", field: value}
@@ -120,8 +122,32 @@ def test_report_rejects_bad_fields(field: str, value: object) -> None:
         Report.model_validate(payload)
 
 
-def test_to_wire_reveals_secrets_for_the_worker() -> None:
-    assert make_delegation().to_wire()["secrets"] == {"api_key": SECRET}
+def test_to_wire_seals_secrets_that_only_the_same_key_opens() -> None:
+    wire = json.dumps(make_delegation().to_wire(BOX))
+    assert SECRET not in wire
+
+    other = SecretBox(SecretStr(new_key()))
+    with pytest.raises(SecretsKeyError, match="another key"):
+        Delegation.model_validate_json(wire).opened(other)
+    assert Delegation.model_validate_json(wire).opened(BOX).secret_values() == [SECRET]
+
+
+def test_secrets_cannot_be_sent_without_a_key() -> None:
+    with pytest.raises(SecretsKeyError, match="TASKFORCE_SECRETS_KEY"):
+        make_delegation().to_wire(SecretBox(None))
+    assert make_delegation(secrets={}).to_wire(SecretBox(None))["secrets"] == {}
+
+
+def test_a_secret_the_model_copied_into_the_description_is_neither_displayed_nor_sent_in_clear() -> None:
+    delegation = make_delegation(description=f"call the API with {SECRET}")
+    shown = delegation.redacted()
+    assert SECRET not in json.dumps(shown)
+    assert "call the API with **********" in shown["description"]
+
+    wire = json.dumps(delegation.to_wire(BOX))
+    assert SECRET not in wire
+    assert Delegation.model_validate_json(wire).opened(BOX) == delegation
+    assert not make_delegation().to_wire(BOX)["description_sealed"]
 
 
 def test_secrets_never_shown_in_repr_str_or_redacted() -> None:
@@ -146,7 +172,7 @@ def test_secret_values_lists_the_revealed_values() -> None:
 @pytest.mark.parametrize(
     "overrides",
     [
-        {"version": 2, "leak": SECRET},
+        {"version": 1, "leak": SECRET},
         {"id": f"bad id {SECRET}"},
         {"secrets": {"api_key": SECRET, "other": [SECRET]}},
         {"context": {"x": SECRET}, "limits": {"timeout_s": SECRET}},

@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from shared.settings import DEFAULT_SECRET_KEYS, Settings
+from shared.timing import timing
 
 
 @pytest.fixture(autouse=True)
@@ -55,10 +56,15 @@ def test_defaults() -> None:
 
 
 @pytest.mark.parametrize("timeout", [0.5, 900.0, 86400.0])
-def test_time_limits_nest(timeout: float) -> None:
-    """A job must not be redelivered while it can still legitimately be running."""
-    settings = load(delegation_timeout=timeout)
-    assert settings.visibility_timeout > settings.hard_time_limit > settings.delegation_timeout
+@pytest.mark.parametrize("lease", [1.0, 10.0, 120.0])
+def test_time_limits_nest(timeout: float, lease: float) -> None:
+    """A message must not come back while its job can still legitimately be running, and the
+    orchestrator must not give up on an attempt before the worker's own deadline and report."""
+    limits = timing(load(delegation_timeout=timeout, lease=lease).limits(recursion_limit=5))
+    assert limits.deadline_s == timeout
+    assert limits.deadline_s < limits.soft_limit_s < limits.hard_limit_s < limits.attempt_budget_s
+    assert limits.visibility_timeout_s > limits.hard_limit_s
+    assert limits.refresh_s * 3 <= limits.lease_s
 
 
 @pytest.mark.parametrize(

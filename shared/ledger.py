@@ -1,0 +1,466 @@
+"""The delegation lifecycle, kept in Redis: the one record both sides trust.
+
+    sent ─▶ queued ─▶ running (leased) ─▶ reported
+              ▲            │  lease lapsed, attempts left
+              └────────────┘
+                           ├─▶ dead_letter   (lease lapsed on the last attempt)
+                           └─▶ (forgotten)   cancelled, or its report was read
+
+One id, the delegation id, is also the Celery task id and names every key below
+(`<ns>` is the queue prefix, `taskforce` by default):
+
+- `<ns>:dlg:<id>`, a hash: `state`, `subagent`, `queue`, `payload` (the wire message, secrets
+  encrypted) and `shown` (its display form) to publish it again, `reply_to` (the inbox of the
+  process waiting for it), `attempts`, `max_attempts`, `guard_ms`, `owner` (the lease holder's
+  token), `worker`, `report` (JSON, once finished), timestamps.
+- `<ns>:leases`, a sorted set: running delegations by lease expiry (server time, ms). A worker
+  process refreshes its leases every `refresh_s`; any process sweeping it finds the lapsed ones
+  and hands them to another worker, or dead-letters them after `max_attempts`.
+- `<ns>:inbox:<client>`, a list per waiting process: reports, pushed here by the same script
+  that stores them, so a waiter blocks on one list for all of its delegations instead of
+  polling each.
+- `<ns>:dead`, a sorted set: dead-lettered ids, kept (with their payload) until someone
+  requeues or drops them.
+- `<ns>:serving:<queue>`, a sorted set: workers consuming a queue, by last announcement; an
+  empty one means no live worker would ever take a job sent there.
+
+Every transition is one Lua script, so the state, the lease and the inbox never disagree, and
+every script reads the clock of the Redis server, so machines with skewed clocks agree on
+when a lease lapsed. The lease is the lock: only a `queued` delegation can be claimed, so two
+copies of one delegation never run at once, and a message that arrives for a delegation that
+is running, finished, cancelled or unknown is acknowledged without running.
+
+Keys that scripts derive from stored values (the inbox) are not declared to Redis: taskforce
+needs one Redis, not a cluster.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+import redis
+from redis.backoff import ConstantBackoff
+from redis.retry import Retry
+
+from shared.settings import Settings
+from shared.timing import OUTAGE_POLL_S, outage_retries
+
+# kombu's Redis transport keeps delivered, unacknowledged messages here (its default key names).
+KOMBU_UNACKED = "unacked"
+KOMBU_UNACKED_INDEX = "unacked_index"
+
+# An inbox only speeds up waiting: the report stays in the record, where a waiter that missed
+# the push (or a resumed process with an inbox of its own) finds it. The inbox of a process
+# that died goes soon.
+INBOX_TTL_S = 300
+
+ClaimOutcome = Literal["run", "gone", "running", "queued", "reported", "dead_letter"]
+
+_NOW = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+"""
+
+_RECORD = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'reply_to', ARGV[3])
+  return redis.call('HGET', KEYS[1], 'state')
+end
+redis.call('HSET', KEYS[1], 'state', 'queued', 'payload', ARGV[1], 'queue', ARGV[2],
+           'reply_to', ARGV[3], 'subagent', ARGV[5], 'shown', ARGV[6], 'max_attempts', ARGV[7],
+           'guard_ms', ARGV[8], 'attempts', 0, 'queued_at', now)
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return false
+"""
+
+_CLAIM = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {'gone', 0} end
+if state ~= 'queued' then return {state, 0} end
+local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+redis.call('HSET', KEYS[1], 'state', 'running', 'owner', ARGV[2], 'worker', ARGV[3], 'claimed_at', now)
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[1])
+return {'run', attempts}
+"""
+
+_REFRESH = """
+local lost = {}
+for index = 2, #KEYS do
+  local id, token = ARGV[index * 2 - 2], ARGV[index * 2 - 1]
+  local owner = redis.call('HGET', KEYS[index], 'owner')
+  if owner == token and redis.call('HGET', KEYS[index], 'state') == 'running' then
+    redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[1]), id)
+  else
+    table.insert(lost, id)
+  end
+end
+return lost
+"""
+
+_FINISH = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if state ~= 'queued' and state ~= 'running' then return 0 end
+if ARGV[2] ~= '' and redis.call('HGET', KEYS[1], 'owner') ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'state', ARGV[3], 'report', ARGV[4], 'finished_at', now)
+redis.call('HDEL', KEYS[1], 'owner')
+redis.call('ZREM', KEYS[2], ARGV[1])
+if ARGV[3] == 'dead_letter' then
+  redis.call('ZADD', KEYS[3], now, ARGV[1])
+  redis.call('PERSIST', KEYS[1])
+else
+  redis.call('HDEL', KEYS[1], 'payload')
+  redis.call('EXPIRE', KEYS[1], ARGV[5])
+end
+local inbox = redis.call('HGET', KEYS[1], 'reply_to')
+if inbox and inbox ~= '' then
+  redis.call('RPUSH', inbox, ARGV[4])
+  redis.call('EXPIRE', inbox, ARGV[6])
+end
+return 1
+"""
+
+# A lapsed lease: hand the delegation back to the queue, or, on its last attempt, tell the
+# sweeper to dead-letter it. Either way it stays in the lease set for a guard period, so that a
+# sweeper which dies before publishing is covered by the next one.
+_LAPSE = """
+local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if not score or tonumber(score) > now then return {'live'} end
+local state = redis.call('HGET', KEYS[1], 'state')
+if state ~= 'running' and state ~= 'queued' then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  return {'gone'}
+end
+-- The dead worker's copy of the message is still in kombu's unacknowledged hash; left there,
+-- the broker would deliver it again after the visibility timeout, only for it to be dropped.
+local unacked = redis.call('HGETALL', KEYS[3])
+for index = 1, #unacked, 2 do
+  local ok, stored = pcall(cjson.decode, unacked[index + 1])
+  if ok and type(stored) == 'table' and type(stored[1]) == 'table'
+     and type(stored[1].headers) == 'table' and stored[1].headers.id == ARGV[1] then
+    redis.call('HDEL', KEYS[3], unacked[index])
+    redis.call('ZREM', KEYS[4], unacked[index])
+  end
+end
+local f = redis.call('HMGET', KEYS[1], 'attempts', 'max_attempts', 'guard_ms', 'worker', 'subagent')
+redis.call('ZADD', KEYS[2], now + tonumber(f[3]), ARGV[1])
+if state == 'running' and tonumber(f[1]) >= tonumber(f[2]) then
+  redis.call('HSET', KEYS[1], 'owner', 'sweeper')
+  return {'dead', f[1], f[4] or '', f[5]}
+end
+redis.call('HSET', KEYS[1], 'state', 'queued', 'queued_at', now)
+redis.call('HDEL', KEYS[1], 'owner')
+return {'requeue', f[1], f[4] or '', f[5]}
+"""
+
+# A worker that stops hands a delegation back; a clean hand-back is not a lost attempt.
+_RELEASE = """
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[2] then return false end
+redis.call('HSET', KEYS[1], 'state', 'queued', 'queued_at', now)
+redis.call('HDEL', KEYS[1], 'owner')
+redis.call('HINCRBY', KEYS[1], 'attempts', -1)
+redis.call('ZADD', KEYS[2], now + tonumber(redis.call('HGET', KEYS[1], 'guard_ms')), ARGV[1])
+return 1
+"""
+
+# Cancelling and collecting a read report are the same: forget the delegation. A message that
+# arrives for it later finds no record and is dropped; a running copy loses its lease.
+_FORGET = """
+if redis.call('HGET', KEYS[1], 'state') == 'dead_letter' then return 0 end
+redis.call('ZREM', KEYS[2], ARGV[1])
+return redis.call('DEL', KEYS[1])
+"""
+
+_REQUEUE_DEAD = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'dead_letter' then return false end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[1], 'state', 'queued', 'attempts', 0, 'queued_at', now)
+redis.call('HDEL', KEYS[1], 'report', 'reply_to')
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+_ANNOUNCE = """
+for index = 1, #KEYS do
+  redis.call('ZADD', KEYS[index], now, ARGV[1])
+  redis.call('ZREMRANGEBYSCORE', KEYS[index], '-inf', now - tonumber(ARGV[2]))
+  redis.call('PEXPIRE', KEYS[index], ARGV[2])
+end
+return now
+"""
+
+_SERVING = """
+return redis.call('ZCOUNT', KEYS[1], now - tonumber(ARGV[1]), '+inf')
+"""
+
+_LAPSED = """
+return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+"""
+
+# Messages of forgotten delegations still waiting in a queue: drop them, so that giving up
+# leaves nothing queued. The list holds kombu's JSON envelopes; Celery puts the task id in
+# `headers.id`.
+_PURGE = """
+local wanted = {}
+for index = 1, #ARGV do wanted[ARGV[index]] = true end
+local removed = 0
+for _, raw in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  local ok, envelope = pcall(cjson.decode, raw)
+  if ok and type(envelope) == 'table' and type(envelope.headers) == 'table'
+     and wanted[envelope.headers.id] then
+    removed = removed + redis.call('LREM', KEYS[1], 1, raw)
+  end
+end
+return removed
+"""
+
+
+@dataclass(frozen=True)
+class Claim:
+    outcome: ClaimOutcome
+    attempt: int
+
+
+@dataclass(frozen=True)
+class Lapse:
+    """What a sweep decided for one lapsed lease."""
+
+    delegation_id: str
+    action: Literal["requeue", "dead"]
+    attempts: int
+    last_worker: str
+    subagent_type: str
+
+
+@dataclass(frozen=True)
+class Publication:
+    """Everything needed to publish a delegation's message (again)."""
+
+    delegation_id: str
+    payload: str
+    shown: str
+    queue: str
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    delegation_id: str
+    subagent_type: str
+    attempts: int
+    last_worker: str
+    reason: str
+    parked_at_ms: int
+
+
+def open_ledger(settings: Settings, *, riding_out_outages: bool = True) -> Ledger:
+    """The ledger on the broker's Redis. Its commands retry through a restart or failover of up
+    to `redis_outage` seconds; a caller that tracks outages itself (the report listener) asks
+    for no retries."""
+    if settings.redis_url is None:
+        raise ValueError("the ledger needs TASKFORCE_REDIS_URL")
+    retries = outage_retries(settings.redis_outage) if riding_out_outages else 0
+    retry = Retry(ConstantBackoff(OUTAGE_POLL_S), retries=retries)
+    client = redis.Redis.from_url(
+        settings.redis_url,
+        retry=retry,
+        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+        health_check_interval=15,
+        socket_keepalive=True,
+    )
+    return Ledger(client, settings.queue_prefix)
+
+
+def _script(client: redis.Redis, body: str) -> Any:
+    return client.register_script(_NOW + body)
+
+
+class Ledger:
+    """The Lua scripts above, bound to one Redis client and key namespace."""
+
+    def __init__(self, client: redis.Redis, namespace: str) -> None:
+        self.client = client
+        self.namespace = namespace
+        self._leases = f"{namespace}:leases"
+        self._dead = f"{namespace}:dead"
+        self._record = _script(client, _RECORD)
+        self._claim = _script(client, _CLAIM)
+        self._refresh = _script(client, _REFRESH)
+        self._finish = _script(client, _FINISH)
+        self._lapse = _script(client, _LAPSE)
+        self._release = _script(client, _RELEASE)
+        self._forget = _script(client, _FORGET)
+        self._requeue_dead = _script(client, _REQUEUE_DEAD)
+        self._announce = _script(client, _ANNOUNCE)
+        self._serving = _script(client, _SERVING)
+        self._lapsed = _script(client, _LAPSED)
+        self._purge = _script(client, _PURGE)
+
+    def key(self, delegation_id: str) -> str:
+        return f"{self.namespace}:dlg:{delegation_id}"
+
+    def inbox(self, client_id: str) -> str:
+        return f"{self.namespace}:inbox:{client_id}"
+
+    def serving_key(self, queue: str) -> str:
+        return f"{self.namespace}:serving:{queue}"
+
+    # The orchestrator's side.
+
+    def record(
+        self,
+        publication: Publication,
+        *,
+        subagent_type: str,
+        reply_to: str,
+        max_attempts: int,
+        guard_s: float,
+        ttl_s: int,
+    ) -> str | None:
+        """Note a delegation before its message is published. Returns None for a new one, else
+        the state of the one already recorded under this id (a resumed run re-attaches to it
+        instead of sending it twice). `guard_s` is how long its message may wait in a queue."""
+        p = publication
+        state = self._record(
+            keys=[self.key(p.delegation_id)],
+            args=[
+                p.payload,
+                p.queue,
+                reply_to,
+                ttl_s,
+                subagent_type,
+                p.shown,
+                max_attempts,
+                int(guard_s * 1000),
+            ],
+        )
+        return _text(state) if state is not None else None
+
+    def forget(self, delegation_ids: Sequence[str]) -> None:
+        """Cancel, or collect after reading: the record and lease go; dead letters stay."""
+        with self.client.pipeline(transaction=False) as pipe:
+            for delegation_id in delegation_ids:
+                self._forget(keys=[self.key(delegation_id), self._leases], args=[delegation_id], client=pipe)
+            pipe.execute()
+
+    def purge_queued(self, queue: str, delegation_ids: Sequence[str]) -> int:
+        """Drop the waiting messages of these delegations from `queue`."""
+        return int(self._purge(keys=[queue], args=list(delegation_ids)))
+
+    def snapshot(self, delegation_ids: Sequence[str]) -> tuple[int, dict[str, dict[str, str]]]:
+        """The server's clock (ms), and the state, attempts, worker, queue and claim times and
+        report of each delegation still on record."""
+        fields = ("state", "attempts", "worker", "queued_at", "claimed_at", "report")
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.time()
+            for delegation_id in delegation_ids:
+                pipe.hmget(self.key(delegation_id), fields)
+            (seconds, micros), *rows = pipe.execute()
+        records = {
+            delegation_id: {name: _text(value) for name, value in zip(fields, row, strict=True) if value}
+            for delegation_id, row in zip(delegation_ids, rows, strict=True)
+            if row[0] is not None
+        }
+        return seconds * 1000 + micros // 1000, records
+
+    def serving(self, queue: str, silence_s: float) -> int:
+        """Workers that announced they consume `queue` within the last `silence_s`."""
+        return int(self._serving(keys=[self.serving_key(queue)], args=[int(silence_s * 1000)]))
+
+    def publication(self, delegation_id: str) -> Publication | None:
+        payload, shown, queue = self.client.hmget(self.key(delegation_id), ["payload", "shown", "queue"])
+        if payload is None:
+            return None
+        return Publication(delegation_id, _text(payload), _text(shown or ""), _text(queue))
+
+    # The worker's side.
+
+    def claim(self, delegation_id: str, token: str, worker: str, lease_s: float) -> Claim:
+        outcome, attempt = self._claim(
+            keys=[self.key(delegation_id), self._leases],
+            args=[delegation_id, token, worker, int(lease_s * 1000)],
+        )
+        return Claim(cast(ClaimOutcome, _text(outcome)), int(attempt))
+
+    def refresh(self, held: Iterable[tuple[str, str]], lease_s: float) -> list[str]:
+        """Renew the leases this process holds (id, token); returns the ids it no longer holds
+        (cancelled, forgotten or taken over), whose runs should stop."""
+        pairs = list(held)
+        if not pairs:
+            return []
+        keys = [self._leases, *(self.key(delegation_id) for delegation_id, _ in pairs)]
+        args: list[Any] = [int(lease_s * 1000)]
+        for delegation_id, token in pairs:
+            args += [delegation_id, token]
+        return [_text(lost) for lost in self._refresh(keys=keys, args=args)]
+
+    def finish(self, delegation_id: str, state: str, report: str, *, token: str = "", ttl_s: int) -> bool:
+        """Store the one report of a delegation and push its id to the waiting inbox. Only the
+        lease holder (or, with no token, a sweeper) may; a second report is refused."""
+        stored = self._finish(
+            keys=[self.key(delegation_id), self._leases, self._dead],
+            args=[delegation_id, token, state, report, ttl_s, INBOX_TTL_S],
+        )
+        return bool(stored)
+
+    def release(self, delegation_id: str, token: str) -> bool:
+        """Hand a delegation this process holds back to the queue (the caller publishes it)."""
+        return bool(self._release(keys=[self.key(delegation_id), self._leases], args=[delegation_id, token]))
+
+    def announce(self, worker: str, queues: Sequence[str], silence_s: float) -> None:
+        if queues:
+            self._announce(keys=[self.serving_key(q) for q in queues], args=[worker, int(silence_s * 1000)])
+
+    def retire(self, worker: str, queues: Sequence[str]) -> None:
+        with self.client.pipeline(transaction=False) as pipe:
+            for queue in queues:
+                pipe.zrem(self.serving_key(queue), worker)
+            pipe.execute()
+
+    # Either side: sweeping lapsed leases.
+
+    def lapsed(self, limit: int = 100) -> list[str]:
+        return [_text(delegation_id) for delegation_id in self._lapsed(keys=[self._leases], args=[limit])]
+
+    def lapse(self, delegation_id: str) -> Lapse | None:
+        keys = [self.key(delegation_id), self._leases, KOMBU_UNACKED, KOMBU_UNACKED_INDEX]
+        row = [_text(value) for value in self._lapse(keys=keys, args=[delegation_id])]
+        if row[0] in {"requeue", "dead"}:
+            return Lapse(delegation_id, cast(Any, row[0]), int(row[1]), row[2], row[3])
+        return None
+
+    # Dead letters.
+
+    def dead_letters(self) -> list[DeadLetter]:
+        ids = [_text(i) for i in self.client.zrange(self._dead, 0, -1)]
+        fields = ("subagent", "attempts", "worker", "report", "finished_at")
+        with self.client.pipeline(transaction=False) as pipe:
+            for delegation_id in ids:
+                pipe.hmget(self.key(delegation_id), fields)
+            rows = pipe.execute()
+        letters = []
+        for delegation_id, row in zip(ids, rows, strict=True):
+            subagent, attempts, worker, report, parked = (_text(value) if value else "" for value in row)
+            reason = json.loads(report).get("summary", "") if report else ""
+            letters.append(
+                DeadLetter(delegation_id, subagent, int(attempts or 0), worker, reason, int(parked or 0))
+            )
+        return letters
+
+    def requeue_dead(self, delegation_id: str, ttl_s: int) -> bool:
+        """Make a dead letter queued again (the caller publishes it); its attempts start over."""
+        return bool(
+            self._requeue_dead(keys=[self.key(delegation_id), self._dead], args=[delegation_id, ttl_s])
+        )
+
+    def drop_dead(self, delegation_id: str) -> bool:
+        with self.client.pipeline() as pipe:
+            pipe.zrem(self._dead, delegation_id)
+            pipe.delete(self.key(delegation_id))
+            removed, _ = pipe.execute()
+        return bool(removed)
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
