@@ -1,21 +1,30 @@
 """The worker entry point: `celery -A workers.app worker` (which `taskforce worker` runs).
 
 Everything a worker needs is built once per process from the same `TASKFORCE_*` settings as the
-orchestrator: the registry, the shared files and, lazily, the compiled subagents.
+orchestrator: the registry, the shared files, the lease keeper and, lazily, the compiled
+subagents. A message runs only if its delegation can be claimed (see `shared.ledger`); any
+other copy is acknowledged and dropped.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import socket
 import warnings
 from functools import cache
 from typing import Any
 
-from celery import Task
+from celery import Task, signals
 
 from shared.celery_app import RUN_DELEGATION, create_celery_app, delegation_queue
 from shared.files import SharedFiles, shared_files
+from shared.ledger import open_ledger
 from shared.registry import effective_specs, load_registry
+from shared.secrets import SecretBox
 from shared.settings import Settings
+from workers import broker_recovery
+from workers.leases import LeaseKeeper
 from workers.runner import Attempt, parse_delegation, run_delegation
 from workers.subagents import SubagentCache
 
@@ -23,12 +32,18 @@ from workers.subagents import SubagentCache
 # contains the runtime context, secrets included, which would land in worker logs.
 warnings.filterwarnings("ignore", message="Pydantic serializer warnings", category=UserWarning)
 
+logger = logging.getLogger(__name__)
+
+broker_recovery.install()
 settings = Settings()
 app = create_celery_app(settings)
+box = SecretBox(settings.secrets_key)
 # Loaded at import, so a bad registry stops the worker at start-up instead of failing every job.
 specs = effective_specs(load_registry(settings.subagents), general_purpose=settings.general_purpose)
 # By default a worker serves every subagent type; `-Q` narrows a pool to some of them.
 app.conf.task_queues = [delegation_queue(settings, spec["name"]) for spec in specs]
+
+_keepers: dict[int, LeaseKeeper] = {}
 
 
 @cache
@@ -41,8 +56,40 @@ def subagents() -> SubagentCache:
     return SubagentCache(specs, settings.model, files().backend())
 
 
+def keeper(worker: str) -> LeaseKeeper:
+    """This process's keeper; a prefork child starts its own (threads do not survive a fork).
+    `worker` is the Celery node name, which the ledger and reports show."""
+    pid = os.getpid()
+    if pid not in _keepers:
+        _keepers[pid] = LeaseKeeper(open_ledger(settings), app, settings, worker).start()
+    return _keepers[pid]
+
+
+@signals.worker_ready.connect  # type: ignore[untyped-decorator]
+def _serve(sender: Any, **_: Any) -> None:
+    """Announce the queues this worker consumes, so that a delegation nobody serves fails fast."""
+    queues = sorted(sender.app.amqp.queues.consume_from)
+    _keepers[os.getpid()] = LeaseKeeper(open_ledger(settings), app, settings, sender.hostname, queues).start()
+
+
+@signals.worker_shutting_down.connect  # type: ignore[untyped-decorator]
+def _stop_serving(**_: Any) -> None:
+    running = _keepers.get(os.getpid())
+    if running is not None:
+        running.shutdown(settings.worker_shutdown_grace)
+
+
 @app.task(name=RUN_DELEGATION, bind=True)  # type: ignore[untyped-decorator]
-def run_delegation_task(self: Task[Any, Any], payload: dict[str, Any]) -> dict[str, Any]:
-    delegation = parse_delegation(payload)
-    attempt = Attempt(worker=self.request.hostname or "", number=self.request.retries + 1)
-    return run_delegation(delegation, subagents(), files().backend(), attempt).model_dump(mode="json")
+def run_delegation_task(self: Task[Any, Any], payload: dict[str, Any]) -> None:
+    leases = keeper(self.request.hostname or socket.gethostname())
+    try:
+        delegation = parse_delegation(payload, box)
+    except ValueError as error:
+        leases.reject(payload, str(error))
+        return
+    run = leases.claim(delegation)
+    if run is None:
+        return
+    attempt = Attempt(worker=leases.worker, number=run.attempt)
+    report = run_delegation(delegation, subagents(), files().backend(), attempt, on_start=run.bind)
+    leases.finish(run, report)

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ParamSpec, TypeVar
 
 from deepagents.backends.protocol import BackendProtocol
 from langchain_core.messages import HumanMessage
@@ -17,7 +20,8 @@ from pydantic import ValidationError
 from shared.context import rebuild_context, redact
 from shared.files import aclose_loop_clients, recording_writes, using_run
 from shared.files.workspace import DEFAULT_RUN
-from shared.schemas import Delegation, Report
+from shared.schemas import Delegation, FailureStatus, Report
+from shared.secrets import SecretBox
 from workers.reporting import cap_summary, final_text, token_usage
 from workers.subagents import SubagentCache
 
@@ -32,9 +36,9 @@ class Attempt:
     number: int
 
 
-def parse_delegation(payload: object) -> Delegation:
+def parse_delegation(payload: object, box: SecretBox) -> Delegation:
     try:
-        return Delegation.model_validate(payload)
+        return Delegation.model_validate(payload).opened(box)
     except ValidationError as error:
         # The payload may hold secrets, so name what is wrong but never echo values.
         problems = "; ".join(
@@ -45,6 +49,65 @@ def parse_delegation(payload: object) -> Delegation:
 
 class _DeadlinePassedError(Exception):
     """Our own deadline fired, as opposed to a `TimeoutError` raised by a tool or a client."""
+
+
+class _StoppedError(Exception):
+    """The run was cancelled from outside: its lease was lost or the worker is stopping."""
+
+
+OnStart = Callable[["asyncio.Task[Any]"], None]
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+class _DaemonThreadExecutor(ThreadPoolExecutor):
+    """Runs blocking calls (sync models and tools) on daemon threads, shared by every
+    delegation of the process and reused while busy.
+
+    A call the deadline gave up on may never return. ThreadPoolExecutor's threads are joined at
+    interpreter exit, so one hung tool would keep the worker from ever stopping; a daemon
+    thread ends with the process, and a hung one only costs the pool a thread. Python cannot
+    interrupt the call itself. Starting a thread per call instead costs milliseconds a call."""
+
+    IDLE_S = 60.0
+
+    def __init__(self) -> None:
+        super().__init__(thread_name_prefix="delegation")
+        self._calls: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._idle = threading.Semaphore(0)
+
+    def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
+        future: Future[_T] = Future()
+
+        def call() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except BaseException as error:
+                future.set_exception(error)
+
+        self._calls.put(call)
+        if not self._idle.acquire(blocking=False):
+            threading.Thread(target=self._serve, name=self._thread_name_prefix, daemon=True).start()
+        return future
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                call = self._calls.get(timeout=self.IDLE_S)
+            except queue.Empty:
+                if self._idle.acquire(blocking=False):
+                    return  # idle, and nobody counts on this thread: leave
+                continue  # a call was handed to this thread as idle: it is coming
+            call()
+            self._idle.release()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Shared by every delegation's event loop, which shuts its executor down on close."""
+
+
+_BLOCKING_CALLS = _DaemonThreadExecutor()
 
 
 async def _invoke(subagents: SubagentCache, delegation: Delegation) -> dict[str, Any]:
@@ -70,39 +133,54 @@ async def _invoke_by_deadline(subagents: SubagentCache, delegation: Delegation) 
         raise
 
 
-def _run_detached(subagents: SubagentCache, delegation: Delegation) -> dict[str, Any]:
+def _run_detached(
+    subagents: SubagentCache, delegation: Delegation, on_start: OnStart | None
+) -> dict[str, Any]:
     """Run on a loop of our own whose executor is not waited for at the end: `asyncio.run`
     would wait for a blocking call (a sync model or tool) that the deadline already gave up
     on, holding the worker slot for as long as that call hangs."""
     loop = asyncio.new_event_loop()
-    executor = ThreadPoolExecutor(thread_name_prefix=f"delegation-{delegation.subagent_type}")
-    loop.set_default_executor(executor)
+    loop.set_default_executor(_BLOCKING_CALLS)
     try:
-        return loop.run_until_complete(_invoke_by_deadline(subagents, delegation))
+        task = loop.create_task(_invoke_by_deadline(subagents, delegation))
+        if on_start is not None:
+            on_start(task)
+        try:
+            return loop.run_until_complete(task)
+        except asyncio.CancelledError:
+            raise _StoppedError from None
     finally:
         loop.run_until_complete(aclose_loop_clients())  # their connections belong to this loop
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
-        executor.shutdown(wait=False, cancel_futures=True)
 
 
 def run_delegation(
-    delegation: Delegation, subagents: SubagentCache, backend: BackendProtocol, attempt: Attempt
+    delegation: Delegation,
+    subagents: SubagentCache,
+    backend: BackendProtocol,
+    attempt: Attempt,
+    on_start: OnStart | None = None,
 ) -> Report:
+    """`on_start` receives the asyncio task of the run, for whoever may have to cancel it."""
     # The main agent's run: its workspace is where this subagent's files and report go.
     with using_run(delegation.thread_id or DEFAULT_RUN):
-        return _run_in_workspace(delegation, subagents, backend, attempt)
+        return _run_in_workspace(delegation, subagents, backend, attempt, on_start)
 
 
 def _run_in_workspace(
-    delegation: Delegation, subagents: SubagentCache, backend: BackendProtocol, attempt: Attempt
+    delegation: Delegation,
+    subagents: SubagentCache,
+    backend: BackendProtocol,
+    attempt: Attempt,
+    on_start: OnStart | None,
 ) -> Report:
     started = time.monotonic()
     fields: dict[str, Any] = {"worker": attempt.worker, "attempts": attempt.number}
     secrets = delegation.secret_values()
     with recording_writes() as written:
 
-        def failed(status: Literal["error", "timeout"], message: str) -> Report:
+        def failed(status: FailureStatus, message: str) -> Report:
             return Report.failure(
                 delegation,
                 status,
@@ -113,7 +191,9 @@ def _run_in_workspace(
             )
 
         try:
-            result = _run_detached(subagents, delegation)
+            result = _run_detached(subagents, delegation, on_start)
+        except _StoppedError:
+            return failed("cancelled", "the run was stopped on this worker")
         except _DeadlinePassedError:
             return failed(
                 "timeout",

@@ -19,11 +19,13 @@ from shared.context import REDACTED
 from shared.files import FilesBackend, read_text
 from shared.files.memory import MemoryStore
 from shared.schemas import Delegation, Limits, Report
+from shared.secrets import SecretBox, new_key
 from workers.reporting import report_path
 from workers.runner import Attempt, parse_delegation, run_delegation
 from workers.subagents import SubagentCache
 
 SECRET = "sk-live-5e4d3c2b1a"
+BOX = SecretBox(SecretStr(new_key()))
 ATTEMPT = Attempt(worker="celery@worker-3", number=2)
 
 
@@ -246,15 +248,15 @@ def test_a_tool_raising_timeout_error_is_an_error_not_a_timeout(backend: FilesBa
 
 def test_parse_delegation_accepts_a_wire_payload() -> None:
     delegation = make_delegation("analyst", secrets={"api_key": SecretStr(SECRET)})
-    payload = json.loads(json.dumps(delegation.to_wire()))
+    payload = json.loads(json.dumps(delegation.to_wire(BOX)))
 
-    assert parse_delegation(payload) == delegation
+    assert parse_delegation(payload, BOX) == delegation
 
 
 @pytest.mark.parametrize(
     ("overrides", "named"),
     [
-        ({"version": 2}, "version"),
+        ({"version": 1}, "version"),
         ({"id": f"bad id {SECRET}"}, "id"),
         ({"note": SECRET}, "note"),
         (
@@ -265,12 +267,12 @@ def test_parse_delegation_accepts_a_wire_payload() -> None:
 )
 def test_parse_delegation_names_the_problem_but_not_the_secret(overrides: dict[str, Any], named: str) -> None:
     payload = json.loads(
-        json.dumps(make_delegation("analyst", secrets={"api_key": SecretStr(SECRET)}).to_wire())
+        json.dumps(make_delegation("analyst", secrets={"api_key": SecretStr(SECRET)}).to_wire(BOX))
     )
     payload.update(overrides)
 
     with pytest.raises(ValueError, match="rejected a malformed delegation") as caught:
-        parse_delegation(payload)
+        parse_delegation(payload, BOX)
 
     assert f"{named}:" in str(caught.value)
     assert SECRET not in str(caught.value)
@@ -280,5 +282,5 @@ def test_parse_delegation_names_the_problem_but_not_the_secret(overrides: dict[s
 
 def test_parse_delegation_of_something_that_is_not_a_dict() -> None:
     with pytest.raises(ValueError, match="payload:") as caught:
-        parse_delegation(f"api_key={SECRET}")
+        parse_delegation(f"api_key={SECRET}", BOX)
     assert SECRET not in str(caught.value)
