@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from celery import Celery
 from deepagents import create_deep_agent
 from deepagents.backends.protocol import BackendProtocol
 from deepagents.middleware.async_subagents import AsyncSubAgent
@@ -51,7 +50,7 @@ def create_orchestrator(
     name: str | None = None,
     cache: BaseCache[Any] | None = None,
     settings: Settings | None = None,
-    celery_app: Celery | None = None,
+    client: DelegationClient | None = None,
     listener: DelegationListener | None = None,
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
     """Build a deep agent exactly as `create_deep_agent` would, except that every `task`
@@ -75,9 +74,8 @@ def create_orchestrator(
             "no subagents to delegate to: general-purpose is turned off (TASKFORCE_GENERAL_PURPOSE) "
             "and no subagents were given or registered (TASKFORCE_SUBAGENTS)"
         )
-    app = celery_app or create_celery_app(settings)
     delegation = CeleryDelegationMiddleware(
-        DelegationClient(app, settings),
+        client or DelegationClient(create_celery_app(settings), settings),
         [(spec["name"], spec["description"]) for spec in offered],
         listener=listener,
     )

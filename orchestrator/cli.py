@@ -5,15 +5,23 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from types import FrameType
 from typing import Annotated, Any, NoReturn
 
-import click
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.panel import Panel
+from rich.table import Table
 from rich.text import Text
 
+from orchestrator.dead_letters import (
+    UnknownDeadLetterError,
+    drop_dead_letter,
+    list_dead_letters,
+    requeue_dead_letter,
+)
 from orchestrator.demo import demo_settings, run_demo
 from orchestrator.embedded import EmbeddedError, local_cluster
 from orchestrator.files_cli import files_cli
@@ -24,7 +32,10 @@ from shared.context import ContextError
 from shared.files import FilesConfigError
 from shared.models import ModelConfigError, is_offline
 from shared.registry import RegistryError
+from shared.schemas import Report
+from shared.secrets import SecretsKeyError, new_key
 from shared.settings import Settings
+from shared.urls import mask_url
 
 cli = typer.Typer(
     help="Run deepagents subagents as Celery jobs on worker pools.",
@@ -35,6 +46,8 @@ cli = typer.Typer(
 cli.add_typer(files_cli, name="files")
 # Piped output (CI logs, files) gets room for the delegation table instead of rich's 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 120)
+# Errors go to stderr on one line, however narrow the terminal or long the message.
+error_console = Console(stderr=True, soft_wrap=True, highlight=False)
 # Mistakes in configuration or input: shown as one clear line, not a traceback.
 _USER_ERRORS = (
     EmbeddedError,
@@ -43,6 +56,8 @@ _USER_ERRORS = (
     ModelConfigError,
     BrokerConfigError,
     FilesConfigError,
+    SecretsKeyError,
+    UnknownDeadLetterError,
 )
 
 INTERRUPTED = 130
@@ -54,10 +69,12 @@ WorkersOption = Annotated[
         "-w",
         help="Local worker processes to start (default: TASKFORCE_WORKERS without TASKFORCE_REDIS_URL, "
         "none with it).",
+        min=0,
     ),
 ]
 ConcurrencyOption = Annotated[
-    int | None, typer.Option("--concurrency", "-c", help="Delegations each local worker runs at once.")
+    int | None,
+    typer.Option("--concurrency", "-c", min=1, help="Delegations each local worker runs at once."),
 ]
 ModelOption = Annotated[
     str | None, typer.Option("--model", "-m", help="Main and subagent model, e.g. openai:gpt-4.1-mini.")
@@ -75,7 +92,7 @@ def _local_workers(settings: Settings, workers: int | None) -> int:
 
 
 def _announce(settings: Settings, workers: int) -> None:
-    where = "a private Redis (embedded mode)" if settings.redis_url is None else settings.redis_url
+    where = "a private Redis (embedded mode)" if settings.redis_url is None else mask_url(settings.redis_url)
     console.print(
         f"Broker and shared files: {where}; local workers: {workers} × {settings.worker_concurrency}"
     )
@@ -86,6 +103,13 @@ def _announce(settings: Settings, workers: int) -> None:
         )
     else:
         console.print(f"Model: {settings.model}")
+
+
+def _fail_unless_all_ok(reports: list[Report]) -> None:
+    """A script or CI job learns from the exit code that a delegation failed, without reading the
+    table."""
+    if any(report.status != "ok" for report in reports):
+        raise typer.Exit(1)
 
 
 def _stop_on_sigterm() -> None:
@@ -115,21 +139,76 @@ def run(
     console.print(Panel(Text(outcome.answer or "(no answer)"), title="Answer"))
     console.print(delegation_table(outcome.reports))
     console.print(f"{len(outcome.reports)} delegations in {outcome.elapsed_s:.1f} s; run id {outcome.run_id}")
+    _fail_unless_all_ok(outcome.reports)
 
 
 @cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def worker(ctx: typer.Context) -> None:
     """Run a worker against TASKFORCE_REDIS_URL. Any `celery worker` option passes through,
     e.g. `taskforce worker -Q taskforce.researcher --concurrency 16`."""
-    settings = Settings()
-    if settings.redis_url is None:
-        raise BrokerConfigError(
-            "`taskforce worker` needs TASKFORCE_REDIS_URL, the Redis the orchestrator uses "
-            "(e.g. redis://host:6379/0); the embedded mode starts its own workers"
-        )
+    settings = _connected_settings("worker")
     defaults = ["--pool", settings.worker_pool, "--concurrency", str(settings.worker_concurrency), "--events"]
     command = worker_command(*defaults, *ctx.args)
     os.execv(command[0], command)
+
+
+dead_letters_cli = typer.Typer(
+    help="Delegations parked after their workers died on every attempt: list, requeue or drop them.",
+    invoke_without_command=True,
+)
+cli.add_typer(dead_letters_cli, name="dead-letters")
+
+
+def _connected_settings(command: str) -> Settings:
+    settings = Settings()
+    if settings.redis_url is None:
+        raise BrokerConfigError(
+            f"`taskforce {command}` needs TASKFORCE_REDIS_URL, the Redis the orchestrator and workers use "
+            "(e.g. redis://host:6379/0); the embedded mode starts and stops its own"
+        )
+    return settings
+
+
+@dead_letters_cli.callback()
+def dead_letters(ctx: typer.Context) -> None:
+    """List the dead letters (with no subcommand)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    letters = list_dead_letters(_connected_settings("dead-letters"))
+    table = Table(
+        "delegation", "subagent", "attempts", "last worker", "parked at", "reason", title="Dead letters"
+    )
+    for letter in letters:
+        parked = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(letter.parked_at_ms / 1000))
+        table.add_row(
+            letter.delegation_id,
+            letter.subagent_type,
+            str(letter.attempts),
+            letter.last_worker,
+            parked,
+            letter.reason,
+        )
+    console.print(table if letters else "No dead letters.")
+
+
+@dead_letters_cli.command("requeue")
+def requeue(delegation_id: Annotated[str, typer.Argument(help="The delegation id the list shows.")]) -> None:
+    """Send a dead letter again; its attempts start over."""
+    requeue_dead_letter(_connected_settings("dead-letters requeue"), delegation_id)
+    console.print(f"requeued {delegation_id}")
+
+
+@dead_letters_cli.command("drop")
+def drop(delegation_id: Annotated[str, typer.Argument(help="The delegation id the list shows.")]) -> None:
+    """Delete a dead letter for good."""
+    drop_dead_letter(_connected_settings("dead-letters drop"), delegation_id)
+    console.print(f"dropped {delegation_id}")
+
+
+@cli.command("secrets-key")
+def secrets_key() -> None:
+    """Print a new key for TASKFORCE_SECRETS_KEY (give the orchestrator and every worker the same)."""
+    sys.stdout.write(new_key() + "\n")
 
 
 @cli.command()
@@ -151,6 +230,23 @@ def demo(
         f"{ok} of {len(outcome.services)} services analysed in {outcome.run.elapsed_s:.1f} s. "
         f"Full analyses and SUMMARY.md: {outcome.exported_to}"
     )
+    _fail_unless_all_ok(outcome.run.reports)
+
+
+def _settings_problems(error: ValidationError) -> str:
+    """Names the variable to fix. Pydantic's own text would also echo the value, which may be a
+    password or a key."""
+    prefix = str(Settings.model_config.get("env_prefix", ""))
+    problems = []
+    for problem in error.errors(include_url=False, include_input=False):
+        where = [f"{prefix}{problem['loc'][0]}".upper()] if problem["loc"] else []
+        problems.append(": ".join([*where, problem["msg"]]))
+    return "; ".join(problems)
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    error_console.print(Text.assemble(("error:", "red"), " ", message))
+    sys.exit(code)
 
 
 def main() -> None:
@@ -159,12 +255,19 @@ def main() -> None:
         # Not standalone, so that errors are reported here; Typer turns Ctrl-C into exit code 130
         # once the `with` blocks above have stopped everything.
         code = cli(standalone_mode=False)
-    except click.ClickException as error:
-        error.show()
-        sys.exit(error.exit_code)
+    except typer.TyperException as error:
+        # Typer raises its usage errors (bundled click classes, not click's) on this base. For a
+        # bare `taskforce` or `taskforce files` it has printed the help already; it recognises
+        # that error by name too, its class living in a private module.
+        if type(error).__name__ == "NoArgsIsHelpError":
+            sys.exit(error.exit_code)
+        _fail(error.format_message(), error.exit_code)
     except _USER_ERRORS as error:
-        console.print(f"[red]error:[/] {error}", highlight=False)
-        sys.exit(2)
+        _fail(str(error))
+    except ValidationError as error:
+        if error.title != Settings.__name__:
+            raise
+        _fail(_settings_problems(error))
     if code == INTERRUPTED:
         console.print("[yellow]interrupted: everything started for this run has been stopped[/]")
     sys.exit(code if isinstance(code, int) else 0)

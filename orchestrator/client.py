@@ -1,158 +1,348 @@
 """Send delegations to the worker pools and wait for their reports.
 
-Waiting polls the result backend instead of using `AsyncResult.get()`: Celery's Redis result
-consumer is not safe to share between the threads LangGraph runs tool calls on, while a plain
-`GET` on a pooled connection is. One small state machine serves both the sync and async waits.
+Sending records the delegation in the ledger (`shared.ledger`), then publishes its message;
+sending an id that is already recorded re-attaches to it instead, so a resumed run never sends
+a delegation twice. Waiting costs no polling: one listener thread per client blocks on the
+client's inbox, where workers push each report the moment they store it, and resolves the
+future of the call waiting for it, sync (`wait`) or async (`await_report`). Once a second it
+also checks what no push can tell: a job stuck in its queue, a queue no live worker consumes,
+an attempt past its budget, leases that lapsed.
+
+Giving up on a delegation, for whatever reason, cancels it in Redis: its record goes (so a
+worker drops its message, or stops its run at the next lease renewal) and its message is taken
+out of the queue.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
+import json
+import logging
+import signal
+import threading
 import time
 import uuid
-from collections.abc import Iterable
+import weakref
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from types import FrameType
 
-from celery import Celery, states
+from celery import Celery
 from kombu.exceptions import OperationalError
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from shared.celery_app import RUN_DELEGATION, delegation_queue, queue_for
+from shared.celery_app import publish, queue_for
 from shared.context import redact
-from shared.schemas import Delegation, Report
+from shared.ledger import Publication, open_ledger
+from shared.schemas import Delegation, FailureStatus, Report
+from shared.secrets import SecretBox
 from shared.settings import Settings
+from shared.sweeper import sweep
+from shared.timing import timing
 
-# The worker reports its own timeout; this is how much longer the orchestrator waits for that
-# report before it gives up on the job.
-REPORT_GRACE_S = 30.0
-# How long Redis may stay unreachable while we wait before the delegation counts as lost; a
-# restart or failover is shorter than this and costs nothing but a delay.
-REDIS_OUTAGE_S = 60.0
-_FIRST_POLL_S = 0.02
-_MAX_POLL_S = 0.25
+logger = logging.getLogger(__name__)
+
+# How often the listener looks at what pushes cannot tell it.
+CHECK_EVERY_S = 1.0
+# A worker announces itself once it is ready to consume, a few seconds after it starts; until a
+# job has waited this long, an unserved queue is not yet proof that nobody is coming.
+NO_WORKER_GRACE_S = 10.0
 # What a lost connection to Redis looks like from redis-py, kombu and the socket layer.
 CONNECTION_ERRORS: tuple[type[Exception], ...] = (RedisError, OperationalError, OSError)
+_FINAL_STATES = {"reported", "dead_letter"}
 
 
 @dataclass
 class _Wait:
-    """Decides, poll by poll, whether a job has produced its report or run out of time."""
-
     delegation: Delegation
-    queue_timeout: float
     queue: str
-    sent_at: float = field(default_factory=time.monotonic)
-    started_at: float | None = None
-    unreachable_since: float | None = None
-    interval: float = _FIRST_POLL_S
-
-    def step(self, meta: dict[str, Any] | Exception) -> Report | None:
-        """One poll's outcome (the task's metadata, or the error that kept us from reading
-        it) to a report, or None to poll again."""
-        now = time.monotonic()
-        self.interval = min(self.interval * 1.5, _MAX_POLL_S)
-        if isinstance(meta, Exception):
-            self.unreachable_since = self.unreachable_since or now
-            if now - self.unreachable_since > REDIS_OUTAGE_S:
-                return self._failure("error", f"lost contact with Redis for {REDIS_OUTAGE_S:g} s: {meta}")
-            return None
-        self.unreachable_since = None
-        status = meta.get("status", states.PENDING)
-        if status == states.SUCCESS:
-            return self._parse(meta.get("result"))
-        if status in states.EXCEPTION_STATES:
-            error = meta.get("result")
-            text = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else str(error)
-            return self._failure("error", f"the job failed on the worker: {text}")
-        if status == states.STARTED and self.started_at is None:
-            self.started_at = now
-        return self._overdue(now)
-
-    def _overdue(self, now: float) -> Report | None:
-        if self.started_at is None:
-            if now - self.sent_at <= self.queue_timeout:
-                return None
-            return self._failure(
-                "timeout",
-                f"no worker took the job within {self.queue_timeout:g} s; "
-                f"are workers running and consuming queue {self.queue!r}?",
-            )
-        budget = self.delegation.limits.timeout_s + REPORT_GRACE_S
-        if now - self.started_at <= budget:
-            return None
-        return self._failure("timeout", f"the worker sent no report within {budget:g} s")
-
-    def _parse(self, result: object) -> Report:
-        try:
-            return Report.model_validate(result)
-        except ValidationError as error:
-            return self._failure("error", f"the worker sent a report this orchestrator cannot read: {error}")
-
-    def _failure(self, status: Any, message: str) -> Report:
-        return Report.failure(self.delegation, status, redact(message, self.delegation.secret_values()))
+    future: Future[Report] = field(default_factory=Future)
 
 
 class DelegationClient:
-    """The orchestrator's handle on the worker pools."""
+    """The orchestrator's handle on the worker pools; one per process is plenty."""
 
     def __init__(self, app: Celery, settings: Settings) -> None:
         self.app = app
         self.settings = settings
+        self.ledger = open_ledger(settings)
+        self._box = SecretBox(settings.secrets_key)
+        self.inbox = self.ledger.inbox(uuid.uuid4().hex)
+        self._waits: dict[str, _Wait] = {}
+        self._sent: set[str] = set()
+        self._collectable: list[str] = []
+        self.states: dict[str, str] = {}
+        """The last state seen of each delegation still waited for (for progress displays)."""
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._listener: threading.Thread | None = None
+        # Whatever is still out when the interpreter exits is cancelled, not left to run.
+        atexit.register(_close_if_alive, weakref.ref(self))
 
-    def send(self, delegation: Delegation) -> str:
-        task_id = uuid.uuid4().hex
-        redacted = delegation.redacted()
-        self.app.send_task(
-            RUN_DELEGATION,
-            args=[delegation.to_wire()],
-            task_id=task_id,
-            queue=delegation_queue(self.settings, delegation.subagent_type),
-            # What Flower and worker logs display: the message minus secret values.
-            argsrepr=repr([redacted]),
-            kwargsrepr="{}",
-            soft_time_limit=delegation.limits.timeout_s + REPORT_GRACE_S / 2,
-            time_limit=delegation.limits.timeout_s + REPORT_GRACE_S,
+    # Sending.
+
+    def send(self, delegation: Delegation) -> Future[Report]:
+        """Record and publish the delegation, or re-attach to it if its id is already recorded.
+        Raises CONNECTION_ERRORS if Redis stays away through the retries."""
+        with self._lock:
+            known = self._waits.get(delegation.id)
+        if known is not None:
+            return known.future
+        limits = timing(delegation.limits)
+        queue = queue_for(self.settings, delegation.subagent_type)
+        publication = Publication(
+            delegation.id, json.dumps(delegation.to_wire(self._box)), repr([delegation.redacted()]), queue
         )
-        return task_id
-
-    def states(self, task_ids: Iterable[str]) -> dict[str, str]:
-        return {task_id: str(self._meta(task_id).get("status", states.PENDING)) for task_id in task_ids}
-
-    def wait(self, task_id: str, delegation: Delegation) -> Report:
-        wait = self._new_wait(delegation)
-        while (report := wait.step(self._poll(task_id))) is None:
-            time.sleep(wait.interval)
-        return self._finish(task_id, report)
-
-    async def await_report(self, task_id: str, delegation: Delegation) -> Report:
-        wait = self._new_wait(delegation)
-        while (report := wait.step(await asyncio.to_thread(self._poll, task_id))) is None:
-            await asyncio.sleep(wait.interval)
-        return self._finish(task_id, report)
-
-    def _poll(self, task_id: str) -> dict[str, Any] | Exception:
+        wait = _Wait(delegation, queue)
+        with self._lock:
+            self._waits[delegation.id] = wait
+            self._sent.add(delegation.id)
         try:
-            return self._meta(task_id)
-        except CONNECTION_ERRORS as error:
-            return error
+            existing = self.ledger.record(
+                publication,
+                subagent_type=delegation.subagent_type,
+                reply_to=self.inbox,
+                max_attempts=delegation.limits.max_attempts,
+                guard_s=limits.queue_timeout_s,
+                ttl_s=int(limits.outstanding_s + self.settings.result_expires),
+            )
+            if existing is None:
+                publish(self.app, publication)
+            elif existing in _FINAL_STATES:
+                self._check([wait])
+        except BaseException:
+            with self._lock:
+                self._waits.pop(delegation.id, None)
+            with contextlib.suppress(*CONNECTION_ERRORS):
+                self.ledger.forget([delegation.id])
+            raise
+        self._ensure_listening()
+        return wait.future
 
-    def _new_wait(self, delegation: Delegation) -> _Wait:
-        return _Wait(
-            delegation, self.settings.queue_timeout, queue_for(self.settings, delegation.subagent_type)
+    # Waiting.
+
+    def wait(self, delegation: Delegation) -> Report:
+        return self.send(delegation).result()
+
+    async def await_report(self, delegation: Delegation) -> Report:
+        future = await asyncio.to_thread(self.send, delegation)
+        return await asyncio.wrap_future(future)
+
+    # Giving up and tidying up.
+
+    def cancel(self, delegation_ids: Iterable[str]) -> None:
+        """Give up on these delegations: durably cancelled, their waits answered `cancelled`."""
+        ids = set(delegation_ids)
+        with self._lock:
+            waits = [wait for key, wait in self._waits.items() if key in ids]
+            self._sent.difference_update(ids)
+        self._cancel(waits, "cancelled", "the orchestrator stopped waiting for it (it was cancelled)")
+
+    def collect(self, delegation_ids: Iterable[str]) -> None:
+        """Forget delegations whose reports the caller has safely kept (in its checkpointed
+        messages): their records go from Redis, on the listener's thread rather than the
+        caller's."""
+        ids = list(delegation_ids)
+        with self._lock:
+            self._sent.difference_update(ids)
+            self._collectable.extend(ids)
+        self._ensure_listening()
+
+    def close(self) -> None:
+        """Cancel everything still out and stop listening. Calls still waiting get a
+        `cancelled` report at once; a later send starts afresh."""
+        self._closed.set()
+        with self._lock:
+            waits = list(self._waits.values())
+            sent = [*self._sent, *self._collectable]
+            self._sent.clear()
+            self._collectable.clear()
+            listener = self._listener
+        self._cancel(waits, "cancelled", "the orchestrator stopped waiting for it (it was cancelled)")
+        with contextlib.suppress(*CONNECTION_ERRORS):
+            self.ledger.forget(sent)
+        if listener is not None and listener is not threading.current_thread():
+            listener.join(timeout=5)
+        self._closed.clear()
+
+    @contextlib.contextmanager
+    def cancelled_on_interrupt(self) -> Iterator[None]:
+        """Make Ctrl-C (and SIGTERM) cancel everything at once. LangGraph lets running tool
+        calls finish before an interrupted `invoke` returns, and a tool call waiting for its
+        report would keep it waiting for the delegation's whole run. Works in the main thread;
+        elsewhere signals cannot be handled and this does nothing."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+        def cancel_then_interrupt(signum: int, frame: FrameType | None) -> None:
+            # Not here: the interrupted thread may hold a lock that cancelling needs.
+            threading.Thread(target=self.close, name="taskforce-cancel", daemon=True).start()
+            handler = previous[signal.Signals(signum)]
+            if callable(handler):
+                handler(signum, frame)
+            elif handler != signal.SIG_IGN:
+                raise KeyboardInterrupt
+
+        for sig in previous:
+            signal.signal(sig, cancel_then_interrupt)
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _cancel(self, waits: list[_Wait], status: FailureStatus, message: str) -> None:
+        by_queue: dict[str, list[str]] = {}
+        for wait in waits:
+            by_queue.setdefault(wait.queue, []).append(wait.delegation.id)
+        try:
+            self.ledger.forget([wait.delegation.id for wait in waits])
+            for queue, ids in by_queue.items():
+                self.ledger.purge_queued(queue, ids)
+        except CONNECTION_ERRORS as error:
+            logger.warning("could not cancel %d delegation(s) in Redis: %s", len(waits), error)
+        for wait in waits:
+            self._resolve(wait, _failure(wait.delegation, status, message))
+
+    def _resolve(self, wait: _Wait, report: Report) -> None:
+        with self._lock:
+            if self._waits.get(wait.delegation.id) is wait:
+                del self._waits[wait.delegation.id]
+            self.states.pop(wait.delegation.id, None)
+        if not wait.future.done():
+            wait.future.set_result(report)
+
+    # The listener.
+
+    def _ensure_listening(self) -> None:
+        with self._lock:
+            if self._listener is None or not self._listener.is_alive():
+                self._listener = threading.Thread(target=self._listen, name="taskforce-reports", daemon=True)
+                self._listener.start()
+
+    def _listen(self) -> None:
+        """Runs until the client closes: starting a thread and a connection per run would cost
+        more than a delegation."""
+        blocking = open_ledger(self.settings, riding_out_outages=False).client
+        next_check = time.monotonic() + CHECK_EVERY_S
+        unreachable_since: float | None = None
+        while not self._closed.is_set():
+            try:
+                popped = blocking.blpop(
+                    [self.inbox], timeout=max(min(next_check - time.monotonic(), 0.5), 0.05)
+                )
+                if popped is not None:
+                    self._deliver([popped[1], *(blocking.lpop(self.inbox, 100) or [])])
+                with self._lock:
+                    collectable, self._collectable = self._collectable, []
+                if collectable:
+                    self.ledger.forget(collectable)
+                if time.monotonic() >= next_check:
+                    with self._lock:
+                        waits = list(self._waits.values())
+                    self._check(waits)
+                    sweep(self.ledger, self.app, self.settings)
+                    next_check = time.monotonic() + CHECK_EVERY_S
+                unreachable_since = None
+            except CONNECTION_ERRORS as error:
+                now = time.monotonic()
+                unreachable_since = unreachable_since or now
+                if now - unreachable_since > self.settings.redis_outage:
+                    with self._lock:
+                        waits = list(self._waits.values())
+                    lost = f"lost contact with Redis for {self.settings.redis_outage:g} s: {error}"
+                    for wait in waits:
+                        self._resolve(wait, _failure(wait.delegation, "error", lost))
+                self._closed.wait(0.5)
+        blocking.close()
+
+    def _deliver(self, raw_reports: list[bytes | str]) -> None:
+        for raw in raw_reports:
+            try:
+                report = Report.model_validate_json(raw)
+            except ValidationError as error:
+                logger.error("a worker pushed a report this orchestrator cannot read: %s", error)
+                continue
+            with self._lock:
+                wait = self._waits.get(report.delegation_id)
+            if wait is not None:
+                self._resolve(wait, report)
+
+    def _check(self, waits: list[_Wait]) -> None:
+        if not waits:
+            return
+        now_ms, records = self.ledger.snapshot([wait.delegation.id for wait in waits])
+        serving: dict[str, int] = {}
+        for wait in waits:
+            record = records.get(wait.delegation.id)
+            limits = timing(wait.delegation.limits)
+            if record is None:
+                self._resolve(
+                    wait,
+                    _failure(
+                        wait.delegation,
+                        "cancelled",
+                        "its record is gone from Redis: cancelled elsewhere, or expired",
+                    ),
+                )
+                continue
+            state = record["state"]
+            with self._lock:
+                self.states[wait.delegation.id] = state
+            if state in _FINAL_STATES:
+                self._resolve(wait, _parse(wait.delegation, record.get("report", "")))
+            elif state == "queued":
+                waited = (now_ms - int(record.get("queued_at", now_ms))) / 1000
+                if waited > limits.queue_timeout_s:
+                    self._cancel(
+                        [wait],
+                        "timeout",
+                        f"no worker took the job within {limits.queue_timeout_s:g} s; "
+                        f"are workers consuming queue {wait.queue!r}?",
+                    )
+                elif waited > NO_WORKER_GRACE_S:
+                    if wait.queue not in serving:
+                        serving[wait.queue] = self.ledger.serving(wait.queue, limits.worker_silence_s)
+                    if not serving[wait.queue]:
+                        self._cancel([wait], "error", _no_worker(wait.queue))
+            elif state == "running":
+                running = (now_ms - int(record.get("claimed_at", now_ms))) / 1000
+                if running > limits.attempt_budget_s:
+                    worker = record.get("worker", "?")
+                    self._cancel(
+                        [wait],
+                        "timeout",
+                        f"worker {worker} sent no report within {limits.attempt_budget_s:g} s",
+                    )
+
+
+def _no_worker(queue: str) -> str:
+    return (
+        f"no live worker consumes queue {queue!r}; start one with `taskforce worker -Q {queue}` "
+        "(with the same TASKFORCE_* settings as this orchestrator)"
+    )
+
+
+def _parse(delegation: Delegation, raw: str) -> Report:
+    try:
+        return Report.model_validate_json(raw)
+    except ValidationError as error:
+        return _failure(
+            delegation, "error", f"the worker sent a report this orchestrator cannot read: {error}"
         )
 
-    def _meta(self, task_id: str) -> dict[str, Any]:
-        meta: dict[str, Any] = self.app.backend.get_task_meta(task_id)
-        return meta
 
-    def _finish(self, task_id: str, report: Report) -> Report:
-        # Best effort: the report is what matters, and Redis may be the thing that failed.
-        with contextlib.suppress(*CONNECTION_ERRORS):
-            if report.status == "timeout":
-                self.app.control.revoke(task_id)
-            # The report now lives in the parent's messages; keeping it in Redis only piles up.
-            self.app.backend.forget(task_id)
-        return report
+def _failure(delegation: Delegation, status: FailureStatus, message: str) -> Report:
+    return Report.failure(delegation, status, redact(message, delegation.secret_values()))
+
+
+def _close_if_alive(client: weakref.ref[DelegationClient]) -> None:
+    alive = client()
+    if alive is not None:
+        alive.close()

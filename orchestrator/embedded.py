@@ -22,8 +22,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import redis
+from pydantic import SecretStr
 
 from shared.celery_app import create_celery_app, worker_command
+from shared.secrets import new_key
 from shared.settings import Settings
 
 _STOP_GRACE_S = 10.0
@@ -63,20 +65,24 @@ def spawn(command: Sequence[str], log: Path, env: dict[str, str] | None = None) 
         )
 
 
-def stop(process: subprocess.Popen[bytes], grace: float = _STOP_GRACE_S) -> None:
-    """Ask politely, then insist; the whole process group goes, so pool children do too."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
+def stop(*processes: subprocess.Popen[bytes], grace: float = _STOP_GRACE_S) -> None:
+    """Ask politely, then insist; each whole process group goes, so pool children do too.
+    All are asked at once and share one grace period, so stopping many costs no more than one."""
+    for process in processes:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for process in processes:
         try:
-            process.wait(grace)
+            process.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-    # Pool children whose leader already exited still share its process group id.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
+        # Pool children whose leader already exited still share its process group id.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 def _tail(log: Path, lines: int = 25) -> str:
@@ -154,6 +160,8 @@ def worker_environment(settings: Settings) -> dict[str, str]:
     """Workers read the same settings as we do, from the environment."""
     env = dict(os.environ)
     values = settings.model_dump(mode="json", exclude_none=True)
+    if settings.secrets_key is not None:
+        values["secrets_key"] = settings.secrets_key.get_secret_value()
     for key, value in values.items():
         if isinstance(value, dict):
             env[f"TASKFORCE_{key.upper()}"] = json.dumps(value)
@@ -198,8 +206,7 @@ def worker_pool(
         _wait_until_ready(settings, processes, logs, name)
         yield [process.pid for process in processes]
     finally:
-        for process in processes:
-            stop(process)
+        stop(*processes)
 
 
 def _wait_until_ready(
@@ -233,7 +240,13 @@ def local_cluster(settings: Settings, workers: int | None = None) -> Iterator[Se
     with tempfile.TemporaryDirectory(prefix="taskforce-") as scratch, contextlib.ExitStack() as stack:
         directory = Path(scratch)
         if settings.redis_url is None:
-            settings = settings.model_copy(update={"redis_url": stack.enter_context(redis_server(directory))})
+            settings = settings.model_copy(
+                update={
+                    "redis_url": stack.enter_context(redis_server(directory)),
+                    # A private Redis for one run gets a secrets key for that run.
+                    "secrets_key": settings.secrets_key or SecretStr(new_key()),
+                }
+            )
         if count:
             stack.enter_context(worker_pool(settings, directory, count))
         yield settings

@@ -49,7 +49,11 @@ def show_file(path: str, run: RunOption = DEFAULT_RUN) -> None:
 
 
 @files_cli.command("put")
-def put_file(source: Path, path: str, run: RunOption = DEFAULT_RUN) -> None:
+def put_file(
+    source: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    path: str,
+    run: RunOption = DEFAULT_RUN,
+) -> None:
     """Upload the local file SOURCE to PATH, e.g. a skill to /skills/<name>/SKILL.md."""
     (response,) = shared_files(Settings()).for_run(run).upload_files([(path, source.read_bytes())])
     if response.error:

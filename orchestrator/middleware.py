@@ -6,19 +6,26 @@ tool name, schema and description format, so models and prompts see no differenc
 Every delegation of a model turn is sent the moment the model emits it (in `after_model`),
 so all of them run on the pool at once; the tool calls afterwards only wait for their reports.
 LangGraph runs a handful of tool calls at a time, and without this the pool would never see
-more than that many delegations. The job ids live in graph state, so a resumed thread finds
-jobs that were already running instead of sending them again.
+more than that many delegations. A call is sent early only if the tool would accept it (the
+same schema validation) and no reviewer edited it. Each delegation id is derived from the
+thread, the tool call and its arguments, so the tool call and a resumed thread find the job
+already sent, and a call whose arguments changed sends the one it really means (and cancels
+the stale one). Handles live in private graph state until the report is in the checkpointed
+messages; then the delegation's record is collected from Redis.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import re
 import uuid
 from collections.abc import Sequence
-from typing import Annotated, Any, NotRequired, Protocol
+from typing import Annotated, Any, NamedTuple, NotRequired, Protocol, TypedDict, cast
 
 from deepagents.middleware.subagents import TASK_TOOL_DESCRIPTION, TaskToolSchema
 from langchain.agents import AgentState
+from langchain.agents.middleware.human_in_the_loop import _EDITED_TOOL_CALLS_KEY
 from langchain.agents.middleware.types import AgentMiddleware, PrivateStateAttr
 from langchain.tools import ToolRuntime
 from langchain_core.messages import AIMessage, ToolMessage
@@ -27,32 +34,54 @@ from langchain_core.tools import StructuredTool
 from langgraph.config import get_config
 from langgraph.runtime import Runtime
 from langgraph.types import Command
+from pydantic import ValidationError
 
 from orchestrator.client import CONNECTION_ERRORS, DelegationClient
 from shared.context import context_for, validate_context
-from shared.schemas import Delegation, Limits, Report
+from shared.schemas import Delegation, Report
+from shared.secrets import SecretBox
 
 JOBS_KEY = "taskforce_jobs"
+SCOPE_KEY = "taskforce_scope"
 DEFAULT_RECURSION_LIMIT = 1000
 _UNSAFE_ID_CHARS = re.compile(r"[^A-Za-z0-9_.:-]")
 
 
-def _merge_jobs(current: dict[str, Any] | None, update: dict[str, Any] | None) -> dict[str, Any]:
-    """Jobs by tool call id; a `None` value marks a job whose report has arrived."""
+class JobHandle(TypedDict):
+    """What graph state keeps of one delegation (never its context: state is checkpointed)."""
+
+    delegation_id: str
+    send_error: NotRequired[str]
+    answered: NotRequired[bool]
+
+
+def _merge_jobs(
+    current: dict[str, JobHandle] | None, update: dict[str, JobHandle | None] | None
+) -> dict[str, JobHandle]:
+    """Handles by tool call id; `None` drops a handle whose delegation has been collected."""
     merged = {**(current or {}), **(update or {})}
     return {key: value for key, value in merged.items() if value is not None}
 
 
 class DelegationState(AgentState[Any]):
-    taskforce_jobs: Annotated[NotRequired[dict[str, Any]], PrivateStateAttr, _merge_jobs]
+    taskforce_jobs: Annotated[NotRequired[dict[str, JobHandle]], PrivateStateAttr, _merge_jobs]
+    # What delegation ids are scoped by when the run has no thread id: without it, two runs
+    # whose models reuse tool call ids would share delegations.
+    taskforce_scope: Annotated[NotRequired[str], PrivateStateAttr]
+
+
+class _Call(NamedTuple):
+    tool_call_id: str
+    description: str
+    subagent_type: str
 
 
 class DelegationListener(Protocol):
     """Told about every delegation as it goes out and as its report comes back."""
 
-    def dispatched(self, delegation: Delegation, task_id: str) -> None: ...
+    def dispatched(self, delegation: Delegation) -> None: ...
 
-    def reported(self, report: Report, task_id: str) -> None: ...
+    def reported(self, report: Report) -> None: ...
 
 
 class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
@@ -88,87 +117,102 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
         return "SubAgentMiddleware"
 
     def before_agent(self, state: DelegationState, runtime: Runtime[Any]) -> dict[str, Any] | None:
-        validate_context(runtime.context, self._descriptions, self._settings.secret_keys)
-        return None
+        if validate_context(runtime.context, self._descriptions, self._settings.secret_keys):
+            SecretBox(self._settings.secrets_key).require_key()
+        if state.get(SCOPE_KEY) or _thread_id(get_config()):
+            return None
+        return {SCOPE_KEY: uuid.uuid4().hex[:12]}
+
+    def before_model(self, state: DelegationState, runtime: Runtime[Any]) -> dict[str, Any] | None:
+        return self._collect(state)
+
+    def after_agent(self, state: DelegationState, runtime: Runtime[Any]) -> dict[str, Any] | None:
+        return self._collect(state)
+
+    def _collect(self, state: DelegationState) -> dict[str, Any] | None:
+        """Reports already in the messages (and so in any checkpoint) need no record in Redis."""
+        answered = {call: job for call, job in _jobs(state).items() if job.get("answered")}
+        if not answered:
+            return None
+        self._client.collect(job["delegation_id"] for job in answered.values())
+        return {JOBS_KEY: dict.fromkeys(answered)}
 
     def after_model(self, state: DelegationState, runtime: Runtime[Any]) -> dict[str, Any] | None:
-        last = state["messages"][-1]
-        if not isinstance(last, AIMessage):
+        last = next((m for m in reversed(state["messages"]) if isinstance(m, AIMessage)), None)
+        if last is None:
             return None
-        known: dict[str, Any] = dict(state.get(JOBS_KEY) or {})  # type: ignore[call-overload]
+        known = _jobs(state)
+        answered = {m.tool_call_id for m in state["messages"] if isinstance(m, ToolMessage)}
+        # A call a reviewer edited keeps the model's arguments in the message and runs with the
+        # reviewer's: only the tool call itself knows what to send.
+        edited = cast(dict[str, Any], state).get(_EDITED_TOOL_CALLS_KEY) or {}
         config = get_config()
-        jobs: dict[str, Any] = {}
+        jobs: dict[str, JobHandle] = {}
         for call in last.tool_calls:
-            args = call["args"]
+            call_id = call["id"]
             if (
                 call["name"] != "task"
-                or not call["id"]
-                or call["id"] in known
-                or not isinstance(args.get("description"), str)
-                or args.get("subagent_type") not in self._descriptions
+                or not call_id
+                or call_id in known
+                or call_id in answered
+                or call_id in edited
             ):
-                continue  # the tool call itself answers anything malformed
-            job, _ = self._send(
-                call["id"], args["description"], args["subagent_type"], runtime.context, config
-            )
-            jobs[call["id"]] = job
+                continue
+            try:
+                args = TaskToolSchema.model_validate(call["args"])
+            except ValidationError:
+                continue  # the tool call itself answers it, as deepagents' would
+            if args.subagent_type not in self._descriptions:
+                continue
+            call_args = _Call(call_id, args.description, args.subagent_type)
+            delegation = self._delegation(call_args, runtime.context, config, state)
+            jobs[call_id] = self._send(delegation)
         return {JOBS_KEY: jobs} if jobs else None
 
-    def _delegation(
-        self,
-        delegation_id: str,
-        description: str,
-        subagent_type: str,
-        context: object,
-        config: RunnableConfig,
-    ) -> Delegation:
+    async def aafter_model(self, state: DelegationState, runtime: Runtime[Any]) -> dict[str, Any] | None:
+        # Sending may wait on Redis (and retries through an outage): not on the event loop.
+        return await asyncio.to_thread(self.after_model, state, runtime)
+
+    def _delegation(self, call: _Call, context: object, config: RunnableConfig, state: Any) -> Delegation:
+        tool_call_id, description, subagent_type = call
         piece = context_for(subagent_type, context, self._descriptions, self._settings.secret_keys)
+        thread_id = _thread_id(config)
+        scope = thread_id or state.get(SCOPE_KEY) or uuid.uuid4().hex[:12]
+        recursion_limit = int(config.get("recursion_limit") or DEFAULT_RECURSION_LIMIT)
         return Delegation(
-            id=delegation_id,
+            id=_delegation_id(scope, tool_call_id, subagent_type, description),
             subagent_type=subagent_type,
             description=description,
             context=piece.values,
             secrets=piece.secrets,
             secret_str_keys=piece.secret_str_keys,
-            limits=Limits(
-                timeout_s=self._settings.delegation_timeout,
-                report_max_chars=self._settings.report_max_chars,
-                # The caller's limit, not LangGraph's default of 25, bounds the subagent too.
-                recursion_limit=int(config.get("recursion_limit") or DEFAULT_RECURSION_LIMIT),
-            ),
-            thread_id=_thread_id(config),
+            # The caller's limit, not LangGraph's default of 25, bounds the subagent too.
+            limits=self._settings.limits(recursion_limit),
+            thread_id=thread_id,
         )
 
-    def _send(
-        self, tool_call_id: str, description: str, subagent_type: str, context: object, config: RunnableConfig
-    ) -> tuple[dict[str, str], Delegation]:
-        scope = _thread_id(config) or uuid.uuid4().hex[:12]
-        delegation_id = _UNSAFE_ID_CHARS.sub("_", f"{scope}:{tool_call_id}")[:200]
-        delegation = self._delegation(delegation_id, description, subagent_type, context, config)
+    def _send(self, delegation: Delegation) -> JobHandle:
         try:
-            task_id = self._client.send(delegation)
+            self._client.send(delegation)
         except CONNECTION_ERRORS as error:
             # This call's tool message reports it; the rest of the turn goes ahead.
-            return {
-                "delegation_id": delegation_id,
-                "send_error": f"could not send the job: {error}",
-            }, delegation
+            return {"delegation_id": delegation.id, "send_error": f"could not send the job: {error}"}
         if self._listener is not None:
-            self._listener.dispatched(delegation, task_id)
-        return {"task_id": task_id, "delegation_id": delegation_id}, delegation
+            self._listener.dispatched(delegation)
+        return {"delegation_id": delegation.id}
 
-    def _job(
+    def _prepare(
         self, description: str, subagent_type: str, runtime: ToolRuntime
-    ) -> tuple[dict[str, str], Delegation]:
+    ) -> tuple[Delegation, JobHandle]:
         tool_call_id = runtime.tool_call_id or uuid.uuid4().hex
-        job = (runtime.state.get(JOBS_KEY) or {}).get(tool_call_id)
-        if job is None:  # not sent by after_model, e.g. a tool call injected by other middleware
-            return self._send(tool_call_id, description, subagent_type, runtime.context, runtime.config)
-        # Rebuilt rather than kept in state: state is checkpointed, and secrets must not be.
-        delegation = self._delegation(
-            job["delegation_id"], description, subagent_type, runtime.context, runtime.config
-        )
-        return job, delegation
+        call = _Call(tool_call_id, description, subagent_type)
+        delegation = self._delegation(call, runtime.context, runtime.config, runtime.state)
+        job = _jobs(runtime.state).get(tool_call_id)
+        if job is not None and job["delegation_id"] == delegation.id:
+            return delegation, job
+        if job is not None:  # the call was edited after it was sent: the old job is not wanted
+            self._client.cancel([job["delegation_id"]])
+        return delegation, self._send(delegation)
 
     def _unknown(self, subagent_type: str) -> str:
         allowed = ", ".join(f"`{name}`" for name in self._descriptions)
@@ -177,9 +221,9 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
             f"the only allowed types are {allowed}"
         )
 
-    def _result(self, report: Report, job: dict[str, str], runtime: ToolRuntime) -> Command[Any]:
-        if self._listener is not None and "task_id" in job:
-            self._listener.reported(report, job["task_id"])
+    def _result(self, report: Report, job: JobHandle, runtime: ToolRuntime) -> Command[Any]:
+        if self._listener is not None and "send_error" not in job:
+            self._listener.reported(report)
         message = ToolMessage(
             content=report.as_tool_content(),
             tool_call_id=runtime.tool_call_id,
@@ -187,25 +231,37 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
             artifact=report.model_dump(mode="json"),
             status="success" if report.status == "ok" else "error",
         )
-        return Command(update={"messages": [message], JOBS_KEY: {runtime.tool_call_id: None}})
+        handle: JobHandle = {"delegation_id": job["delegation_id"], "answered": True}
+        return Command(update={"messages": [message], JOBS_KEY: {runtime.tool_call_id: handle}})
 
     def _task(self, description: str, subagent_type: str, runtime: ToolRuntime) -> str | Command[Any]:
         if subagent_type not in self._descriptions:
             return self._unknown(subagent_type)
-        job, delegation = self._job(description, subagent_type, runtime)
+        delegation, job = self._prepare(description, subagent_type, runtime)
         if "send_error" in job:
             return self._result(Report.failure(delegation, "error", job["send_error"]), job, runtime)
-        return self._result(self._client.wait(job["task_id"], delegation), job, runtime)
+        return self._result(self._client.wait(delegation), job, runtime)
 
     async def _atask(self, description: str, subagent_type: str, runtime: ToolRuntime) -> str | Command[Any]:
         if subagent_type not in self._descriptions:
             return self._unknown(subagent_type)
-        job, delegation = self._job(description, subagent_type, runtime)
+        delegation, job = await asyncio.to_thread(self._prepare, description, subagent_type, runtime)
         if "send_error" in job:
             return self._result(Report.failure(delegation, "error", job["send_error"]), job, runtime)
-        return self._result(await self._client.await_report(job["task_id"], delegation), job, runtime)
+        return self._result(await self._client.await_report(delegation), job, runtime)
+
+
+def _jobs(state: Any) -> dict[str, JobHandle]:
+    jobs: dict[str, JobHandle] = state.get(JOBS_KEY) or {}
+    return jobs
 
 
 def _thread_id(config: RunnableConfig) -> str | None:
     thread_id = (config.get("configurable") or {}).get("thread_id")
     return str(thread_id) if thread_id is not None else None
+
+
+def _delegation_id(scope: str, tool_call_id: str, subagent_type: str, description: str) -> str:
+    """The same call in the same thread is the same delegation; an edited one is not."""
+    digest = hashlib.sha256(f"{subagent_type}\0{description}".encode()).hexdigest()[:8]
+    return _UNSAFE_ID_CHARS.sub("_", f"{scope}:{tool_call_id}")[:190] + f":{digest}"

@@ -1,5 +1,5 @@
-"""What the CLI shows while a run is under way and after it: delegations queued, running and
-done, then one row per delegation."""
+"""What the CLI shows while a run is under way and after it: delegations queued, running,
+done and failed, then one row per delegation."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import contextlib
 import threading
 from collections.abc import Iterator
 
-from celery import states
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -26,31 +25,33 @@ class DelegationTracker:
         self._sent: dict[str, Delegation] = {}
         self._reports: dict[str, Report] = {}
 
-    def dispatched(self, delegation: Delegation, task_id: str) -> None:
+    def dispatched(self, delegation: Delegation) -> None:
         with self._lock:
-            self._sent[task_id] = delegation
+            self._sent[delegation.id] = delegation
 
-    def reported(self, report: Report, task_id: str) -> None:
+    def reported(self, report: Report) -> None:
         with self._lock:
-            self._reports[task_id] = report
+            self._reports[report.delegation_id] = report
 
     @property
     def reports(self) -> list[Report]:
         with self._lock:
-            return [self._reports[task_id] for task_id in self._sent if task_id in self._reports]
+            return [self._reports[key] for key in self._sent if key in self._reports]
 
-    def counts(self) -> tuple[int, int, int]:
-        """(queued, running, done), asking Redis about the ones still out."""
+    def counts(self) -> tuple[int, int, int, int]:
+        """(queued, running, done, failed), as the client's listener last saw them in Redis;
+        a cancelled or timed-out delegation counts as failed, not done."""
         with self._lock:
-            outstanding = [task_id for task_id in self._sent if task_id not in self._reports]
-            done = len(self._reports)
-        observed = self._client.states(outstanding)
-        running = sum(1 for state in observed.values() if state != states.PENDING)
-        return len(outstanding) - running, running, done
+            outstanding = [key for key in self._sent if key not in self._reports]
+            done = sum(1 for report in self._reports.values() if report.status == "ok")
+            failed = len(self._reports) - done
+        states = dict(self._client.states)
+        running = sum(1 for key in outstanding if states.get(key) == "running")
+        return len(outstanding) - running, running, done, failed
 
 
 def progress_line(tracker: DelegationTracker) -> Text:
-    queued, running, done = tracker.counts()
+    queued, running, done, failed = tracker.counts()
     return Text.assemble(
         ("delegations  ", "bold"),
         (f"{queued} queued", "yellow"),
@@ -58,28 +59,33 @@ def progress_line(tracker: DelegationTracker) -> Text:
         (f"{running} running", "cyan"),
         "  ·  ",
         (f"{done} done", "green"),
+        "  ·  ",
+        (f"{failed} failed", "red" if failed else "green"),
     )
 
 
 @contextlib.contextmanager
 def live_progress(tracker: DelegationTracker, console: Console) -> Iterator[None]:
     stop = threading.Event()
-    with Live(progress_line(tracker), console=console, transient=False, auto_refresh=False) as live:
+    try:
+        with Live(progress_line(tracker), console=console, transient=False, auto_refresh=False) as live:
 
-        def refresh() -> None:
-            while not stop.wait(0.3):
+            def refresh() -> None:
+                while not stop.wait(0.3):
+                    live.update(progress_line(tracker), refresh=True)
+
+            painter = threading.Thread(target=refresh, name="taskforce-progress", daemon=True)
+            painter.start()
+            try:
+                yield
+            finally:
+                stop.set()
+                painter.join()
                 live.update(progress_line(tracker), refresh=True)
-
-        painter = threading.Thread(target=refresh, name="taskforce-progress", daemon=True)
-        painter.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            painter.join()
-            live.update(progress_line(tracker), refresh=True)
-    if not console.is_terminal:
-        console.line()
+    finally:
+        # Whatever is printed next (an answer, an error, "interrupted") starts on its own line.
+        if not console.is_terminal:
+            console.line()
 
 
 def delegation_table(reports: list[Report]) -> Table:
@@ -94,7 +100,13 @@ def delegation_table(reports: list[Report]) -> Table:
         ("full text / files", "left"),
     ]:
         table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
-    colours = {"ok": "green", "error": "red", "timeout": "yellow"}
+    colours = {
+        "ok": "green",
+        "error": "red",
+        "timeout": "yellow",
+        "cancelled": "yellow",
+        "dead_letter": "red",
+    }
     for index, report in enumerate(reports, start=1):
         files = [report.full_report_path] if report.full_report_path else []
         table.add_row(

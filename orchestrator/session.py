@@ -3,6 +3,7 @@ the answer and the reports."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from dataclasses import dataclass
@@ -39,12 +40,13 @@ def run_prompt(
     context: dict[str, Any] | None = None,
     run_id: str | None = None,
 ) -> RunOutcome:
-    app = create_celery_app(settings)
-    tracker = DelegationTracker(DelegationClient(app, settings))
-    agent = create_orchestrator(settings=settings, celery_app=app, listener=tracker)
+    client = DelegationClient(create_celery_app(settings), settings)
+    tracker = DelegationTracker(client)
+    agent = create_orchestrator(settings=settings, client=client, listener=tracker)
     run_id = run_id or new_run_id()
     started = time.monotonic()
-    with live_progress(tracker, console):
+    # However the run ends (an answer, an error, Ctrl-C), nothing it sent is left to run.
+    with contextlib.closing(client), client.cancelled_on_interrupt(), live_progress(tracker, console):
         state = agent.invoke(
             {"messages": [HumanMessage(content=prompt)]},
             {"configurable": {"thread_id": run_id}},

@@ -1,0 +1,148 @@
+"""The `taskforce` command's contract with shells and scripts: a mistake is one line on stderr
+and exit code 2, a failed delegation is exit code 1, and no password is printed."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from orchestrator import cli as cli_module
+from orchestrator.cli import cli
+from orchestrator.demo import DemoOutcome
+from orchestrator.session import RunOutcome
+from shared.schemas import Report
+from shared.settings import Settings
+
+MISTAKES = {
+    "unknown command": (["bogus"], {}, "No such command 'bogus'."),
+    "invalid path": (["files", "cat", "/../x"], {}, "Invalid value for PATH: /../x: invalid_path"),
+    "missing prompt": (["run"], {}, "Missing argument"),
+    "bad option value": (["run", "hi", "--workers", "abc"], {}, "Invalid value for '--workers'"),
+    "bad setting": (["run", "hi"], {"TASKFORCE_WORKERS": "abc"}, "TASKFORCE_WORKERS: Input should be"),
+}
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever the developer exported must not change what the commands under test see."""
+    for name in list(os.environ):
+        if name.upper().startswith("TASKFORCE_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, subprocess.CompletedProcess[str]]:
+    """Every case in one go: each process spends seconds importing the agent stack, in parallel
+    that is paid once. Runs in an empty directory, so no `.env` file joins in."""
+    base = {name: value for name, value in os.environ.items() if not name.upper().startswith("TASKFORCE_")}
+    # A store in this process only: nothing needs Redis.
+    base["TASKFORCE_FILES_URL"] = "memory://t"
+    directory = tmp_path_factory.mktemp("cli")
+    commands = {case: (args, env) for case, (args, env, _) in MISTAKES.items()}
+    commands["help"] = (["--help"], {})
+    processes = {
+        case: subprocess.Popen(
+            [sys.executable, "-m", "orchestrator", *args],
+            cwd=directory,
+            env={**base, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for case, (args, env) in commands.items()
+    }
+    results = {}
+    for case, process in processes.items():
+        stdout, stderr = process.communicate(timeout=120)
+        results[case] = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    return results
+
+
+@pytest.mark.parametrize("case", MISTAKES)
+def test_a_mistake_is_one_line_on_stderr_and_exit_code_2(
+    case: str, runs: dict[str, subprocess.CompletedProcess[str]]
+) -> None:
+    result = runs[case]
+    output = result.stdout + result.stderr
+
+    assert result.returncode == 2, output
+    assert "Traceback" not in output
+    assert result.stdout == ""
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert len(lines) == 1, output
+    assert lines[0].startswith("error: ")
+    assert MISTAKES[case][2] in lines[0]
+
+
+def test_a_bad_setting_is_named_without_its_value(
+    runs: dict[str, subprocess.CompletedProcess[str]],
+) -> None:
+    assert "abc" not in runs["bad setting"].stderr
+
+
+def test_help_still_prints_and_succeeds(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
+    assert runs["help"].returncode == 0, runs["help"].stderr
+    assert "Usage" in runs["help"].stdout
+
+
+def _report(status: str) -> Report:
+    return Report.model_validate(
+        {"delegation_id": f"d-{status}", "subagent_type": "researcher", "status": status, "summary": "x"}
+    )
+
+
+def _outcome(*statuses: str) -> RunOutcome:
+    reports = [_report(status) for status in statuses]
+    return RunOutcome(run_id="run-1", answer="done", reports=reports, elapsed_s=0.1)
+
+
+@pytest.fixture
+def no_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+    @contextlib.contextmanager
+    def settings_as_given(settings: Settings, workers: int | None = None) -> Iterator[Settings]:
+        yield settings
+
+    monkeypatch.setattr(cli_module, "local_cluster", settings_as_given)
+
+
+@pytest.mark.usefixtures("no_cluster")
+@pytest.mark.parametrize(("statuses", "code"), [(("ok", "ok"), 0), (("ok", "error"), 1), (("timeout",), 1)])
+def test_run_exits_1_when_a_delegation_did_not_succeed(
+    statuses: tuple[str, ...], code: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli_module, "run_prompt", lambda *args, **kwargs: _outcome(*statuses))
+
+    result = CliRunner().invoke(cli, ["run", "hi", "--workers", "0"])
+
+    assert result.exit_code == code, result.output
+    assert "done" in result.stdout
+
+
+@pytest.mark.usefixtures("no_cluster")
+def test_demo_exits_1_when_a_service_was_not_analysed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    outcome = DemoOutcome(
+        run=_outcome("ok", "error"), services=("a", "b"), input_bytes=1, exported_to=tmp_path
+    )
+    monkeypatch.setattr(cli_module, "run_demo", lambda *args, **kwargs: outcome)
+
+    result = CliRunner().invoke(cli, ["demo", "--workers", "0"])
+
+    assert result.exit_code == 1, result.output
+    assert "1 of 2 services analysed" in result.stdout
+
+
+def test_the_broker_url_is_shown_without_its_password(capsys: pytest.CaptureFixture[str]) -> None:
+    cli_module._announce(Settings(_env_file=None, redis_url="redis://:hunter2@cache:6379/0"), 0)  # type: ignore[arg-type]
+
+    shown = capsys.readouterr().out
+    assert "redis://:***@cache:6379/0" in shown
+    assert "hunter2" not in shown

@@ -1,0 +1,200 @@
+"""The orchestrator's client on fakeredis: sending, re-attaching, pushed reports, and the checks
+that no push can make (an unserved queue, a stuck attempt, a vanished record)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import fakeredis
+import pytest
+from pydantic import SecretStr
+
+from orchestrator import client as client_module
+from orchestrator.client import NO_WORKER_GRACE_S, DelegationClient
+from shared.ledger import Ledger
+from shared.schemas import Delegation, Report
+from shared.secrets import new_key
+from shared.settings import Settings
+
+SECRET = "sk-client-SECRET"
+
+
+class _Publisher:
+    """Stands in for the Celery app: records what would have been published."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def send_task(self, name: str, **options: Any) -> None:
+        self.sent.append({"name": name, **options})
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> fakeredis.FakeServer:
+    server = fakeredis.FakeServer()
+    monkeypatch.setattr(
+        client_module, "open_ledger", lambda settings, **_: Ledger(fakeredis.FakeRedis(server=server), "tf")
+    )
+    return server
+
+
+def _settings() -> Settings:
+    return Settings(redis_url="redis://stub:6379/0", queue_prefix="tf", secrets_key=new_key(), _env_file=None)  # type: ignore[call-arg]
+
+
+def _client(publisher: _Publisher | None = None) -> DelegationClient:
+    return DelegationClient(publisher or _Publisher(), _settings())  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def client(server: fakeredis.FakeServer) -> Iterator[DelegationClient]:
+    made = _client()
+    yield made
+    made.close()
+
+
+def _delegation(delegation_id: str = "run-1:call-1:abcd", **fields: Any) -> Delegation:
+    return Delegation(
+        id=delegation_id,
+        subagent_type="sleeper",
+        description="nap",
+        secrets={"api_key": SecretStr(SECRET)},
+        limits=_settings().limits(recursion_limit=5),
+        **fields,
+    )
+
+
+def _ledger(server: fakeredis.FakeServer) -> Ledger:
+    return Ledger(fakeredis.FakeRedis(server=server), "tf")
+
+
+def _report_as_worker(server: fakeredis.FakeServer, delegation_id: str, summary: str = "done") -> None:
+    ledger = _ledger(server)
+    assert ledger.claim(delegation_id, "token", "w1", lease_s=10).outcome == "run"
+    report = Report(delegation_id=delegation_id, subagent_type="sleeper", status="ok", summary=summary)
+    assert ledger.finish(delegation_id, "reported", report.model_dump_json(), token="token", ttl_s=60)
+
+
+def test_a_send_publishes_one_message_with_its_secret_sealed(server: fakeredis.FakeServer) -> None:
+    publisher = _Publisher()
+    client = _client(publisher)
+    client.send(_delegation())
+    client.send(_delegation())  # the tool call after `after_model`: the same job
+
+    (message,) = publisher.sent
+    assert message["task_id"] == "run-1:call-1:abcd"
+    assert message["expires"] == client.settings.queue_timeout
+    assert SECRET not in json.dumps(message["args"])
+    assert SECRET not in message["argsrepr"]
+    assert SECRET not in str(server.dbs)  # nothing in Redis holds it in plain text
+    client.close()
+
+
+def test_the_pushed_report_wakes_the_waiting_call(
+    server: fakeredis.FakeServer, client: DelegationClient
+) -> None:
+    future = client.send(_delegation())
+    _report_as_worker(server, "run-1:call-1:abcd", summary="pushed")
+
+    assert future.result(timeout=5).summary == "pushed"
+
+
+def test_a_resumed_run_reattaches_instead_of_sending_again(server: fakeredis.FakeServer) -> None:
+    first = _client()
+    first.send(_delegation())
+    first._closed.set()  # the process died: nothing was cancelled
+    _report_as_worker(server, "run-1:call-1:abcd", summary="finished while we were away")
+
+    publisher = _Publisher()
+    resumed = _client(publisher)
+    report = resumed.wait(_delegation())
+
+    assert report.summary == "finished while we were away"
+    assert publisher.sent == []
+    resumed.close()
+
+
+def _age(server: fakeredis.FakeServer, delegation_id: str, field: str, seconds: float) -> None:
+    ledger = _ledger(server)
+    now_ms, _ = ledger.snapshot([])
+    ledger.client.hset(ledger.key(delegation_id), field, now_ms - int(seconds * 1000))
+
+
+def _check(client: DelegationClient) -> None:
+    client._check(list(client._waits.values()))
+
+
+def test_a_queue_no_live_worker_serves_fails_fast_naming_it(
+    server: fakeredis.FakeServer, client: DelegationClient
+) -> None:
+    future = client.send(_delegation())
+    _check(client)
+    assert not future.done()  # a worker may still be starting
+
+    _age(server, "run-1:call-1:abcd", "queued_at", NO_WORKER_GRACE_S + 1)
+    _check(client)
+
+    report = future.result(timeout=1)
+    assert report.status == "error"
+    assert "no live worker consumes queue 'tf.sleeper'" in report.summary
+    assert "taskforce worker -Q tf.sleeper" in report.summary
+    assert not _ledger(server).client.exists("tf:dlg:run-1:call-1:abcd")
+
+
+def test_a_served_queue_is_waited_on_until_the_queue_timeout(
+    server: fakeredis.FakeServer, client: DelegationClient
+) -> None:
+    _ledger(server).announce("w1", ["tf.sleeper"], silence_s=30)
+    future = client.send(_delegation())
+    _age(server, "run-1:call-1:abcd", "queued_at", NO_WORKER_GRACE_S + 1)
+    _check(client)
+    assert not future.done()
+
+    _age(server, "run-1:call-1:abcd", "queued_at", client.settings.queue_timeout + 1)
+    _check(client)
+    assert future.result(timeout=1).status == "timeout"
+
+
+def test_an_attempt_past_its_budget_is_given_up_and_cancelled(
+    server: fakeredis.FakeServer, client: DelegationClient
+) -> None:
+    future = client.send(_delegation())
+    _ledger(server).claim("run-1:call-1:abcd", "token", "w7", lease_s=1000)
+    _age(server, "run-1:call-1:abcd", "claimed_at", 10_000)
+    _check(client)
+
+    report = future.result(timeout=1)
+    assert report.status == "timeout"
+    assert "worker w7 sent no report" in report.summary
+    assert _ledger(server).refresh([("run-1:call-1:abcd", "token")], lease_s=10) == ["run-1:call-1:abcd"]
+
+
+def test_a_record_cancelled_elsewhere_ends_the_wait(
+    server: fakeredis.FakeServer, client: DelegationClient
+) -> None:
+    future = client.send(_delegation())
+    _ledger(server).forget(["run-1:call-1:abcd"])
+    _check(client)
+    assert future.result(timeout=1).status == "cancelled"
+
+
+def test_close_cancels_every_delegation_still_out(server: fakeredis.FakeServer) -> None:
+    client = _client()
+    futures = [client.send(_delegation(f"run-1:call-{n}:abcd")) for n in range(3)]
+    client.close()
+
+    assert [f.result(timeout=1).status for f in futures] == ["cancelled"] * 3
+    assert _ledger(server).client.keys("tf:dlg:*") == []
+
+
+def test_a_closed_client_serves_the_next_run(server: fakeredis.FakeServer) -> None:
+    client = _client()
+    client.send(_delegation("run-1:call-1:abcd"))
+    client.close()
+
+    future = client.send(_delegation("run-2:call-1:abcd"))
+    _report_as_worker(server, "run-2:call-1:abcd", summary="after a close")
+    assert future.result(timeout=5).summary == "after a close"
+    client.close()

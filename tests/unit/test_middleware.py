@@ -1,0 +1,224 @@
+"""The delegation middleware inside a real deepagents graph, against an in-memory client: what
+it sends, when, and what it never sends."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future
+from typing import Any, cast
+
+import pytest
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, HumanMessage, ToolCall, ToolMessage
+from langchain_core.tools import tool
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.types import Command, interrupt
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from orchestrator import create_orchestrator
+from orchestrator.client import DelegationClient
+from shared.schemas import Delegation, Report
+from shared.settings import Settings
+
+SUBAGENTS = [{"name": "researcher", "description": "researches", "system_prompt": "p", "tools": []}]
+
+
+class StubClient:
+    """Answers every delegation at once and records what the middleware asked of it."""
+
+    def __init__(self, *, refuse: bool = False) -> None:
+        self.settings = Settings(redis_url="redis://stub", files_url="memory://middleware", _env_file=None)  # type: ignore[call-arg]
+        self.refuse = refuse
+        self.events: list[tuple[str, str]] = []
+        self.send_threads: list[str] = []
+        self.futures: dict[str, Future[Report]] = {}
+
+    def send(self, delegation: Delegation) -> Future[Report]:
+        if self.refuse:
+            raise RedisConnectionError("connection refused")
+        self.send_threads.append(threading.current_thread().name)
+        if delegation.id not in self.futures:
+            self.events.append(("send", delegation.description))
+            future: Future[Report] = Future()
+            future.set_result(
+                Report(
+                    delegation_id=delegation.id,
+                    subagent_type=delegation.subagent_type,
+                    status="ok",
+                    summary=f"did {delegation.description}",
+                )
+            )
+            self.futures[delegation.id] = future
+        return self.futures[delegation.id]
+
+    def wait(self, delegation: Delegation) -> Report:
+        self.events.append(("wait", delegation.description))
+        return self.send(delegation).result()
+
+    async def await_report(self, delegation: Delegation) -> Report:
+        self.events.append(("wait", delegation.description))
+        return (await asyncio.to_thread(self.send, delegation)).result()
+
+    def collect(self, delegation_ids: Iterable[str]) -> None:
+        self.events.extend(("collect", key) for key in delegation_ids)
+
+    def cancel(self, delegation_ids: Iterable[str]) -> None:
+        self.events.extend(("cancel", key) for key in delegation_ids)
+
+    def sent(self) -> list[str]:
+        return [what for event, what in self.events if event == "send"]
+
+
+class Turns(GenericFakeChatModel):
+    def bind_tools(self, tools: Sequence[Any], **_: Any) -> Any:
+        return self
+
+
+def _call(call_id: str, description: object, subagent_type: str = "researcher") -> ToolCall:
+    return ToolCall(
+        name="task",
+        args={"description": description, "subagent_type": subagent_type},
+        id=call_id,
+        type="tool_call",
+    )
+
+
+def _agent(client: StubClient, *turns: list[ToolCall] | str, **options: Any) -> Any:
+    messages = [
+        AIMessage(content=t) if isinstance(t, str) else AIMessage(content="", tool_calls=t) for t in turns
+    ]
+    return create_orchestrator(
+        Turns(messages=iter(messages)),
+        subagents=cast(Any, SUBAGENTS),
+        settings=client.settings,
+        client=cast(DelegationClient, client),
+        **options,
+    )
+
+
+def _tool_messages(state: dict[str, Any]) -> dict[str, ToolMessage]:
+    return {m.tool_call_id: m for m in state["messages"] if isinstance(m, ToolMessage)}
+
+
+def test_a_turn_is_sent_whole_before_any_call_waits_and_malformed_calls_are_not_sent() -> None:
+    client = StubClient()
+    calls = [
+        _call("a", "first"),
+        _call("b", 42),  # the tool schema refuses it
+        _call("c", "third", subagent_type="nobody"),
+        _call("d", "fourth"),
+    ]
+    state = _agent(client, calls, "done").invoke({"messages": [HumanMessage(content="go")]})
+
+    assert client.sent() == ["first", "fourth"]
+    first_wait = next(i for i, (event, _) in enumerate(client.events) if event == "wait")
+    assert [event for event, _ in client.events[:first_wait]] == ["send", "send"]
+    messages = _tool_messages(state)
+    assert messages["a"].content == "did first"
+    assert messages["b"].status == "error"
+    assert "does not exist" in str(messages["c"].content)
+    assert messages["d"].content == "did fourth"
+    # Answered delegations are collected from Redis once their reports are in the messages.
+    assert len([event for event, _ in client.events if event == "collect"]) == 2
+
+
+def test_task_needing_approval_sends_nothing_before_it_is_approved() -> None:
+    client = StubClient()
+    agent = _agent(
+        client, [_call("a", "risky")], "done", interrupt_on={"task": True}, checkpointer=InMemorySaver()
+    )
+    config = {"configurable": {"thread_id": "hitl-1"}}
+
+    paused = agent.invoke({"messages": [HumanMessage(content="go")]}, config)
+    assert "__interrupt__" in paused
+    assert client.sent() == []
+
+    agent.invoke(Command(resume={"decisions": [{"type": "approve"}]}), config)
+    assert client.sent() == ["risky"]
+
+
+def test_an_edited_call_runs_only_as_the_reviewer_edited_it() -> None:
+    client = StubClient()
+    agent = _agent(
+        client, [_call("a", "original")], "done", interrupt_on={"task": True}, checkpointer=InMemorySaver()
+    )
+    config = {"configurable": {"thread_id": "hitl-2"}}
+    agent.invoke({"messages": [HumanMessage(content="go")]}, config)
+
+    edited = {"name": "task", "args": {"description": "edited", "subagent_type": "researcher"}}
+    state = agent.invoke(Command(resume={"decisions": [{"type": "edit", "edited_action": edited}]}), config)
+
+    assert client.sent() == ["edited"]
+    assert "did edited" in str(_tool_messages(state)["a"].content)
+
+
+def test_a_rejected_call_is_never_sent() -> None:
+    client = StubClient()
+    agent = _agent(
+        client, [_call("a", "unwanted")], "done", interrupt_on={"task": True}, checkpointer=InMemorySaver()
+    )
+    config = {"configurable": {"thread_id": "hitl-3"}}
+    agent.invoke({"messages": [HumanMessage(content="go")]}, config)
+
+    agent.invoke(Command(resume={"decisions": [{"type": "reject", "message": "no"}]}), config)
+    assert client.sent() == []
+
+
+@tool
+def pause() -> str:
+    """Wait for a human, interrupting the run."""
+    return str(interrupt("continue?"))
+
+
+def test_resuming_a_thread_sends_nothing_twice() -> None:
+    client = StubClient()
+    turn = [_call("a", "once"), ToolCall(name="pause", args={}, id="p", type="tool_call")]
+    agent = _agent(client, turn, "done", tools=[pause], checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": "resume-1"}}
+
+    assert "__interrupt__" in agent.invoke({"messages": [HumanMessage(content="go")]}, config)
+    state = agent.invoke(Command(resume="yes"), config)
+
+    assert client.sent() == ["once"]
+    assert _tool_messages(state)["a"].content == "did once"
+
+
+def test_when_jobs_cannot_be_sent_each_call_reports_it_and_the_run_goes_on() -> None:
+    client = StubClient(refuse=True)
+    state = _agent(client, [_call("a", "one"), _call("b", "two")], "carried on").invoke(
+        {"messages": [HumanMessage(content="go")]}
+    )
+
+    messages = _tool_messages(state)
+    assert sorted(messages) == ["a", "b"]
+    for message in messages.values():
+        assert message.status == "error"
+        assert "could not send the job" in str(message.content)
+    assert state["messages"][-1].content == "carried on"
+
+
+def test_under_ainvoke_sends_happen_off_the_event_loop() -> None:
+    client = StubClient()
+    agent = _agent(client, [_call("a", "first"), _call("b", "second")], "done")
+
+    async def run() -> tuple[dict[str, Any], str]:
+        state = await agent.ainvoke({"messages": [HumanMessage(content="go")]})
+        return state, threading.current_thread().name
+
+    state, loop_thread = asyncio.run(run())
+
+    assert client.sent() == ["first", "second"]
+    assert loop_thread not in client.send_threads
+    assert {m.content for m in _tool_messages(state).values()} == {"did first", "did second"}
+
+
+@pytest.mark.parametrize("thread_id", [None, "t-1"])
+def test_the_tool_call_finds_the_job_after_model_sent(thread_id: str | None) -> None:
+    client = StubClient()
+    config = {"configurable": {"thread_id": thread_id}} if thread_id else {}
+    _agent(client, [_call("a", "only")], "done").invoke({"messages": [HumanMessage(content="go")]}, config)
+
+    assert client.sent() == ["only"]
+    assert not [event for event, _ in client.events if event == "cancel"]
