@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test unit integration conformance bench clean
+.PHONY: demo test unit integration conformance faults bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,7 +30,11 @@ integration: $(STAMP)
 conformance: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider tests/conformance
 
+faults: $(STAMP)
+	$(BIN)/python -m pytest -p no:cacheprovider tests/faults
+
 bench: $(STAMP)  ## throughput tables; see bench/README.md
+	$(BIN)/python -m bench.delegation_cost
 	$(BIN)/python -m bench.fanout
 	$(BIN)/python -m bench.backends
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import redis
 from langchain.tools import ToolRuntime
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
@@ -189,6 +191,27 @@ class _MemoReaderModel(_DeterministicModel):
         return AIMessage(content=f"{PREFERENCES} says: {results[-1].content}")
 
 
+# Faults: a subagent whose body counts its runs in Redis and does what its task says.
+
+RUNS_PREFIX = "taskforce-test:runs:"
+_SLEEP = re.compile(r"sleep=([\d.]+)")
+
+
+@tool
+def run_counted(runtime: ToolRuntime) -> str:
+    """Count this run in Redis, then act on the task: `sleep=N` sleeps N seconds, `die` kills
+    the worker process (a poison delegation), `hang` blocks in sync code for an hour."""
+    task = next(str(m.content) for m in runtime.state["messages"] if m.type == "human")
+    runs = redis.Redis.from_url(os.environ["TASKFORCE_REDIS_URL"]).incr(RUNS_PREFIX + task)
+    if "die" in task:
+        os.kill(os.getpid(), signal.SIGKILL)
+    if "hang" in task:
+        time.sleep(3600)
+    if sleep := _SLEEP.search(task):
+        time.sleep(float(sleep.group(1)))
+    return f"run {runs} of {task!r} in pid {os.getpid()}"
+
+
 def _spec(name: str, model: BaseChatModel, tools: list[Any] | None = None, **extra: Any) -> dict[str, Any]:
     return {
         "name": name,
@@ -213,6 +236,7 @@ SUBAGENTS = [
     _spec("librarian", PromptQuotingModel(), skills=["/skills/"], memory=["/memories/AGENTS.md"]),
     _spec("memo-writer", _MemoWriterModel()),
     _spec("memo-reader", _MemoReaderModel()),
+    _spec("counted", _DeterministicModel(tool_name="run_counted"), [run_counted]),
 ]
 DEDICATED = ("memo-writer", "memo-reader")
 """Served only by workers a test starts for them, so the test knows which process ran each."""

@@ -15,6 +15,7 @@ from langchain_core.messages import AIMessage, ToolCall, ToolMessage
 
 from orchestrator.embedded import worker_pool
 from shared.celery_app import queue_for
+from shared.secrets import new_key
 from shared.settings import Settings
 from tests.integration.agents import DEDICATED
 
@@ -56,6 +57,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         worker_concurrency=32,
         delegation_timeout=20,
         data_dir=tmp_path_factory.mktemp("data"),
+        secrets_key=new_key(),
     )
     logs = tmp_path_factory.mktemp("worker-logs")
     # Workers started by the tests themselves serve the dedicated types.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -20,6 +21,7 @@ from orchestrator import create_orchestrator
 from orchestrator.client import DelegationClient
 from orchestrator.embedded import spawn, stop, worker_environment
 from shared.celery_app import WORKER_APP, create_celery_app
+from shared.ledger import open_ledger
 from shared.schemas import Delegation, Limits
 from shared.settings import Settings
 from tests.integration.conftest import Cluster, scripted, task_call
@@ -65,28 +67,24 @@ def flower(cluster: Cluster, tmp_path: Path) -> Iterator[str]:
 def _wait_until_flower_sees_events(base: str, settings: Settings, process: Any, log: Path) -> None:
     """Flower answers HTTP before its event receiver is subscribed; events sent before that
     are never seen. Send probes until one shows up."""
-    client = DelegationClient(create_celery_app(settings), settings)
     limits = Limits(timeout_s=10, report_max_chars=500, recursion_limit=10)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            break
-        try:
-            probe = client.send(
-                Delegation(
-                    id=f"probe-{time.monotonic_ns()}",
-                    subagent_type="inspector",
-                    description="probe",
-                    limits=limits,
+    with contextlib.closing(DelegationClient(create_celery_app(settings), settings)) as client:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                break
+            probe = f"probe-{time.monotonic_ns()}"
+            try:
+                client.send(
+                    Delegation(id=probe, subagent_type="inspector", description="probe", limits=limits)
                 )
-            )
-            probe_deadline = time.monotonic() + 3
-            while time.monotonic() < probe_deadline:
-                if probe in _get_json(f"{base}/api/tasks"):
-                    return
+                probe_deadline = time.monotonic() + 3
+                while time.monotonic() < probe_deadline:
+                    if probe in _get_json(f"{base}/api/tasks"):
+                        return
+                    time.sleep(0.2)
+            except OSError:
                 time.sleep(0.2)
-        except OSError:
-            time.sleep(0.2)
     raise AssertionError(f"Flower never showed an event:\n{log.read_text()}")
 
 
@@ -118,6 +116,15 @@ def test_flower_shows_every_delegation_with_its_secrets_redacted(cluster: Cluste
         assert secret not in json.dumps(task)
 
 
+def _wait_until_served(settings: Settings, queue: str, worker: Any, log: Path) -> None:
+    ledger = open_ledger(settings)
+    deadline = time.monotonic() + 60
+    while not ledger.serving(queue, silence_s=10):
+        assert worker.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.2)
+
+
 def test_taskforce_worker_passes_celery_options_through(cluster: Cluster, tmp_path: Path) -> None:
     # A queue prefix of its own, so only this worker can take the job.
     settings: Settings = cluster.settings.model_copy(update={"queue_prefix": f"solo{os.getpid()}"})
@@ -140,6 +147,7 @@ def test_taskforce_worker_passes_celery_options_through(cluster: Cluster, tmp_pa
         env,
     )
     try:
+        _wait_until_served(settings, queue, worker, tmp_path / "worker.log")
         agent = create_orchestrator(
             scripted([task_call("solo", "inspector", "who runs me?")], "done"), settings=settings
         )

@@ -1,0 +1,171 @@
+"""Workers die: SIGKILLed mid-run, killed by their own delegation, stopped while a tool hangs.
+Each test counts how many times every subagent body ran and checks nothing is left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from langchain_core.messages import HumanMessage, ToolMessage
+
+from orchestrator import create_orchestrator
+from orchestrator.dead_letters import drop_dead_letter, list_dead_letters
+from orchestrator.embedded import worker_pool
+from shared.ledger import open_ledger
+from shared.settings import Settings
+from tests.faults.support import (
+    RedisProcess,
+    assert_nothing_left,
+    fault_settings,
+    kill_process_group,
+    runs,
+    wait_for,
+)
+from tests.integration.conftest import scripted, task_call
+
+pytestmark = pytest.mark.faults
+
+
+def _start(agent: Any, pool: ThreadPoolExecutor) -> Any:
+    return pool.submit(
+        agent.invoke, {"messages": [HumanMessage(content="go")]}, {"configurable": {"thread_id": "t"}}
+    )
+
+
+def _reports(state: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {m.tool_call_id: m.artifact for m in state["messages"] if isinstance(m, ToolMessage)}
+
+
+def _ids(settings: Settings) -> list[str]:
+    client = open_ledger(settings).client
+    prefix = f"{settings.queue_prefix}:dlg:"
+    return [key.decode()[len(prefix) :] for key in client.keys(prefix + "*")]
+
+
+@pytest.mark.parametrize("pool_kind", ["threads", "prefork"])
+def test_a_sigkilled_workers_delegations_finish_elsewhere_once_each(
+    server: RedisProcess, tmp_path: Path, pool_kind: str
+) -> None:
+    """Default lease: the reports must be in within 30 s of the kill."""
+    settings = fault_settings(server, tmp_path, worker_pool=pool_kind)
+    tasks = [f"sleep=4 job {n}" for n in range(4)]
+    with worker_pool(settings, tmp_path, 2) as pids, ThreadPoolExecutor(1) as pool:
+        names = _names(pids)
+        agent = create_orchestrator(
+            scripted([task_call(f"c{n}", "counted", t) for n, t in enumerate(tasks)], "done"),
+            settings=settings,
+        )
+        running = _start(agent, pool)
+        wait_for(lambda: all(runs(settings, t) == 1 for t in tasks), 30, "every job to start")
+        before = _running_on(settings)
+        victim = next(iter(before.values()))
+        kill_process_group(names[victim])
+        killed_at = time.monotonic()
+        state = running.result(timeout=90)
+        recovered_s = time.monotonic() - killed_at
+        print(f"{pool_kind}: reports in {recovered_s:.1f} s after the kill")
+
+    reports = _reports(state)
+    assert recovered_s < 30, recovered_s
+    for n, task in enumerate(tasks):
+        report = reports[f"c{n}"]
+        assert report["status"] == "ok", report
+        moved = before[report["delegation_id"]] == victim
+        assert report["attempts"] == (2 if moved else 1), report
+        assert runs(settings, task) == report["attempts"]
+        if moved:
+            assert report["worker"] != victim
+    assert_nothing_left(settings)
+
+
+def _names(pids: list[int]) -> dict[str, int]:
+    """Worker node name (as the ledger records it) to the pid leading its process group."""
+    return {f"w{index}.{os.getpid()}@{socket.gethostname()}": pid for index, pid in enumerate(pids)}
+
+
+def _running_on(settings: Settings) -> dict[str, str]:
+    ledger = open_ledger(settings)
+    _, records = ledger.snapshot(_ids(settings))
+    return {key: record["worker"] for key, record in records.items() if record.get("state") == "running"}
+
+
+def test_a_poison_delegation_is_dead_lettered_after_three_attempts_and_its_sibling_finishes(
+    server: RedisProcess, tmp_path: Path
+) -> None:
+    settings = fault_settings(server, tmp_path, lease=2.0, worker_concurrency=2)
+    with worker_pool(settings, tmp_path, 4) as pids, ThreadPoolExecutor(1) as pool:
+        agent = create_orchestrator(
+            scripted(
+                [
+                    task_call("poison", "counted", "die, poison"),
+                    task_call("sibling", "counted", "sleep=3 sibling"),
+                ],
+                "done",
+            ),
+            settings=settings,
+        )
+        started = time.monotonic()
+        state = _start(agent, pool).result(timeout=120)
+        print(f"poison: dead-lettered, sibling reported, {time.monotonic() - started:.1f} s after sending")
+        alive = [pid for pid in pids if _alive(pid)]
+
+    reports = _reports(state)
+    poison, sibling = reports["poison"], reports["sibling"]
+    assert poison["status"] == "dead_letter", poison
+    assert poison["attempts"] == 3
+    assert "dead-letters" in poison["summary"]
+    assert runs(settings, "die, poison") == 3
+    assert sibling["status"] == "ok", sibling
+    assert runs(settings, "sleep=3 sibling") == sibling["attempts"]
+    assert len(alive) == 1  # each attempt of the poison took one threads-pool worker with it
+
+    (letter,) = list_dead_letters(settings)
+    assert (letter.delegation_id, letter.attempts) == (poison["delegation_id"], 3)
+    drop_dead_letter(settings, letter.delegation_id)
+    assert list_dead_letters(settings) == []
+    assert_nothing_left(settings)
+
+
+def test_a_worker_whose_tool_hangs_stops_within_its_grace_and_hands_the_delegation_back(
+    server: RedisProcess, tmp_path: Path
+) -> None:
+    settings = fault_settings(server, tmp_path, worker_shutdown_grace=2.0, delegation_timeout=8.0)
+    task = "hang in sync code"
+    with worker_pool(settings, tmp_path, 2) as pids, ThreadPoolExecutor(1) as pool:
+        names = _names(pids)
+        running = _start(
+            create_orchestrator(scripted([task_call("h", "counted", task)], "done"), settings=settings), pool
+        )
+        wait_for(lambda: runs(settings, task) == 1, 30, "the hung tool to start")
+        first = names[next(iter(_running_on(settings).values()))]
+        kill_process_group(first, signal.SIGTERM)
+        stopped_in = wait_for(lambda: not _alive(first), 15, "the first worker to stop")
+        # Handed back, not lost: the other worker takes it and gives up at its deadline.
+        report = _reports(running.result(timeout=60))["h"]
+        second = next(pid for pid in pids if pid != first)
+        kill_process_group(second, signal.SIGTERM)
+        stopped_again_in = wait_for(lambda: not _alive(second), 15, "the second worker to stop")
+
+    print(
+        f"hung tool: SIGTERMed workers stopped in {stopped_in:.1f} s (grace 2 s) and {stopped_again_in:.1f} s"
+    )
+    assert stopped_in < settings.worker_shutdown_grace + 5
+    assert stopped_again_in < 5  # its hung thread is still asleep, and does not hold it
+    assert report["status"] == "timeout", report
+    assert report["attempts"] == 1  # a hand-back is not a lost attempt
+    assert runs(settings, task) == 2
+    assert_nothing_left(settings)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
