@@ -9,7 +9,9 @@ import time
 from types import FrameType
 from typing import Annotated, Any, NoReturn
 
+import click
 import typer
+from celery.bin.worker import worker as celery_worker
 from pydantic import ValidationError
 from rich.console import Console
 from rich.panel import Panel
@@ -27,7 +29,14 @@ from orchestrator.embedded import EmbeddedError, local_cluster
 from orchestrator.files_cli import files_cli
 from orchestrator.progress import delegation_table
 from orchestrator.session import run_prompt
-from shared.celery_app import BrokerConfigError, worker_command
+from shared.celery_app import (
+    WORKER_APP,
+    BrokerConfigError,
+    flower_command,
+    queue_for,
+    unique_worker_name,
+    worker_command,
+)
 from shared.context import ContextError
 from shared.files import FilesConfigError
 from shared.models import ModelConfigError, is_offline
@@ -142,14 +151,88 @@ def run(
     _fail_unless_all_ok(outcome.reports)
 
 
-@cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+# Everything after the command name goes to Celery or Flower untouched.
+_PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def _worker_defaults(settings: Settings) -> list[str]:
+    """Placed before the user's options: Celery takes the last value of an option given twice,
+    so any of these can be overridden on the command line."""
+    return [
+        "--pool",
+        settings.worker_pool,
+        "--concurrency",
+        str(settings.worker_concurrency),
+        "--hostname",
+        unique_worker_name("taskforce"),
+        "--events",
+    ]
+
+
+def _worker_help(settings: Settings) -> str:
+    """Typer knows none of the options this command passes on; Celery's own list of them is
+    the one the user needs, after what taskforce adds."""
+    ours = (
+        ("--pool " + settings.worker_pool, "TASKFORCE_WORKER_POOL"),
+        (f"--concurrency {settings.worker_concurrency}", "TASKFORCE_WORKER_CONCURRENCY"),
+        ("--hostname taskforce.<pid>@%h", "a name no other worker has, on any host"),
+        ("--events", "task events, for Flower and the CLI's progress view"),
+    )
+    lines = [
+        "Usage: taskforce worker [CELERY WORKER OPTIONS]",
+        "",
+        f"  Run `celery -A {WORKER_APP} worker` against TASKFORCE_REDIS_URL with taskforce's",
+        "  defaults. Every `celery worker` option below passes through; one given here",
+        "  replaces taskforce's default.",
+        "",
+        "  By default a worker serves every subagent type. One pool per type:",
+        f"    taskforce worker -Q {queue_for(settings, '<subagent>')}",
+        "",
+        "taskforce's defaults:",
+        *(f"  {option:<34}{meaning}" for option, meaning in ours),
+        "",
+    ]
+    celery_help = celery_worker.get_help(click.Context(celery_worker, info_name="celery worker"))
+    # From Celery's first option section on: its usage line and examples name `celery -A proj`.
+    text = celery_help.splitlines()
+    start = next((n for n, line in enumerate(text) if line.endswith("Options:")), 0)
+    return "\n".join([*lines, *text[start:]]).replace("%%", "%") + "\n"
+
+
+@cli.command(context_settings=_PASS_THROUGH, add_help_option=False)
 def worker(ctx: typer.Context) -> None:
-    """Run a worker against TASKFORCE_REDIS_URL. Any `celery worker` option passes through,
-    e.g. `taskforce worker -Q taskforce.researcher --concurrency 16`."""
+    """Run a worker against TASKFORCE_REDIS_URL; `celery worker` options pass through.
+
+    E.g. `taskforce worker -Q taskforce.researcher --concurrency 16`; `--help` lists them."""
+    if "--help" in ctx.args:
+        sys.stdout.write(_worker_help(_settings()))
+        return
     settings = _connected_settings("worker")
-    defaults = ["--pool", settings.worker_pool, "--concurrency", str(settings.worker_concurrency), "--events"]
-    command = worker_command(*defaults, *ctx.args)
+    command = worker_command(*_worker_defaults(settings), *ctx.args)
     os.execv(command[0], command)
+
+
+@cli.command(context_settings=_PASS_THROUGH)
+def flower(ctx: typer.Context) -> None:
+    """Run Flower against TASKFORCE_REDIS_URL, behind TASKFORCE_FLOWER_BASIC_AUTH.
+
+    TASKFORCE_FLOWER_BASIC_AUTH is `user:password`; without it Flower listens on 127.0.0.1 only.
+    Flower's own options pass through, e.g. `taskforce flower --port=5555 --url_prefix=flower`."""
+    settings = _connected_settings("flower")
+    env = dict(os.environ)
+    defaults: list[str] = []
+    if settings.flower_basic_auth is not None:
+        # Flower reads its options from FLOWER_* variables too: in the environment, the password
+        # stays out of the command line that `ps` shows every user.
+        env["FLOWER_BASIC_AUTH"] = settings.flower_basic_auth.get_secret_value()
+    elif "FLOWER_BASIC_AUTH" not in env:
+        defaults.append("--address=127.0.0.1")
+        error_console.print(
+            "[yellow]warning:[/] TASKFORCE_FLOWER_BASIC_AUTH is unset: Flower listens on 127.0.0.1 "
+            "only, without authentication"
+        )
+    command = flower_command(*defaults, *ctx.args)
+    os.execve(command[0], command, env)
 
 
 dead_letters_cli = typer.Typer(

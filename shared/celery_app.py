@@ -8,6 +8,7 @@ the delegation's record and push them to the waiting orchestrator (`shared.ledge
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from celery import Celery
@@ -103,4 +104,21 @@ WORKER_APP = "workers.app"
 def worker_command(*celery_args: str) -> list[str]:
     """The command line of one worker process; `taskforce worker` and the embedded mode both
     start workers this way, so the worker side is never imported into the orchestrator."""
-    return [sys.executable, "-m", "celery", "-A", WORKER_APP, "worker", *celery_args]
+    return _celery_command("worker", *celery_args)
+
+
+def flower_command(*flower_args: str) -> list[str]:
+    """Flower loads the worker app too (its task names and queues), so it is started the same
+    way as a worker."""
+    return _celery_command("flower", *flower_args)
+
+
+def _celery_command(subcommand: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", WORKER_APP, subcommand, *args]
+
+
+def unique_worker_name(prefix: str) -> str:
+    """A node name no other worker has: Celery's `%h` tells hosts (and containers) apart, the
+    pid tells processes on one host apart. Two workers with one name hide each other in Flower
+    and in `ping` replies, and reports could not say which one ran a delegation."""
+    return f"{prefix}.{os.getpid()}@%h"

@@ -87,6 +87,11 @@ class Settings(BaseSettings):
         description="Fernet key that encrypts secret context values in broker messages "
         "(`taskforce secrets-key` makes one); the embedded mode makes its own.",
     )
+    flower_basic_auth: SecretStr | None = Field(
+        default=None,
+        description="`user:password` (several: comma-separated) that `taskforce flower` requires; "
+        "unset: Flower listens on loopback only.",
+    )
     report_max_chars: int = Field(
         default=4000, ge=200, description="Longer reports are cut here; the full text goes to files."
     )
@@ -116,6 +121,19 @@ class Settings(BaseSettings):
             if prefix in {"/memories/", "/skills/"}:
                 raise ValueError(f"route {prefix!r} is taskforce's own; pick another prefix")
         return routes
+
+    @field_validator("flower_basic_auth")
+    @classmethod
+    def _check_basic_auth(cls, value: SecretStr | None) -> SecretStr | None:
+        """Flower would otherwise start with credentials nobody can type, and say nothing."""
+        if value is None:
+            return value
+        for credential in value.get_secret_value().split(","):
+            user, colon, password = credential.partition(":")
+            if not (user and colon and password):
+                # The message must not echo the value: it holds a password.
+                raise ValueError("must be user:password, several separated by commas")
+        return value
 
     def limits(self, recursion_limit: int) -> Limits:
         """What these settings allow one delegation; `shared.timing` derives every time limit

@@ -1,15 +1,18 @@
-"""Flower over HTTP and `taskforce worker`, each a real process against the real Redis."""
+"""`taskforce flower` over HTTP and `taskforce worker`, each a real process against the real Redis."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
 import socket
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +23,7 @@ from pydantic import SecretStr
 from orchestrator import create_orchestrator
 from orchestrator.client import DelegationClient
 from orchestrator.embedded import spawn, stop, worker_environment
-from shared.celery_app import WORKER_APP, create_celery_app
+from shared.celery_app import create_celery_app, queue_for
 from shared.ledger import open_ledger
 from shared.schemas import Delegation, Limits
 from shared.settings import Settings
@@ -35,33 +38,67 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+FLOWER_USER = "ops"
+FLOWER_PASSWORD = "flower-PASSWORD-808"
+
+
+def _request(url: str, credentials: tuple[str, str] | None = (FLOWER_USER, FLOWER_PASSWORD)) -> Any:
+    request = urllib.request.Request(url)
+    if credentials is not None:
+        token = base64.b64encode(":".join(credentials).encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    return urllib.request.urlopen(request, timeout=5)
+
+
 def _get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5) as response:
+    with _request(url) as response:
         return json.loads(response.read())
 
 
-@pytest.fixture
-def flower(cluster: Cluster, tmp_path: Path) -> Iterator[str]:
+def _status(url: str, credentials: tuple[str, str] | None) -> int:
+    try:
+        with _request(url, credentials) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+@dataclass(frozen=True)
+class Flower:
+    base: str
+    pid: int
+    log: Path
+
+
+@pytest.fixture(scope="module")
+def flower(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flower]:
+    """Started the way an operator starts it: `taskforce flower` with the credentials in a
+    setting, Flower's own options after it."""
     port = _free_port()
     env = worker_environment(cluster.settings)
-    env["FLOWER_UNAUTHENTICATED_API"] = "true"
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        WORKER_APP,
-        "flower",
-        f"--port={port}",
-        "--address=127.0.0.1",
-    ]
-    process = spawn(command, tmp_path / "flower.log", env)
+    env["TASKFORCE_FLOWER_BASIC_AUTH"] = f"{FLOWER_USER}:{FLOWER_PASSWORD}"
+    log = tmp_path_factory.mktemp("flower") / "flower.log"
+    command = [sys.executable, "-m", "orchestrator", "flower", f"--port={port}", "--address=127.0.0.1"]
+    process = spawn(command, log, env)
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_flower_sees_events(base, cluster.settings, process, tmp_path / "flower.log")
-        yield base
+        _wait_until_flower_sees_events(base, cluster.settings, process, log)
+        yield Flower(base, process.pid, log)
     finally:
         stop(process)
+
+
+def test_taskforce_flower_lets_in_only_its_basic_auth_credentials(flower: Flower) -> None:
+    for path in ("/", "/api/tasks", "/api/workers"):
+        assert _status(flower.base + path, None) == 401
+        assert _status(flower.base + path, (FLOWER_USER, "wrong")) == 401
+        assert _status(flower.base + path, (FLOWER_USER, FLOWER_PASSWORD)) == 200
+
+    # `taskforce flower` became Flower (exec), whose command line any user can read with `ps`.
+    command_line = Path(f"/proc/{flower.pid}/cmdline").read_bytes().decode()
+    assert "flower" in command_line
+    assert FLOWER_PASSWORD not in command_line
+    assert FLOWER_PASSWORD not in flower.log.read_text()
 
 
 def _wait_until_flower_sees_events(base: str, settings: Settings, process: Any, log: Path) -> None:
@@ -88,7 +125,7 @@ def _wait_until_flower_sees_events(base: str, settings: Settings, process: Any, 
     raise AssertionError(f"Flower never showed an event:\n{log.read_text()}")
 
 
-def test_flower_shows_every_delegation_with_its_secrets_redacted(cluster: Cluster, flower: str) -> None:
+def test_flower_shows_every_delegation_with_its_secrets_redacted(cluster: Cluster, flower: Flower) -> None:
     secret = "sk-flower-SECRET-333"
     agent = create_orchestrator(
         scripted([task_call("f1", "researcher", "first"), task_call("f2", "inspector", "second")], "done"),
@@ -102,13 +139,18 @@ def test_flower_shows_every_delegation_with_its_secrets_redacted(cluster: Cluste
 
     deadline = time.monotonic() + 20
     while True:
-        tasks = _get_json(f"{flower}/api/tasks")
+        tasks = _get_json(f"{flower.base}/api/tasks")
         ours = [t for t in tasks.values() if any(d in str(t.get("args")) for d in task_ids.values())]
         if len(ours) == 2 and all(t["state"] == "SUCCESS" for t in ours):
             break
         assert time.monotonic() < deadline, f"Flower saw {ours}"
         time.sleep(0.3)
 
+    kinds = {"f1": "researcher", "f2": "inspector"}
+    descriptions = {"f1": "first", "f2": "second"}
+    for call, delegation_id in task_ids.items():
+        (task,) = (t for t in ours if delegation_id in t["args"])
+        assert f"'subagent_type': '{kinds[call]}', 'description': '{descriptions[call]}'" in task["args"]
     for task in ours:
         assert task["name"] == "taskforce.run_delegation"
         assert task["worker"].startswith("w0.")
@@ -159,3 +201,40 @@ def test_taskforce_worker_passes_celery_options_through(cluster: Cluster, tmp_pa
         assert json.loads(str(message.content))["pid"] == worker.pid  # exec: the CLI became the worker
     finally:
         stop(worker)
+
+
+def test_one_pool_per_queue_each_worker_named_uniquely_by_default(cluster: Cluster, tmp_path: Path) -> None:
+    # A queue prefix of its own, so only these workers can take the jobs.
+    settings: Settings = cluster.settings.model_copy(update={"queue_prefix": f"pools{os.getpid()}"})
+    env = worker_environment(settings)
+    kinds = ("inspector", "researcher")
+    queues = {kind: queue_for(settings, kind) for kind in kinds}
+    logs = {kind: tmp_path / f"{kind}.log" for kind in kinds}
+    # No -n: `taskforce worker` names each worker itself.
+    pools = {
+        kind: spawn(
+            [sys.executable, "-m", "orchestrator", "worker", "-Q", queues[kind], "--concurrency", "2"],
+            logs[kind],
+            env,
+        )
+        for kind in kinds
+    }
+    try:
+        for kind in kinds:
+            _wait_until_served(settings, queues[kind], pools[kind], logs[kind])
+        agent = create_orchestrator(
+            scripted(
+                [task_call("i", "inspector", "inspect"), task_call("r", "researcher", "research")], "done"
+            ),
+            settings=settings,
+        )
+        state = agent.invoke({"messages": [HumanMessage(content="go")]})
+        reports = {m.tool_call_id: m.artifact for m in state["messages"] if isinstance(m, ToolMessage)}
+
+        host = socket.gethostname()
+        for call, kind in (("i", "inspector"), ("r", "researcher")):
+            assert reports[call]["status"] == "ok", logs[kind].read_text()
+            # exec: the CLI's pid is the worker's, and the name it chose holds it.
+            assert reports[call]["worker"] == f"taskforce.{pools[kind].pid}@{host}"
+    finally:
+        stop(*pools.values())

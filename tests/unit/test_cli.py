@@ -26,6 +26,12 @@ MISTAKES = {
     "missing prompt": (["run"], {}, "Missing argument"),
     "bad option value": (["run", "hi", "--workers", "abc"], {}, "Invalid value for '--workers'"),
     "bad setting": (["run", "hi"], {"TASKFORCE_WORKERS": "abc"}, "TASKFORCE_WORKERS: Input should be"),
+    "flower without Redis": (["flower"], {}, "`taskforce flower` needs TASKFORCE_REDIS_URL"),
+    "bad flower credentials": (
+        ["flower"],
+        {"TASKFORCE_REDIS_URL": "redis://127.0.0.1:1/0", "TASKFORCE_FLOWER_BASIC_AUTH": "hunter2"},
+        "TASKFORCE_FLOWER_BASIC_AUTH: Value error, must be user:password",
+    ),
 }
 
 
@@ -47,6 +53,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, subprocess.Compl
     directory = tmp_path_factory.mktemp("cli")
     commands = {case: (args, env) for case, (args, env, _) in MISTAKES.items()}
     commands["help"] = (["--help"], {})
+    commands["worker help"] = (["worker", "--help"], {})
     processes = {
         case: subprocess.Popen(
             [sys.executable, "-m", "orchestrator", *args],
@@ -85,11 +92,85 @@ def test_a_bad_setting_is_named_without_its_value(
     runs: dict[str, subprocess.CompletedProcess[str]],
 ) -> None:
     assert "abc" not in runs["bad setting"].stderr
+    assert "hunter2" not in runs["bad flower credentials"].stderr
 
 
 def test_help_still_prints_and_succeeds(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
     assert runs["help"].returncode == 0, runs["help"].stderr
     assert "Usage" in runs["help"].stdout
+
+
+def test_worker_help_shows_taskforce_defaults_and_every_celery_worker_option(
+    runs: dict[str, subprocess.CompletedProcess[str]],
+) -> None:
+    result = runs["worker help"]
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert "Usage: taskforce worker" in result.stdout
+    assert "--hostname taskforce.<pid>@%h" in result.stdout
+    assert "taskforce worker -Q taskforce.<subagent>" in result.stdout
+    for celery_option in (
+        "-Q, --queues",
+        "--autoscale",
+        "-P, --pool",
+        "-n, --hostname",
+        "--max-tasks-per-child",
+    ):
+        assert celery_option in result.stdout
+
+
+@pytest.fixture
+def exec_calls(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[tuple[list[str], dict[str, str]]]:
+    """What `worker` and `flower` would become; in an empty directory, so no `.env` joins in."""
+    calls: list[tuple[list[str], dict[str, str]]] = []
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TASKFORCE_REDIS_URL", "redis://127.0.0.1:6379/0")
+    monkeypatch.setattr(cli_module.os, "execv", lambda path, args: calls.append((args, dict(os.environ))))
+    monkeypatch.setattr(cli_module.os, "execve", lambda path, args, env: calls.append((args, env)))
+    return calls
+
+
+def test_a_worker_gets_a_name_of_its_own_unless_given_one(
+    exec_calls: list[tuple[list[str], dict[str, str]]],
+) -> None:
+    CliRunner().invoke(cli, ["worker", "-Q", "taskforce.researcher"], catch_exceptions=False)
+    CliRunner().invoke(cli, ["worker", "-n", "mine@%h"], catch_exceptions=False)
+
+    (default, _), (named, _) = exec_calls
+    assert default[default.index("--hostname") + 1] == f"taskforce.{os.getpid()}@%h"
+    assert default[-2:] == ["-Q", "taskforce.researcher"]
+    # Celery takes the last of two values: the user's.
+    assert named[-2:] == ["-n", "mine@%h"]
+    assert named.index("--hostname") < named.index("-n")
+
+
+def test_flower_gets_its_password_in_the_environment_not_the_command_line(
+    exec_calls: list[tuple[list[str], dict[str, str]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TASKFORCE_FLOWER_BASIC_AUTH", "ops:hunter2")
+
+    result = CliRunner().invoke(cli, ["flower", "--port=5556"], catch_exceptions=False)
+
+    ((command, env),) = exec_calls
+    assert command[-2:] == ["flower", "--port=5556"]
+    assert "hunter2" not in " ".join(command)
+    assert "--address=127.0.0.1" not in command
+    assert env["FLOWER_BASIC_AUTH"] == "ops:hunter2"
+    assert "hunter2" not in result.output
+
+
+def test_flower_without_basic_auth_listens_on_loopback_only(
+    exec_calls: list[tuple[list[str], dict[str, str]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FLOWER_BASIC_AUTH", raising=False)
+
+    result = CliRunner().invoke(cli, ["flower"], catch_exceptions=False)
+
+    ((command, env),) = exec_calls
+    assert "--address=127.0.0.1" in command
+    assert "FLOWER_BASIC_AUTH" not in env
+    assert "TASKFORCE_FLOWER_BASIC_AUTH is unset" in result.stderr
 
 
 def _report(status: str) -> Report:
