@@ -1,5 +1,6 @@
-# One image for every role: orchestrator (`taskforce run|demo`), worker (`taskforce worker`)
-# and Flower (`celery -A workers.app flower`).
+# One image for every role in docker-compose.yml: orchestrator (`taskforce batch|run|demo`),
+# worker (`taskforce worker`) and Flower (`taskforce flower`). The Postgres checkpointer and the
+# S3 client for the shared files are regular dependencies, so nothing is left to add per role.
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app
@@ -7,6 +8,7 @@ COPY pyproject.toml README.md ./
 COPY shared ./shared
 COPY orchestrator ./orchestrator
 COPY workers ./workers
-RUN pip install --no-cache-dir . && useradd --create-home taskforce
+# A fixed uid: the orchestrator writes its results into a directory mounted from the host.
+RUN pip install --no-cache-dir . && useradd --create-home --uid 1000 taskforce
 USER taskforce
 CMD ["taskforce", "--help"]
