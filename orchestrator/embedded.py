@@ -24,7 +24,7 @@ from pathlib import Path
 import redis
 from pydantic import SecretStr
 
-from shared.celery_app import create_celery_app, worker_command
+from shared.celery_app import create_celery_app, unique_worker_name, worker_command
 from shared.secrets import new_key
 from shared.settings import Settings
 
@@ -173,8 +173,7 @@ def worker_environment(settings: Settings) -> dict[str, str]:
 
 
 def _worker_name(index: int, prefix: str = "w") -> str:
-    # The pid keeps two runs on one machine apart in Flower and in `ping` replies.
-    return f"{prefix}{index}.{os.getpid()}@%h"
+    return unique_worker_name(f"{prefix}{index}")
 
 
 @contextlib.contextmanager

@@ -91,6 +91,9 @@ class Settings(BaseSettings):
         default=None,
         description="`user:password` (several: comma-separated) that `taskforce flower` requires; "
         "unset: Flower listens on loopback only.",
+        # Left out of dumps: the worker environment is built from one, where a dumped secret would
+        # arrive as its mask and fail validation. Only `taskforce flower` reads it.
+        exclude=True,
     )
     report_max_chars: int = Field(
         default=4000, ge=200, description="Longer reports are cut here; the full text goes to files."

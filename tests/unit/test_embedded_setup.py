@@ -67,3 +67,17 @@ def test_workers_read_back_the_orchestrators_settings_from_their_environment(
     read_back = Settings(_env_file=None)  # type: ignore[call-arg]
 
     assert read_back == settings
+
+
+def test_workers_start_whatever_flower_password_the_orchestrator_has(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers have no use for it, and a masked copy would not even validate."""
+    monkeypatch.delenv("TASKFORCE_FLOWER_BASIC_AUTH", raising=False)
+    settings = Settings(flower_basic_auth="ops:hunter2", _env_file=None)  # type: ignore[call-arg]
+
+    env = worker_environment(settings)
+
+    assert "TASKFORCE_FLOWER_BASIC_AUTH" not in env
+    for key, value in env.items():
+        if key.startswith("TASKFORCE_"):
+            monkeypatch.setenv(key, value)
+    assert Settings(_env_file=None).flower_basic_auth is None  # type: ignore[call-arg]

@@ -90,3 +90,16 @@ def test_invalid_value_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("TASKFORCE_QUEUE_PREFIX", "two words")
     with pytest.raises(ValidationError):
         load()
+
+
+def test_flower_basic_auth_takes_user_password_pairs() -> None:
+    assert load(flower_basic_auth="ops:pw,viewer:pa:ss").flower_basic_auth is not None
+
+
+@pytest.mark.parametrize("value", ["hunter2", ":hunter2", "ops:", "ops:hunter2,", "ops:hunter2,viewer"])
+def test_flower_basic_auth_refuses_what_nobody_could_log_in_with_without_echoing_it(value: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        load(flower_basic_auth=value)
+
+    assert "user:password" in str(caught.value)
+    assert "hunter2" not in str(caught.value.errors(include_input=False))
