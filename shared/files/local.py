@@ -141,7 +141,10 @@ class LocalStore(Store):
             try:
                 directory.mkdir(parents=True, exist_ok=True)
             except (FileExistsError, NotADirectoryError) as error:
-                raise ValueError(f"cannot save {path!r}: a parent directory is a file") from error
+                # mkdir also fails so when a concurrent `remove` pruned a directory it had found.
+                if _file_in_the_way(directory, self.root):
+                    raise ValueError(f"cannot save {path!r}: a parent directory is a file") from error
+                continue
             except FileNotFoundError:
                 continue
             try:
@@ -324,6 +327,16 @@ def _locked(directory: Path) -> Iterator[None]:
                 return
             finally:
                 os.close(fd)
+
+
+def _file_in_the_way(directory: Path, root: Path) -> bool:
+    """Whether a file stands where `directory` or one of its parents under `root` should be."""
+    for candidate in (directory, *directory.parents):
+        if candidate == root or not candidate.is_relative_to(root):
+            return False
+        if candidate.exists() and not candidate.is_dir():
+            return True
+    return False
 
 
 def _only_lock(directory: Path) -> bool:
