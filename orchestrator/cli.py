@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any, NoReturn
 
@@ -18,6 +19,10 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from orchestrator.batch import DEFAULT_MAX_DELEGATIONS, DEFAULT_MAX_RUNS, BatchProgress, run_batch
+from orchestrator.batch_display import problems, summary_table
+from orchestrator.batch_display import progress_line as batch_progress_line
+from orchestrator.checkpoints import CheckpointsConfigError, checkpoints_location
 from orchestrator.dead_letters import (
     UnknownDeadLetterError,
     drop_dead_letter,
@@ -27,7 +32,7 @@ from orchestrator.dead_letters import (
 from orchestrator.demo import demo_settings, run_demo
 from orchestrator.embedded import EmbeddedError, local_cluster
 from orchestrator.files_cli import files_cli
-from orchestrator.progress import delegation_table
+from orchestrator.progress import delegation_table, live_progress
 from orchestrator.session import run_prompt
 from shared.celery_app import (
     WORKER_APP,
@@ -67,6 +72,7 @@ _USER_ERRORS = (
     FilesConfigError,
     SecretsKeyError,
     UnknownDeadLetterError,
+    CheckpointsConfigError,
 )
 
 INTERRUPTED = 130
@@ -84,6 +90,10 @@ WorkersOption = Annotated[
 ConcurrencyOption = Annotated[
     int | None,
     typer.Option("--concurrency", "-c", min=1, help="Delegations each local worker runs at once."),
+]
+SubagentsOption = Annotated[
+    str | None,
+    typer.Option("--subagents", "-s", help="Registry import path, e.g. myapp.agents:SUBAGENTS."),
 ]
 ModelOption = Annotated[
     str | None, typer.Option("--model", "-m", help="Main and subagent model, e.g. openai:gpt-4.1-mini.")
@@ -131,10 +141,7 @@ def _stop_on_sigterm() -> None:
 @cli.command()
 def run(
     prompt: Annotated[str, typer.Argument(help="What the main agent should do.")],
-    subagents: Annotated[
-        str | None,
-        typer.Option("--subagents", "-s", help="Registry import path, e.g. myapp.agents:SUBAGENTS."),
-    ] = None,
+    subagents: SubagentsOption = None,
     workers: WorkersOption = None,
     concurrency: ConcurrencyOption = None,
     model: ModelOption = None,
@@ -149,6 +156,57 @@ def run(
     console.print(delegation_table(outcome.reports))
     console.print(f"{len(outcome.reports)} delegations in {outcome.elapsed_s:.1f} s; run id {outcome.run_id}")
     _fail_unless_all_ok(outcome.reports)
+
+
+@cli.command()
+def batch(
+    input_file: Annotated[
+        Path,
+        typer.Argument(
+            metavar="INPUT.jsonl",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help='One run per line: {"id": ..., "prompt": ..., "context": {...}}.',
+        ),
+    ],
+    *,
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            dir_okay=False,
+            help="Results, one JSON line per item. Rerunning with the same file skips items "
+            "already ok and resumes the interrupted ones.",
+        ),
+    ],
+    max_runs: Annotated[int, typer.Option(min=1, help="Main-agent runs at once.")] = DEFAULT_MAX_RUNS,
+    max_delegations: Annotated[
+        int, typer.Option(min=1, help="Delegations in flight per run; more wait for a free slot.")
+    ] = DEFAULT_MAX_DELEGATIONS,
+    subagents: SubagentsOption = None,
+    workers: WorkersOption = None,
+    concurrency: ConcurrencyOption = None,
+    model: ModelOption = None,
+) -> None:
+    """Run the main agent once per line of INPUT.jsonl, a few at a time, checkpointed."""
+    settings = _settings(subagents=subagents, worker_concurrency=concurrency, model=model)
+    count = _local_workers(settings, workers)
+    _announce(settings, count)
+    console.print(f"Checkpoints: {checkpoints_location(settings)}")
+    progress = BatchProgress()
+    painted = live_progress(lambda: batch_progress_line(progress), console)
+    with local_cluster(settings, count) as live, painted:
+        outcome = run_batch(
+            live, input_file, out, max_runs=max_runs, max_delegations=max_delegations, progress=progress
+        )
+    console.print(summary_table(outcome))
+    for problem in problems(outcome):
+        error_console.print(Text.assemble(("problem:", "red"), " ", problem))
+    console.print(f"results: {out}")
+    if problems(outcome):
+        raise typer.Exit(1)
 
 
 # Everything after the command name goes to Celery or Flower untouched.

@@ -56,6 +56,11 @@ CONNECTION_ERRORS: tuple[type[Exception], ...] = (RedisError, OperationalError, 
 _FINAL_STATES = {"reported", "dead_letter"}
 
 
+class DetachedError(RuntimeError):
+    """The client stopped waiting without cancelling (`DelegationClient.detach`): the
+    delegation runs on, and a resumed run re-attaches to it."""
+
+
 @dataclass
 class _Wait:
     delegation: Delegation
@@ -66,7 +71,8 @@ class _Wait:
 class DelegationClient:
     """The orchestrator's handle on the worker pools; one per process is plenty."""
 
-    def __init__(self, app: Celery, settings: Settings) -> None:
+    def __init__(self, app: Celery, settings: Settings, max_in_flight: int | None = None) -> None:
+        """`max_in_flight` caps the delegations out at once: a further send waits for a report."""
         self.app = app
         self.settings = settings
         self.ledger = open_ledger(settings)
@@ -78,6 +84,8 @@ class DelegationClient:
         self.states: dict[str, str] = {}
         """The last state seen of each delegation still waited for (for progress displays)."""
         self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(max_in_flight) if max_in_flight else None
+        self._detached = False
         self._closed = threading.Event()
         self._listener: threading.Thread | None = None
         # Whatever is still out when the interpreter exits is cancelled, not left to run.
@@ -92,6 +100,14 @@ class DelegationClient:
             known = self._waits.get(delegation.id)
         if known is not None:
             return known.future
+        self._take_slot()
+        try:
+            return self._send(delegation)
+        except BaseException:
+            self._free_slot()
+            raise
+
+    def _send(self, delegation: Delegation) -> Future[Report]:
         limits = timing(delegation.limits)
         queue = queue_for(self.settings, delegation.subagent_type)
         publication = Publication(
@@ -99,6 +115,8 @@ class DelegationClient:
         )
         wait = _Wait(delegation, queue)
         with self._lock:
+            if self._detached:
+                raise DetachedError("this client was detached: it sends nothing more")
             self._waits[delegation.id] = wait
             self._sent.add(delegation.id)
         try:
@@ -169,6 +187,27 @@ class DelegationClient:
             listener.join(timeout=5)
         self._closed.clear()
 
+    def detach(self) -> None:
+        """Stop waiting, for good, without cancelling anything: every call still waiting raises
+        DetachedError, and the delegations run on for a resumed run (with a checkpointer) to
+        re-attach to. A batch stops this way, so that its next run loses no work."""
+        self._closed.set()
+        with self._lock:
+            self._detached = True
+            waits = list(self._waits.values())
+            self._waits.clear()
+            self._sent.clear()
+            collectable, self._collectable = self._collectable, []
+            listener = self._listener
+        with contextlib.suppress(*CONNECTION_ERRORS):
+            self.ledger.forget(collectable)
+        for wait in waits:
+            self._free_slot()
+            if not wait.future.done():
+                wait.future.set_exception(DetachedError("the orchestrator detached from this delegation"))
+        if listener is not None and listener is not threading.current_thread():
+            listener.join(timeout=5)
+
     @contextlib.contextmanager
     def cancelled_on_interrupt(self) -> Iterator[None]:
         """Make Ctrl-C (and SIGTERM) cancel everything at once. LangGraph lets running tool
@@ -212,11 +251,31 @@ class DelegationClient:
 
     def _resolve(self, wait: _Wait, report: Report) -> None:
         with self._lock:
-            if self._waits.get(wait.delegation.id) is wait:
+            ours = self._waits.get(wait.delegation.id) is wait
+            if ours:
                 del self._waits[wait.delegation.id]
             self.states.pop(wait.delegation.id, None)
+        if ours:
+            self._free_slot()
         if not wait.future.done():
             wait.future.set_result(report)
+
+    def _take_slot(self) -> None:
+        if self._slots is None:
+            return
+        while not self._slots.acquire(timeout=0.5):
+            if self._detached:
+                raise DetachedError("this client was detached: it sends nothing more")
+
+    def _free_slot(self) -> None:
+        if self._slots is not None:
+            self._slots.release()
+
+    @property
+    def outstanding(self) -> int:
+        """Delegations sent (or re-attached to) whose reports have not arrived yet."""
+        with self._lock:
+            return len(self._waits)
 
     # The listener.
 

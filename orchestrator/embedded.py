@@ -29,6 +29,10 @@ from shared.secrets import new_key
 from shared.settings import Settings
 
 _STOP_GRACE_S = 10.0
+# Settings only the orchestrator side uses: a worker never sees their values, even inherited.
+_ORCHESTRATOR_ONLY_VARIABLES = {
+    f"TASKFORCE_{name.upper()}" for name, field in Settings.model_fields.items() if field.exclude
+}
 
 
 class EmbeddedError(RuntimeError):
@@ -158,7 +162,7 @@ def redis_server(directory: Path, port: int | None = None) -> Iterator[str]:
 
 def worker_environment(settings: Settings) -> dict[str, str]:
     """Workers read the same settings as we do, from the environment."""
-    env = dict(os.environ)
+    env = {key: value for key, value in os.environ.items() if key not in _ORCHESTRATOR_ONLY_VARIABLES}
     values = settings.model_dump(mode="json", exclude_none=True)
     if settings.secrets_key is not None:
         values["secrets_key"] = settings.secrets_key.get_secret_value()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from rich.console import Console
 from rich.live import Live
@@ -65,14 +65,15 @@ def progress_line(tracker: DelegationTracker) -> Text:
 
 
 @contextlib.contextmanager
-def live_progress(tracker: DelegationTracker, console: Console) -> Iterator[None]:
+def live_progress(render: Callable[[], Text], console: Console) -> Iterator[None]:
+    """Repaints `render()` twice a second until the block ends, then once more."""
     stop = threading.Event()
     try:
-        with Live(progress_line(tracker), console=console, transient=False, auto_refresh=False) as live:
+        with Live(render(), console=console, transient=False, auto_refresh=False) as live:
 
             def refresh() -> None:
                 while not stop.wait(0.3):
-                    live.update(progress_line(tracker), refresh=True)
+                    live.update(render(), refresh=True)
 
             painter = threading.Thread(target=refresh, name="taskforce-progress", daemon=True)
             painter.start()
@@ -81,7 +82,7 @@ def live_progress(tracker: DelegationTracker, console: Console) -> Iterator[None
             finally:
                 stop.set()
                 painter.join()
-                live.update(progress_line(tracker), refresh=True)
+                live.update(render(), refresh=True)
     finally:
         # Whatever is printed next (an answer, an error, "interrupted") starts on its own line.
         if not console.is_terminal:

@@ -14,7 +14,7 @@ from rich.console import Console
 
 from orchestrator.agent import create_orchestrator
 from orchestrator.client import DelegationClient
-from orchestrator.progress import DelegationTracker, live_progress
+from orchestrator.progress import DelegationTracker, live_progress, progress_line
 from shared.celery_app import create_celery_app
 from shared.schemas import Report
 from shared.settings import Settings
@@ -46,7 +46,11 @@ def run_prompt(
     run_id = run_id or new_run_id()
     started = time.monotonic()
     # However the run ends (an answer, an error, Ctrl-C), nothing it sent is left to run.
-    with contextlib.closing(client), client.cancelled_on_interrupt(), live_progress(tracker, console):
+    with (
+        contextlib.closing(client),
+        client.cancelled_on_interrupt(),
+        live_progress(lambda: progress_line(tracker), console),
+    ):
         state = agent.invoke(
             {"messages": [HumanMessage(content=prompt)]},
             {"configurable": {"thread_id": run_id}},

@@ -6,8 +6,10 @@ separately; anything that is not JSON is refused at the edge rather than half-se
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
+from langchain_core.messages import BaseMessage
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, SecretStr
 
 from shared.context import REDACTED, redact
@@ -94,6 +96,21 @@ class TokenUsage(_Wire):
     input_tokens: int = Field(default=0, ge=0)
     output_tokens: int = Field(default=0, ge=0)
     total_tokens: int = Field(default=0, ge=0)
+
+    @classmethod
+    def of_messages(cls, messages: Sequence[BaseMessage]) -> TokenUsage:
+        """What the model calls behind these messages used, as their providers reported it."""
+        totals = dict.fromkeys(cls.model_fields, 0)
+        for message in messages:
+            usage = getattr(message, "usage_metadata", None) or {}
+            for key in totals:
+                totals[key] += int(usage.get(key, 0))
+        return cls(**totals)
+
+    def __add__(self, other: TokenUsage) -> TokenUsage:
+        return TokenUsage(
+            **{key: getattr(self, key) + getattr(other, key) for key in TokenUsage.model_fields}
+        )
 
 
 class Report(_Wire):

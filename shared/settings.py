@@ -91,8 +91,8 @@ class Settings(BaseSettings):
         default=None,
         description="`user:password` (several: comma-separated) that `taskforce flower` requires; "
         "unset: Flower listens on loopback only.",
-        # Left out of dumps: the worker environment is built from one, where a dumped secret would
-        # arrive as its mask and fail validation. Only `taskforce flower` reads it.
+        # Excluded settings are the orchestrator side's alone: never dumped, never passed to a
+        # worker (see `orchestrator.embedded.worker_environment`). Only `taskforce flower` reads it.
         exclude=True,
     )
     report_max_chars: int = Field(
@@ -106,6 +106,12 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=8, ge=1, description="Delegations one worker runs at once.")
     worker_pool: WorkerPool = "threads"
     data_dir: Path = Field(default_factory=_default_data_dir)
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="PostgreSQL for the main agent's checkpoints (postgresql://...); unset: SQLite "
+        "in the data directory.",
+        exclude=True,  # workers never checkpoint, so they never see its password
+    )
     result_expires: int = Field(default=86400, ge=60, description="Seconds reports stay in Redis.")
 
     @field_validator("secret_keys", mode="before")

@@ -5,13 +5,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from deepagents.backends.protocol import BackendProtocol
-from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages import AIMessage
 
-from shared.schemas import Delegation, TokenUsage
+from shared.schemas import Delegation
 
 REPORTS_DIR = "/reports"
 
@@ -30,15 +30,6 @@ def final_text(result: Mapping[str, Any]) -> str:
         if isinstance(message, AIMessage) and message.text.strip():
             return message.text.rstrip()
     return ""
-
-
-def token_usage(messages: Sequence[BaseMessage]) -> TokenUsage:
-    totals = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
-    for message in messages:
-        usage = getattr(message, "usage_metadata", None) or {}
-        for key in totals:
-            totals[key] += int(usage.get(key, 0))
-    return TokenUsage(**totals)
 
 
 def report_path(delegation: Delegation) -> str:

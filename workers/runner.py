@@ -20,9 +20,9 @@ from pydantic import ValidationError
 from shared.context import rebuild_context, redact
 from shared.files import aclose_loop_clients, recording_writes, using_run
 from shared.files.workspace import DEFAULT_RUN
-from shared.schemas import Delegation, FailureStatus, Report
+from shared.schemas import Delegation, FailureStatus, Report, TokenUsage
 from shared.secrets import SecretBox
-from workers.reporting import cap_summary, final_text, token_usage
+from workers.reporting import cap_summary, final_text
 from workers.subagents import SubagentCache
 
 logger = logging.getLogger(__name__)
@@ -212,7 +212,7 @@ def _run_in_workspace(
         summary=summary,
         full_report_path=full_path,
         artifacts=tuple(written),
-        usage=token_usage(result.get("messages", [])),
+        usage=TokenUsage.of_messages(result.get("messages", [])),
         duration_s=time.monotonic() - started,
         **fields,
     )

@@ -4,6 +4,7 @@ that no push can make (an unserved queue, a stuck attempt, a vanished record).""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from orchestrator import client as client_module
-from orchestrator.client import NO_WORKER_GRACE_S, DelegationClient
+from orchestrator.client import NO_WORKER_GRACE_S, DelegationClient, DetachedError
 from shared.ledger import Ledger
 from shared.schemas import Delegation, Report
 from shared.secrets import new_key
@@ -198,3 +199,38 @@ def test_a_closed_client_serves_the_next_run(server: fakeredis.FakeServer) -> No
     _report_as_worker(server, "run-2:call-1:abcd", summary="after a close")
     assert future.result(timeout=5).summary == "after a close"
     client.close()
+
+
+def test_max_in_flight_holds_a_send_until_a_report_frees_a_slot(server: fakeredis.FakeServer) -> None:
+    publisher = _Publisher()
+    client = DelegationClient(publisher, _settings(), max_in_flight=1)  # type: ignore[arg-type]
+    client.send(_delegation("d-1"))
+    client.send(_delegation("d-1"))  # re-attaching takes no second slot
+    second = threading.Thread(target=client.send, args=(_delegation("d-2"),))
+    second.start()
+    second.join(timeout=1)
+    assert second.is_alive()
+    assert [message["task_id"] for message in publisher.sent] == ["d-1"]
+
+    _report_as_worker(server, "d-1")
+    second.join(timeout=5)
+
+    assert not second.is_alive()
+    assert [message["task_id"] for message in publisher.sent] == ["d-1", "d-2"]
+    assert client.outstanding == 1
+    client.close()
+
+
+def test_detach_stops_waiting_but_cancels_nothing(server: fakeredis.FakeServer) -> None:
+    client = _client()
+    future = client.send(_delegation())
+
+    client.detach()
+
+    with pytest.raises(DetachedError):
+        future.result(timeout=1)
+    with pytest.raises(DetachedError):
+        client.send(_delegation("d-other"))
+    assert _ledger(server).client.exists(_ledger(server).key("run-1:call-1:abcd"))  # still out
+    client.close()  # the atexit path: still nothing cancelled
+    assert _ledger(server).client.exists(_ledger(server).key("run-1:call-1:abcd"))

@@ -69,15 +69,26 @@ def test_workers_read_back_the_orchestrators_settings_from_their_environment(
     assert read_back == settings
 
 
-def test_workers_start_whatever_flower_password_the_orchestrator_has(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Workers have no use for it, and a masked copy would not even validate."""
-    monkeypatch.delenv("TASKFORCE_FLOWER_BASIC_AUTH", raising=False)
-    settings = Settings(flower_basic_auth="ops:hunter2", _env_file=None)  # type: ignore[call-arg]
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("flower_basic_auth", "ops:hunter2"), ("database_url", "postgresql://ops:hunter2@db/taskforce")],
+    ids=["flower", "database"],  # not the values: pytest puts the test id in the environment
+)
+def test_workers_never_see_the_orchestrators_own_secrets(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    """Workers have no use for them, and a masked copy would not even validate; set in the
+    orchestrator's environment, they are not inherited either."""
+    variable = f"TASKFORCE_{name.upper()}"
+    monkeypatch.setenv(variable, value)
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
 
     env = worker_environment(settings)
 
-    assert "TASKFORCE_FLOWER_BASIC_AUTH" not in env
-    for key, value in env.items():
+    assert variable not in env
+    assert not any("hunter2" in text for text in env.values())
+    monkeypatch.delenv(variable)
+    for key, text in env.items():
         if key.startswith("TASKFORCE_"):
-            monkeypatch.setenv(key, value)
-    assert Settings(_env_file=None).flower_basic_auth is None  # type: ignore[call-arg]
+            monkeypatch.setenv(key, text)
+    assert getattr(Settings(_env_file=None), name) is None  # type: ignore[call-arg]

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from shared.files import FilesBackend, read_text
 from shared.files.memory import MemoryStore
 from shared.schemas import Delegation, Limits, TokenUsage
-from workers.reporting import cap_summary, final_text, report_path, token_usage
+from workers.reporting import cap_summary, final_text, report_path
 
 
 def make_delegation(report_max_chars: int = 300, delegation_id: str = "thread-9:call_1") -> Delegation:
@@ -85,11 +85,11 @@ def test_token_usage_sums_all_messages() -> None:
         ToolMessage("t", tool_call_id="1"),
         AIMessage("b", usage_metadata={"input_tokens": 20, "output_tokens": 7, "total_tokens": 27}),
     ]
-    assert token_usage(messages) == TokenUsage(input_tokens=30, output_tokens=12, total_tokens=42)
+    assert TokenUsage.of_messages(messages) == TokenUsage(input_tokens=30, output_tokens=12, total_tokens=42)
 
 
 def test_token_usage_of_no_messages_is_zero() -> None:
-    assert token_usage([]) == TokenUsage()
+    assert TokenUsage.of_messages([]) == TokenUsage()
 
 
 def test_report_path_is_per_subagent_short_and_stable() -> None:

@@ -1,0 +1,265 @@
+"""`run_batch`: one main-agent run per line of a batch file, a few at a time, resumable.
+
+Each item runs on its own checkpointed thread, `<batch id>:<item id>:<attempt>`, the batch id
+derived from the results file, so rerunning with the same results file finds every thread
+again. What a rerun does with an item depends on what the last run left:
+
+- a line with status `ok` in the results file: skipped;
+- a line with status `failed`: run again from the start on a fresh thread (the next attempt);
+- no line (the batch was killed or interrupted while it ran): its thread resumes from its last
+  checkpoint; `task` calls already answered are not sent again, and delegations still out are
+  re-attached to (in connected mode their records outlive the batch process) or, where Redis
+  lost them (the embedded Redis dies with its batch), sent again.
+
+Two caps keep one batch from flooding a shared pool: runs at once (`max_runs`) and delegations
+in flight per run (`max_delegations`; a run's further `task` calls wait for a free slot).
+Ctrl-C stops at once without cancelling: running items are detached, keep no line, and resume
+on the next run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
+
+from orchestrator.agent import create_orchestrator
+from orchestrator.batch_input import BatchItem, read_batch
+from orchestrator.batch_results import DelegationSummary, ItemResult, ResultsFile
+from orchestrator.checkpoints import open_checkpointer
+from orchestrator.client import DelegationClient, DetachedError
+from shared.celery_app import create_celery_app
+from shared.schemas import Report, TokenUsage
+from shared.settings import Settings
+
+DEFAULT_MAX_RUNS = 4
+DEFAULT_MAX_DELEGATIONS = 8
+
+
+def batch_id_for(results: Path) -> str:
+    """Stable for one results file wherever the batch is started from."""
+    digest = hashlib.sha256(str(results.resolve()).encode()).hexdigest()[:10]
+    stem = re.sub(r"[^\w.-]+", "-", results.stem)[:40] or "batch"
+    return f"batch-{stem}-{digest}"
+
+
+@dataclass
+class BatchProgress:
+    """Counts a display may read at any time from another thread."""
+
+    total: int = 0
+    skipped: int = 0
+    done: int = 0
+    failed: int = 0
+    running: int = 0
+    started: float = field(default_factory=time.monotonic)
+    _clients: set[DelegationClient] = field(default_factory=set, repr=False)
+    _stopping: bool = field(default=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def in_flight(self) -> int:
+        with self._lock:
+            clients = list(self._clients)
+        return sum(client.outstanding for client in clients)
+
+    def rate(self) -> float:
+        """Items finished per second in this run."""
+        elapsed = time.monotonic() - self.started
+        return (self.done + self.failed) / elapsed if elapsed > 0 else 0.0
+
+    def eta_s(self) -> float | None:
+        left = self.total - self.skipped - self.done - self.failed
+        rate = self.rate()
+        return left / rate if rate > 0 else None
+
+    def _running(self, client: DelegationClient) -> None:
+        with self._lock:
+            if self._stopping:
+                raise DetachedError("the batch is stopping")
+            self._clients.add(client)
+            self.running += 1
+
+    def _finished(self, client: DelegationClient, result: ItemResult | None) -> None:
+        with self._lock:
+            self._clients.discard(client)
+            self.running -= 1
+            if result is not None:
+                self.done += result.status == "ok"
+                self.failed += result.status == "failed"
+
+    def _detach_all(self) -> None:
+        with self._lock:
+            self._stopping = True
+            clients = list(self._clients)
+        for client in clients:
+            client.detach()
+
+
+@dataclass
+class BatchOutcome:
+    batch_id: str
+    results: list[ItemResult]
+    """This run's items, in the order they finished."""
+    skipped: int
+    rejected: list[str]
+    elapsed_s: float
+
+    @property
+    def failed(self) -> list[ItemResult]:
+        return [result for result in self.results if result.status == "failed"]
+
+
+def _reports(messages: list[BaseMessage]) -> list[Report]:
+    """From the run's messages, not from what this process waited for: a resumed run's early
+    reports arrived in an earlier process."""
+    return [
+        Report.model_validate(message.artifact)
+        for message in messages
+        if isinstance(message, ToolMessage) and message.name == "task" and isinstance(message.artifact, dict)
+    ]
+
+
+def _answered(values: dict[str, Any]) -> bool:
+    messages = values.get("messages") or []
+    return bool(messages) and isinstance(messages[-1], AIMessage) and not messages[-1].tool_calls
+
+
+def _failure_reason(reports: list[Report]) -> str | None:
+    failed = [
+        f"{report.subagent_type} {report.status}: {report.summary[:200]}"
+        for report in reports
+        if report.status != "ok"
+    ]
+    return "; ".join(failed) or None
+
+
+class _ItemRunner:
+    def __init__(
+        self,
+        settings: Settings,
+        checkpointer: BaseCheckpointSaver[str],
+        batch_id: str,
+        max_delegations: int,
+        progress: BatchProgress,
+    ) -> None:
+        self.settings = settings
+        self.app = create_celery_app(settings)
+        self.checkpointer = checkpointer
+        self.batch_id = batch_id
+        self.max_delegations = max_delegations
+        self.progress = progress
+
+    def __call__(self, item: BatchItem, attempt: int) -> ItemResult:
+        thread_id = f"{self.batch_id}:{item.id}:{attempt}"
+        client = DelegationClient(self.app, self.settings, max_in_flight=self.max_delegations)
+        agent = create_orchestrator(settings=self.settings, client=client, checkpointer=self.checkpointer)
+        config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
+        started = time.monotonic()
+        try:
+            self.progress._running(client)
+        except DetachedError:
+            client.close()
+            raise
+        result: ItemResult | None = None
+        try:
+            snapshot = agent.get_state(config)
+            if _answered(snapshot.values) and not snapshot.next:
+                state = snapshot.values  # it finished before the kill, and wrote no line
+            elif snapshot.next:
+                state = agent.invoke(None, config, context=item.context, durability="sync")
+            else:
+                if snapshot.values:
+                    # Killed before its first step was checkpointed: only the input got in,
+                    # with nothing to resume, and a new input would be added to it.
+                    self.checkpointer.delete_thread(thread_id)
+                fresh = {"messages": [HumanMessage(content=item.prompt)]}
+                state = agent.invoke(fresh, config, context=item.context, durability="sync")
+            messages: list[BaseMessage] = state.get("messages", [])
+            reports = _reports(messages)
+            reason = _failure_reason(reports)
+            main_usage = TokenUsage.of_messages([m for m in messages if isinstance(m, AIMessage)])
+            result = ItemResult(
+                id=item.id,
+                status="failed" if reason else "ok",
+                thread_id=thread_id,
+                attempt=attempt,
+                answer=messages[-1].text if messages else "",
+                error=reason,
+                delegations=[DelegationSummary.of(report) for report in reports],
+                usage=sum((report.usage for report in reports), main_usage),
+                duration_s=time.monotonic() - started,
+            )
+        except DetachedError:
+            raise
+        except Exception as error:  # one item's failure is its result, never the batch's
+            result = ItemResult(
+                id=item.id,
+                status="failed",
+                thread_id=thread_id,
+                attempt=attempt,
+                error=f"{type(error).__name__}: {error}",
+                duration_s=time.monotonic() - started,
+            )
+        finally:
+            self.progress._finished(client, result)
+            client.close()
+        return result
+
+
+def run_batch(
+    settings: Settings,
+    input_path: Path,
+    results_path: Path,
+    *,
+    max_runs: int = DEFAULT_MAX_RUNS,
+    max_delegations: int = DEFAULT_MAX_DELEGATIONS,
+    progress: BatchProgress | None = None,
+    on_result: Callable[[ItemResult], None] | None = None,
+) -> BatchOutcome:
+    """Run every item of `input_path` not yet `ok` in `results_path`; see the module docstring.
+    Raises KeyboardInterrupt after detaching the running items if interrupted."""
+    batch = read_batch(input_path)
+    results = ResultsFile(results_path)
+    batch_id = batch_id_for(results_path)
+    progress = progress or BatchProgress()
+    todo = [item for item in batch.items if not results.done(item.id)]
+    progress.total = len(batch.items)
+    progress.skipped = len(batch.items) - len(todo)
+    finished: list[ItemResult] = []
+    started = time.monotonic()
+    with open_checkpointer(settings) as checkpointer:
+        run_item = _ItemRunner(settings, checkpointer, batch_id, max_delegations, progress)
+        pool = ThreadPoolExecutor(max_runs, thread_name_prefix="taskforce-batch")
+        pending: set[Future[ItemResult]] = {
+            pool.submit(run_item, item, results.next_attempt(item.id)) for item in todo
+        }
+        try:
+            while pending:
+                completed, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                for future in completed:
+                    result = future.result()
+                    results.append(result)
+                    finished.append(result)
+                    if on_result is not None:
+                        on_result(result)
+        except BaseException:
+            # Ctrl-C, or a results file that cannot be written: stop without cancelling.
+            for future in pending:
+                future.cancel()
+            progress._detach_all()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown()
+    results.compact([item.id for item in batch.items])
+    return BatchOutcome(batch_id, finished, progress.skipped, batch.rejected, time.monotonic() - started)

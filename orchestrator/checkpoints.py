@@ -1,0 +1,71 @@
+"""Where the main agent's runs are checkpointed, so that a run the CLI, a batch or a submitted
+job started survives its process: PostgreSQL when `TASKFORCE_DATABASE_URL` is set (shared by
+orchestrators on many machines), else SQLite in the data directory (one machine).
+
+Only graph state is checkpointed: messages and taskforce's job handles. The runtime context,
+where secrets travel, is never part of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.sqlite import SqliteSaver
+
+from shared.settings import Settings
+from shared.urls import mask_url
+
+SQLITE_FILE = "checkpoints.sqlite"
+
+
+class CheckpointsConfigError(RuntimeError):
+    """The checkpoint database cannot be opened."""
+
+
+def checkpoints_location(settings: Settings) -> str:
+    """What to show a user: the database with its password masked."""
+    if settings.database_url is not None:
+        return mask_url(settings.database_url.get_secret_value())
+    return str(settings.data_dir / SQLITE_FILE)
+
+
+@contextlib.contextmanager
+def open_checkpointer(settings: Settings) -> Iterator[BaseCheckpointSaver[str]]:
+    if settings.database_url is not None:
+        with _postgres(settings.database_url.get_secret_value()) as saver:
+            yield saver
+        return
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # One connection shared by a batch's threads: SqliteSaver serialises them with its lock.
+    with SqliteSaver.from_conn_string(str(settings.data_dir / SQLITE_FILE)) as saver:
+        yield saver
+
+
+@contextlib.contextmanager
+def _postgres(url: str) -> Iterator[BaseCheckpointSaver[str]]:
+    import psycopg
+    from langgraph.checkpoint.postgres import PostgresSaver
+    from psycopg.rows import dict_row
+    from psycopg_pool import ConnectionPool, PoolTimeout
+
+    # A pool, not one connection: a batch's runs checkpoint from several threads at once.
+    pool = ConnectionPool(
+        url,
+        min_size=1,
+        max_size=8,
+        kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+        open=False,
+    )
+    try:
+        pool.open(wait=True, timeout=10)
+        saver = PostgresSaver(pool)  # type: ignore[arg-type]
+        saver.setup()
+    except (psycopg.Error, PoolTimeout) as error:
+        pool.close()
+        raise CheckpointsConfigError(
+            f"cannot open the checkpoint database {mask_url(url)}: {str(error).splitlines()[0]}"
+        ) from error
+    with pool:
+        yield saver
