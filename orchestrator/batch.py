@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
@@ -38,6 +38,7 @@ from orchestrator.batch_input import BatchItem, read_batch
 from orchestrator.batch_results import DelegationSummary, ItemResult, ResultsFile
 from orchestrator.checkpoints import open_checkpointer
 from orchestrator.client import DelegationClient, DetachedError
+from orchestrator.session import reports_in
 from shared.celery_app import create_celery_app
 from shared.schemas import Report, TokenUsage
 from shared.settings import Settings
@@ -120,16 +121,6 @@ class BatchOutcome:
         return [result for result in self.results if result.status == "failed"]
 
 
-def _reports(messages: list[BaseMessage]) -> list[Report]:
-    """From the run's messages, not from what this process waited for: a resumed run's early
-    reports arrived in an earlier process."""
-    return [
-        Report.model_validate(message.artifact)
-        for message in messages
-        if isinstance(message, ToolMessage) and message.name == "task" and isinstance(message.artifact, dict)
-    ]
-
-
 def _answered(values: dict[str, Any]) -> bool:
     messages = values.get("messages") or []
     return bool(messages) and isinstance(messages[-1], AIMessage) and not messages[-1].tool_calls
@@ -186,7 +177,7 @@ class _ItemRunner:
                 fresh = {"messages": [HumanMessage(content=item.prompt)]}
                 state = agent.invoke(fresh, config, context=item.context, durability="sync")
             messages: list[BaseMessage] = state.get("messages", [])
-            reports = _reports(messages)
+            reports = reports_in(messages)
             reason = _failure_reason(reports)
             main_usage = TokenUsage.of_messages([m for m in messages if isinstance(m, AIMessage)])
             result = ItemResult(

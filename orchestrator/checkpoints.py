@@ -24,6 +24,15 @@ class CheckpointsConfigError(RuntimeError):
     """The checkpoint database cannot be opened."""
 
 
+class UnknownRunError(LookupError):
+    """A run to resume that the checkpoints do not hold."""
+
+
+def require_run(settings: Settings, saver: BaseCheckpointSaver[str], run_id: str) -> None:
+    if saver.get_tuple({"configurable": {"thread_id": run_id}}) is None:
+        raise UnknownRunError(f"no run {run_id!r} to resume in {checkpoints_location(settings)}")
+
+
 def checkpoints_location(settings: Settings) -> str:
     """What to show a user: the database with its password masked."""
     if settings.database_url is not None:

@@ -22,7 +22,13 @@ from rich.text import Text
 from orchestrator.batch import DEFAULT_MAX_DELEGATIONS, DEFAULT_MAX_RUNS, BatchProgress, run_batch
 from orchestrator.batch_display import problems, summary_table
 from orchestrator.batch_display import progress_line as batch_progress_line
-from orchestrator.checkpoints import CheckpointsConfigError, checkpoints_location
+from orchestrator.checkpoints import (
+    CheckpointsConfigError,
+    UnknownRunError,
+    checkpoints_location,
+    open_checkpointer,
+    require_run,
+)
 from orchestrator.dead_letters import (
     UnknownDeadLetterError,
     drop_dead_letter,
@@ -33,7 +39,7 @@ from orchestrator.demo import demo_settings, run_demo
 from orchestrator.embedded import EmbeddedError, local_cluster
 from orchestrator.files_cli import files_cli
 from orchestrator.progress import delegation_table, live_progress
-from orchestrator.session import run_prompt
+from orchestrator.session import new_run_id, run_prompt
 from shared.celery_app import (
     WORKER_APP,
     BrokerConfigError,
@@ -73,6 +79,7 @@ _USER_ERRORS = (
     SecretsKeyError,
     UnknownDeadLetterError,
     CheckpointsConfigError,
+    UnknownRunError,
 )
 
 INTERRUPTED = 130
@@ -140,18 +147,33 @@ def _stop_on_sigterm() -> None:
 
 @cli.command()
 def run(
-    prompt: Annotated[str, typer.Argument(help="What the main agent should do.")],
+    prompt: Annotated[
+        str | None, typer.Argument(help="What the main agent should do (not with --resume).")
+    ] = None,
+    *,
+    resume: Annotated[
+        str | None,
+        typer.Option("--resume", metavar="RUN_ID", help="Continue an interrupted or killed run."),
+    ] = None,
     subagents: SubagentsOption = None,
     workers: WorkersOption = None,
     concurrency: ConcurrencyOption = None,
     model: ModelOption = None,
 ) -> None:
-    """Run the main agent once on PROMPT; print its answer and a table of its delegations."""
+    """Run the main agent once on PROMPT; print its answer and a table of its delegations.
+    Every run is checkpointed; `--resume RUN_ID` continues one that did not finish."""
+    if (prompt is None) == (resume is None):
+        raise typer.BadParameter("give a PROMPT, or --resume RUN_ID to continue a run, not both")
     settings = _settings(subagents=subagents, worker_concurrency=concurrency, model=model)
     count = _local_workers(settings, workers)
     _announce(settings, count)
+    if resume is not None:  # before starting anything
+        with open_checkpointer(settings) as saver:
+            require_run(settings, saver, resume)
+    run_id = resume or new_run_id()
+    console.print(f"Run {run_id}; if it stops early: taskforce run --resume {run_id}")
     with local_cluster(settings, count) as live:
-        outcome = run_prompt(live, prompt, console)
+        outcome = run_prompt(live, prompt, console, run_id=run_id)
     console.print(Panel(Text(outcome.answer or "(no answer)"), title="Answer"))
     console.print(delegation_table(outcome.reports))
     console.print(f"{len(outcome.reports)} delegations in {outcome.elapsed_s:.1f} s; run id {outcome.run_id}")

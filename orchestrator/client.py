@@ -61,6 +61,10 @@ class DetachedError(RuntimeError):
     delegation runs on, and a resumed run re-attaches to it."""
 
 
+class RunInterruptedError(RuntimeError):
+    """The run was interrupted (Ctrl-C, SIGTERM): its delegations were cancelled."""
+
+
 @dataclass
 class _Wait:
     delegation: Delegation
@@ -173,6 +177,15 @@ class DelegationClient:
     def close(self) -> None:
         """Cancel everything still out and stop listening. Calls still waiting get a
         `cancelled` report at once; a later send starts afresh."""
+        self._shut(raising=None)
+
+    def interrupt(self) -> None:
+        """Cancel everything still out, as `close` does, except that calls still waiting raise
+        RunInterruptedError instead of returning a `cancelled` report: an interrupted run then
+        checkpoints no answer for them, and resuming it sends them again."""
+        self._shut(raising=RunInterruptedError("the run was interrupted; resuming it sends this again"))
+
+    def _shut(self, raising: Exception | None) -> None:
         self._closed.set()
         with self._lock:
             waits = list(self._waits.values())
@@ -180,7 +193,8 @@ class DelegationClient:
             self._sent.clear()
             self._collectable.clear()
             listener = self._listener
-        self._cancel(waits, "cancelled", "the orchestrator stopped waiting for it (it was cancelled)")
+        message = "the orchestrator stopped waiting for it (it was cancelled)"
+        self._cancel(waits, "cancelled", message, raising=raising)
         with contextlib.suppress(*CONNECTION_ERRORS):
             self.ledger.forget(sent)
         if listener is not None and listener is not threading.current_thread():
@@ -195,16 +209,13 @@ class DelegationClient:
         with self._lock:
             self._detached = True
             waits = list(self._waits.values())
-            self._waits.clear()
             self._sent.clear()
             collectable, self._collectable = self._collectable, []
             listener = self._listener
         with contextlib.suppress(*CONNECTION_ERRORS):
             self.ledger.forget(collectable)
         for wait in waits:
-            self._free_slot()
-            if not wait.future.done():
-                wait.future.set_exception(DetachedError("the orchestrator detached from this delegation"))
+            self._resolve(wait, DetachedError("the orchestrator detached from this delegation"))
         if listener is not None and listener is not threading.current_thread():
             listener.join(timeout=5)
 
@@ -221,7 +232,7 @@ class DelegationClient:
 
         def cancel_then_interrupt(signum: int, frame: FrameType | None) -> None:
             # Not here: the interrupted thread may hold a lock that cancelling needs.
-            threading.Thread(target=self.close, name="taskforce-cancel", daemon=True).start()
+            threading.Thread(target=self.interrupt, name="taskforce-cancel", daemon=True).start()
             handler = previous[signal.Signals(signum)]
             if callable(handler):
                 handler(signum, frame)
@@ -236,7 +247,9 @@ class DelegationClient:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
-    def _cancel(self, waits: list[_Wait], status: FailureStatus, message: str) -> None:
+    def _cancel(
+        self, waits: list[_Wait], status: FailureStatus, message: str, raising: Exception | None = None
+    ) -> None:
         by_queue: dict[str, list[str]] = {}
         for wait in waits:
             by_queue.setdefault(wait.queue, []).append(wait.delegation.id)
@@ -247,9 +260,9 @@ class DelegationClient:
         except CONNECTION_ERRORS as error:
             logger.warning("could not cancel %d delegation(s) in Redis: %s", len(waits), error)
         for wait in waits:
-            self._resolve(wait, _failure(wait.delegation, status, message))
+            self._resolve(wait, raising or _failure(wait.delegation, status, message))
 
-    def _resolve(self, wait: _Wait, report: Report) -> None:
+    def _resolve(self, wait: _Wait, outcome: Report | Exception) -> None:
         with self._lock:
             ours = self._waits.get(wait.delegation.id) is wait
             if ours:
@@ -257,8 +270,12 @@ class DelegationClient:
             self.states.pop(wait.delegation.id, None)
         if ours:
             self._free_slot()
-        if not wait.future.done():
-            wait.future.set_result(report)
+        if wait.future.done():
+            return
+        if isinstance(outcome, Exception):
+            wait.future.set_exception(outcome)
+        else:
+            wait.future.set_result(outcome)
 
     def _take_slot(self) -> None:
         if self._slots is None:

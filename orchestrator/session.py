@@ -1,5 +1,6 @@
 """One main-agent run from the command line: build the orchestrator, show progress, collect
-the answer and the reports."""
+the answer and the reports. Every run is checkpointed (`orchestrator.checkpoints`) under its
+run id, so a run that was interrupted or killed can be resumed by that id."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from langchain_core.messages import HumanMessage
+from langchain_core.messages import BaseMessage, HumanMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
 from rich.console import Console
 
 from orchestrator.agent import create_orchestrator
+from orchestrator.checkpoints import open_checkpointer, require_run
 from orchestrator.client import DelegationClient
 from orchestrator.progress import DelegationTracker, live_progress, progress_line
 from shared.celery_app import create_celery_app
@@ -33,30 +36,44 @@ def new_run_id() -> str:
     return f"run-{uuid.uuid4().hex[:12]}"
 
 
+def reports_in(messages: list[BaseMessage]) -> list[Report]:
+    """Every delegation's report, read from the run's messages rather than from what this
+    process waited for: a resumed run got its earlier reports in an earlier process."""
+    return [
+        Report.model_validate(message.artifact)
+        for message in messages
+        if isinstance(message, ToolMessage) and message.name == "task" and isinstance(message.artifact, dict)
+    ]
+
+
 def run_prompt(
     settings: Settings,
-    prompt: str,
+    prompt: str | None,
     console: Console,
     context: dict[str, Any] | None = None,
     run_id: str | None = None,
 ) -> RunOutcome:
+    """Runs `prompt` as a new run, or with `prompt=None` resumes the checkpointed `run_id`."""
     client = DelegationClient(create_celery_app(settings), settings)
     tracker = DelegationTracker(client)
-    agent = create_orchestrator(settings=settings, client=client, listener=tracker)
     run_id = run_id or new_run_id()
+    config: RunnableConfig = {"configurable": {"thread_id": run_id}}
     started = time.monotonic()
-    # However the run ends (an answer, an error, Ctrl-C), nothing it sent is left to run.
-    with (
-        contextlib.closing(client),
-        client.cancelled_on_interrupt(),
-        live_progress(lambda: progress_line(tracker), console),
-    ):
-        state = agent.invoke(
-            {"messages": [HumanMessage(content=prompt)]},
-            {"configurable": {"thread_id": run_id}},
-            context=context,
+    with open_checkpointer(settings) as checkpointer:
+        agent = create_orchestrator(
+            settings=settings, client=client, listener=tracker, checkpointer=checkpointer
         )
-    answer = state["messages"][-1].text if state.get("messages") else ""
+        if prompt is None:
+            require_run(settings, checkpointer, run_id)
+        start = None if prompt is None else {"messages": [HumanMessage(content=prompt)]}
+        # However the run ends (an answer, an error, Ctrl-C), nothing it sent is left to run.
+        painted = live_progress(lambda: progress_line(tracker), console)
+        with contextlib.closing(client), client.cancelled_on_interrupt(), painted:
+            state = agent.invoke(start, config, context=context, durability="sync")
+    messages: list[BaseMessage] = state.get("messages", [])
     return RunOutcome(
-        run_id=run_id, answer=answer, reports=tracker.reports, elapsed_s=time.monotonic() - started
+        run_id=run_id,
+        answer=messages[-1].text if messages else "",
+        reports=reports_in(messages),
+        elapsed_s=time.monotonic() - started,
     )

@@ -23,7 +23,8 @@ from shared.settings import Settings
 MISTAKES = {
     "unknown command": (["bogus"], {}, "No such command 'bogus'."),
     "invalid path": (["files", "cat", "/../x"], {}, "Invalid value for PATH: /../x: invalid_path"),
-    "missing prompt": (["run"], {}, "Missing argument"),
+    "missing prompt": (["run"], {}, "give a PROMPT, or --resume RUN_ID"),
+    "prompt and --resume": (["run", "hi", "--resume", "run-1"], {}, "not both"),
     "bad option value": (["run", "hi", "--workers", "abc"], {}, "Invalid value for '--workers'"),
     "bad setting": (["run", "hi"], {"TASKFORCE_WORKERS": "abc"}, "TASKFORCE_WORKERS: Input should be"),
     "flower without Redis": (["flower"], {}, "`taskforce flower` needs TASKFORCE_REDIS_URL"),
