@@ -135,7 +135,9 @@ def _failure_reason(reports: list[Report]) -> str | None:
     return "; ".join(failed) or None
 
 
-class _ItemRunner:
+class ItemRunner:
+    """Runs one item to its result line; shared by `run_batch` and main-run workers."""
+
     def __init__(
         self,
         settings: Settings,
@@ -151,9 +153,14 @@ class _ItemRunner:
         self.max_delegations = max_delegations
         self.progress = progress
 
-    def __call__(self, item: BatchItem, attempt: int) -> ItemResult:
+    def __call__(
+        self, item: BatchItem, attempt: int, on_client: Callable[[DelegationClient], None] | None = None
+    ) -> ItemResult:
+        """`on_client` receives the run's client, for whoever may have to stop it."""
         thread_id = f"{self.batch_id}:{item.id}:{attempt}"
         client = DelegationClient(self.app, self.settings, max_in_flight=self.max_delegations)
+        if on_client is not None:
+            on_client(client)
         agent = create_orchestrator(settings=self.settings, client=client, checkpointer=self.checkpointer)
         config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
         started = time.monotonic()
@@ -230,7 +237,7 @@ def run_batch(
     finished: list[ItemResult] = []
     started = time.monotonic()
     with open_checkpointer(settings) as checkpointer:
-        run_item = _ItemRunner(settings, checkpointer, batch_id, max_delegations, progress)
+        run_item = ItemRunner(settings, checkpointer, batch_id, max_delegations, progress)
         pool = ThreadPoolExecutor(max_runs, thread_name_prefix="taskforce-batch")
         pending: set[Future[ItemResult]] = {
             pool.submit(run_item, item, results.next_attempt(item.id)) for item in todo

@@ -101,10 +101,11 @@ def create_celery_app(settings: Settings) -> Celery:
 WORKER_APP = "workers.app"
 
 
-def worker_command(*celery_args: str) -> list[str]:
+def worker_command(*celery_args: str, app: str = WORKER_APP) -> list[str]:
     """The command line of one worker process; `taskforce worker` and the embedded mode both
-    start workers this way, so the worker side is never imported into the orchestrator."""
-    return _celery_command("worker", *celery_args)
+    start workers this way, so the worker side is never imported into the orchestrator.
+    `app` names another Celery app module, such as the main-run worker's."""
+    return _celery_command("worker", *celery_args, app=app)
 
 
 def flower_command(*flower_args: str) -> list[str]:
@@ -113,8 +114,8 @@ def flower_command(*flower_args: str) -> list[str]:
     return _celery_command("flower", *flower_args)
 
 
-def _celery_command(subcommand: str, *args: str) -> list[str]:
-    return [sys.executable, "-m", "celery", "-A", WORKER_APP, subcommand, *args]
+def _celery_command(subcommand: str, *args: str, app: str = WORKER_APP) -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", app, subcommand, *args]
 
 
 def unique_worker_name(prefix: str) -> str:

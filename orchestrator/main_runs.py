@@ -1,0 +1,102 @@
+"""The main-run worker: `celery -A orchestrator.main_runs worker` (which `taskforce main-worker`
+runs) takes submitted main-agent runs off the main-run queue and runs each as `taskforce batch`
+runs an item, checkpointed, its result stored with its batch in Redis.
+
+This is the orchestrator side in a worker process: it sends delegations to subagent workers
+and waits for them like any main agent. It consumes the main-run queue only (see
+`orchestrator.submissions` for why that keeps runs from starving their own subagents).
+
+A message that comes twice finds its item already finished and does nothing. A main-run
+worker killed mid-run gets its message back from the broker (late acknowledgement) and the run
+resumes from its checkpoint, re-attaching to its delegations; across machines that needs the
+checkpoints in PostgreSQL (`TASKFORCE_DATABASE_URL`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+from functools import cache
+from typing import Any
+
+from celery import signals
+from langgraph.checkpoint.base import BaseCheckpointSaver
+
+from orchestrator.batch import BatchProgress, ItemRunner
+from orchestrator.batch_input import BatchItem
+from orchestrator.batch_results import ItemResult
+from orchestrator.checkpoints import open_checkpointer
+from orchestrator.client import DelegationClient
+from orchestrator.submissions import FINAL_STATES, RUN_MAIN, BatchRecord, main_queue
+from shared.celery_app import create_celery_app, queue_named
+from shared.secrets import SecretBox
+from shared.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+CANCEL_CHECK_S = 1.0
+
+settings = Settings()
+app = create_celery_app(settings)
+app.conf.task_queues = [queue_named(main_queue(settings))]
+box = SecretBox(settings.secrets_key)
+_progress = BatchProgress()
+_checkpoints = contextlib.ExitStack()
+
+
+@cache
+def checkpointer() -> BaseCheckpointSaver[str]:
+    """One per process, opened on first use and closed when the worker stops."""
+    return _checkpoints.enter_context(open_checkpointer(settings))
+
+
+@signals.worker_shutdown.connect  # type: ignore[untyped-decorator]
+def _close_checkpoints(**_: Any) -> None:
+    _checkpoints.close()
+
+
+def _item(payload: dict[str, Any]) -> BatchItem:
+    sealed = payload.get("context")
+    context = json.loads(box.open(sealed).get_secret_value()) if sealed else {}
+    return BatchItem(id=payload["id"], prompt=payload["prompt"], context=context)
+
+
+def _stop_when_cancelled(record: BatchRecord, clients: list[DelegationClient], done: threading.Event) -> None:
+    while not done.wait(CANCEL_CHECK_S):
+        if record.cancelled():
+            for client in clients:
+                client.interrupt()
+            return
+
+
+@app.task(name=RUN_MAIN)  # type: ignore[untyped-decorator]
+def run_main(payload: dict[str, Any]) -> None:
+    record = BatchRecord(settings, payload["batch_id"])
+    item_id = str(payload["id"])
+    if record.state(item_id) in FINAL_STATES:
+        return  # a second copy of the message, or an item cancelled while queued
+    if record.cancelled():
+        record.set_state(item_id, "cancelled")
+        return
+    record.set_state(item_id, "running")
+    run_item = ItemRunner(
+        settings, checkpointer(), record.batch_id, int(payload["max_delegations"]), _progress
+    )
+    clients: list[DelegationClient] = []
+    done = threading.Event()
+    watcher = threading.Thread(
+        target=_stop_when_cancelled, args=(record, clients, done), name="taskforce-cancel-watch", daemon=True
+    )
+    watcher.start()
+    try:
+        result = run_item(_item(payload), attempt=1, on_client=clients.append)
+    except Exception as error:  # an unreadable message is this item's failure, not the worker's
+        result = ItemResult(
+            id=item_id, status="failed", thread_id="", attempt=1, error=f"{type(error).__name__}: {error}"
+        )
+    finally:
+        done.set()
+    stopped = result.status == "failed" and record.cancelled()
+    record.store(result, "cancelled" if stopped else result.status)
