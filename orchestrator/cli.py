@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import sys
 import time
@@ -36,7 +37,7 @@ from orchestrator.dead_letters import (
     requeue_dead_letter,
 )
 from orchestrator.demo import demo_settings, run_demo
-from orchestrator.embedded import EmbeddedError, local_cluster
+from orchestrator.embedded import EmbeddedError, keep_files, local_cluster
 from orchestrator.files_cli import files_cli
 from orchestrator.progress import delegation_table, live_progress
 from orchestrator.session import new_run_id, run_prompt
@@ -105,6 +106,16 @@ SubagentsOption = Annotated[
 ModelOption = Annotated[
     str | None, typer.Option("--model", "-m", help="Main and subagent model, e.g. openai:gpt-4.1-mini.")
 ]
+KeepOption = Annotated[
+    bool,
+    typer.Option(
+        "--keep",
+        help="Keep the shared files readable with `taskforce files` after the run: without "
+        "TASKFORCE_REDIS_URL and TASKFORCE_FILES_URL they go to <TASKFORCE_DATA_DIR>/files instead "
+        "of the private Redis, and the command to read them is printed at the end. With either "
+        "set, the files outlive the run anyway and --keep changes nothing.",
+    ),
+]
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -118,10 +129,13 @@ def _local_workers(settings: Settings, workers: int | None) -> int:
 
 
 def _announce(settings: Settings, workers: int) -> None:
-    where = "a private Redis (embedded mode)" if settings.redis_url is None else mask_url(settings.redis_url)
-    console.print(
-        f"Broker and shared files: {where}; local workers: {workers} × {settings.worker_concurrency}"
+    broker = "a private Redis (embedded mode)" if settings.redis_url is None else mask_url(settings.redis_url)
+    where = (
+        f"Broker and shared files: {broker}"
+        if settings.files_url is None
+        else f"Broker: {broker}; shared files: {mask_url(settings.files_url)}"
     )
+    console.print(f"{where}; local workers: {workers} × {settings.worker_concurrency}")
     if is_offline(settings.model):
         console.print(
             "[yellow]Model: offline[/], a deterministic stand-in that needs no API key. "
@@ -129,6 +143,41 @@ def _announce(settings: Settings, workers: int) -> None:
         )
     else:
         console.print(f"Model: {settings.model}")
+
+
+def _print_command_line(text: str) -> None:
+    """For lines that hold a command to copy: never wrapped, whatever the width, nor read as markup."""
+    console.print(text, soft_wrap=True, markup=False, highlight=False)
+
+
+def _show_private_redis(given: Settings, live: Settings) -> None:
+    """The embedded Redis gets its port only when it starts; while the run lasts, Flower can
+    watch it as it watches any Redis."""
+    if given.redis_url is not None or live.redis_url is None:
+        return
+    url = mask_url(live.redis_url)
+    _print_command_line(
+        f"Private Redis: {url}, until the run ends; watch it with: TASKFORCE_REDIS_URL={url} taskforce flower"
+    )
+
+
+def _keeping(settings: Settings, keep: bool) -> tuple[Settings, str | None]:
+    """The settings to run on, and the files URL to print at the end: None where --keep moved
+    nothing, because the user's own settings already find those files."""
+    kept = keep_files(settings) if keep else settings
+    return kept, kept.files_url if kept.files_url != settings.files_url else None
+
+
+def _show_kept_files(
+    files_url: str | None, run_id: str, lead: str = "Shared files kept; list them with:"
+) -> None:
+    """`taskforce files` finds the store only by the variable: the command must carry it."""
+    if files_url is None:
+        return
+    _print_command_line(lead)
+    _print_command_line(
+        f"  TASKFORCE_FILES_URL={shlex.quote(files_url)} taskforce files ls --run {shlex.quote(run_id)}"
+    )
 
 
 def _fail_unless_all_ok(reports: list[Report]) -> None:
@@ -159,12 +208,15 @@ def run(
     workers: WorkersOption = None,
     concurrency: ConcurrencyOption = None,
     model: ModelOption = None,
+    keep: KeepOption = False,
 ) -> None:
     """Run the main agent once on PROMPT; print its answer and a table of its delegations.
     Every run is checkpointed; `--resume RUN_ID` continues one that did not finish."""
     if (prompt is None) == (resume is None):
         raise typer.BadParameter("give a PROMPT, or --resume RUN_ID to continue a run, not both")
-    settings = _settings(subagents=subagents, worker_concurrency=concurrency, model=model)
+    settings, kept_files_url = _keeping(
+        _settings(subagents=subagents, worker_concurrency=concurrency, model=model), keep
+    )
     count = _local_workers(settings, workers)
     _announce(settings, count)
     if resume is not None:  # before starting anything
@@ -173,10 +225,12 @@ def run(
     run_id = resume or new_run_id()
     console.print(f"Run {run_id}; if it stops early: taskforce run --resume {run_id}")
     with local_cluster(settings, count) as live:
+        _show_private_redis(settings, live)
         outcome = run_prompt(live, prompt, console, run_id=run_id)
     console.print(Panel(Text(outcome.answer or "(no answer)"), title="Answer"))
     console.print(delegation_table(outcome.reports))
     console.print(f"{len(outcome.reports)} delegations in {outcome.elapsed_s:.1f} s; run id {outcome.run_id}")
+    _show_kept_files(kept_files_url, outcome.run_id)
     _fail_unless_all_ok(outcome.reports)
 
 
@@ -211,22 +265,32 @@ def batch(
     workers: WorkersOption = None,
     concurrency: ConcurrencyOption = None,
     model: ModelOption = None,
+    keep: KeepOption = False,
 ) -> None:
     """Run the main agent once per line of INPUT.jsonl, a few at a time, checkpointed."""
-    settings = _settings(subagents=subagents, worker_concurrency=concurrency, model=model)
+    settings, kept_files_url = _keeping(
+        _settings(subagents=subagents, worker_concurrency=concurrency, model=model), keep
+    )
     count = _local_workers(settings, workers)
     _announce(settings, count)
     console.print(f"Checkpoints: {checkpoints_location(settings)}")
     progress = BatchProgress()
-    painted = live_progress(lambda: batch_progress_line(progress), console)
-    with local_cluster(settings, count) as live, painted:
-        outcome = run_batch(
-            live, input_file, out, max_runs=max_runs, max_delegations=max_delegations, progress=progress
-        )
+    with local_cluster(settings, count) as live:
+        _show_private_redis(settings, live)
+        with live_progress(lambda: batch_progress_line(progress), console):
+            outcome = run_batch(
+                live, input_file, out, max_runs=max_runs, max_delegations=max_delegations, progress=progress
+            )
     console.print(summary_table(outcome))
     for problem in problems(outcome):
         error_console.print(Text.assemble(("problem:", "red"), " ", problem))
     console.print(f"results: {out}")
+    if outcome.results:
+        _show_kept_files(
+            kept_files_url,
+            outcome.results[0].thread_id,
+            f"Shared files kept; each item's workspace is its thread_id in {out}, e.g.:",
+        )
     if problems(outcome):
         raise typer.Exit(1)
 
@@ -379,12 +443,16 @@ def demo(
     workers: WorkersOption = None,
     concurrency: ConcurrencyOption = None,
     model: ModelOption = None,
+    keep: KeepOption = False,
 ) -> None:
     """Analyse two dozen generated service logs in parallel on the worker pool."""
-    settings = demo_settings(_settings(worker_concurrency=concurrency, model=model))
+    settings, kept_files_url = _keeping(
+        demo_settings(_settings(worker_concurrency=concurrency, model=model)), keep
+    )
     count = _local_workers(settings, workers)
     _announce(settings, count)
     with local_cluster(settings, count) as live:
+        _show_private_redis(settings, live)
         outcome = run_demo(live, console)
     console.print(Panel(Text(outcome.run.answer or "(no answer)"), title="Main agent's answer"))
     console.print(delegation_table(outcome.run.reports))
@@ -393,6 +461,7 @@ def demo(
         f"{ok} of {len(outcome.services)} services analysed in {outcome.run.elapsed_s:.1f} s. "
         f"Full analyses and SUMMARY.md: {outcome.exported_to}"
     )
+    _show_kept_files(kept_files_url, outcome.run.run_id)
     _fail_unless_all_ok(outcome.run.reports)
 
 

@@ -234,6 +234,16 @@ def _wait_until_ready(
         app.close()
 
 
+def keep_files(settings: Settings) -> Settings:
+    """`settings` whose shared files outlive the run. The embedded Redis, and every file in it,
+    is gone when the run ends; a directory in the data directory stays, and local worker
+    processes share it as they share a Redis. A store that is configured (`files_url`, or the
+    Redis of connected mode) outlives the run already and stays as it is."""
+    if settings.redis_url is not None or settings.files_url is not None:
+        return settings
+    return settings.model_copy(update={"files_url": (settings.data_dir / "files").absolute().as_uri()})
+
+
 @contextlib.contextmanager
 def local_cluster(settings: Settings, workers: int | None = None) -> Iterator[Settings]:
     """Settings pointing at a running Redis with local workers: the embedded Redis when

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -49,8 +50,12 @@ def test_embedded_mode_starts_redis_and_workers_and_stops_every_one(tmp_path: Pa
     assert {child.pid for child in me.children(recursive=True)} == before
 
 
+def _environment_without_settings() -> dict[str, str]:
+    return {key: value for key, value in os.environ.items() if not key.startswith("TASKFORCE_")}
+
+
 def _cli(*args: str, data_dir: Path) -> subprocess.Popen[str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("TASKFORCE_")}
+    env = _environment_without_settings()
     env["TASKFORCE_DATA_DIR"] = str(data_dir)
     return subprocess.Popen(
         [sys.executable, "-m", "orchestrator", *args],
@@ -89,3 +94,41 @@ def test_ctrl_c_during_a_run_stops_everything_it_started(tmp_path: Path) -> None
     assert demo.returncode == 130, output
     assert "interrupted" in output
     assert _gone(started) == []
+
+
+def _shell(command: str, cwd: Path) -> subprocess.Popen[str]:
+    """A command as a user pastes it: through a shell, with `taskforce` on PATH and no settings."""
+    env = _environment_without_settings()
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return subprocess.Popen(
+        command, shell=True, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def test_keep_leaves_an_embedded_runs_files_readable_by_the_command_it_prints(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    prompt = (
+        "Ask the general-purpose subagent:\n- list /notes with ls and write the listing to /notes/listing.md"
+    )
+    run = _cli("run", prompt, "--workers", "1", "--keep", data_dir=data_dir)
+    output, _ = run.communicate(timeout=120)
+    assert run.returncode == 0, output
+
+    lines = output.splitlines()
+    (redis_line,) = [line for line in lines if line.startswith("Private Redis: ")]
+    url = redis_line.removeprefix("Private Redis: ").partition(",")[0]
+    assert url.startswith("redis://127.0.0.1:"), redis_line
+    assert f"TASKFORCE_REDIS_URL={url} taskforce flower" in redis_line
+    (command,) = [line.strip() for line in lines if "taskforce files ls" in line]
+    assert shlex.split(command)[0] == f"TASKFORCE_FILES_URL={(data_dir / 'files').as_uri()}"
+
+    # The run's Redis is gone: only the directory answers, in a shell that has no settings. Both
+    # at once, as each spends seconds importing the agent stack.
+    listing = _shell(command, cwd=tmp_path)
+    reading = _shell(command.replace(" files ls ", " files cat ") + " /notes/listing.md", cwd=tmp_path)
+    listed, listing_errors = listing.communicate(timeout=60)
+    shown, reading_errors = reading.communicate(timeout=60)
+    assert listing.returncode == 0, listing_errors
+    assert "/notes/" in listed
+    assert reading.returncode == 0, reading_errors
+    assert "[offline model]" in shown

@@ -228,3 +228,66 @@ def test_the_broker_url_is_shown_without_its_password(capsys: pytest.CaptureFixt
     shown = capsys.readouterr().out
     assert "redis://:***@cache:6379/0" in shown
     assert "hunter2" not in shown
+
+
+@pytest.fixture
+def runs_on(monkeypatch: pytest.MonkeyPatch) -> list[Settings]:
+    """The settings each `taskforce run` ran its main agent on."""
+    used: list[Settings] = []
+
+    def record(settings: Settings, *args: object, **kwargs: object) -> RunOutcome:
+        used.append(settings)
+        return _outcome("ok")
+
+    monkeypatch.setattr(cli_module, "run_prompt", record)
+    return used
+
+
+@pytest.mark.usefixtures("no_cluster")
+def test_keep_in_embedded_mode_puts_the_files_in_the_data_directory_and_prints_how_to_read_them(
+    runs_on: list[Settings], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("TASKFORCE_DATA_DIR", str(tmp_path))
+
+    result = CliRunner().invoke(cli, ["run", "hi", "--workers", "0", "--keep"])
+
+    assert result.exit_code == 0, result.output
+    url = (tmp_path / "files").as_uri()
+    assert [settings.files_url for settings in runs_on] == [url]
+    assert f"TASKFORCE_FILES_URL={url} taskforce files ls --run run-1\n" in result.stdout
+
+
+@pytest.mark.usefixtures("no_cluster")
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("TASKFORCE_REDIS_URL", "redis://127.0.0.1:1/0"), ("TASKFORCE_FILES_URL", "memory://t")],
+)
+def test_keep_changes_nothing_where_the_files_outlive_the_run_anyway(
+    variable: str, value: str, runs_on: list[Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(variable, value)
+
+    kept = CliRunner().invoke(cli, ["run", "hi", "--workers", "0", "--keep"])
+    plain = CliRunner().invoke(cli, ["run", "hi", "--workers", "0"])
+
+    assert kept.exit_code == plain.exit_code == 0, kept.output
+    assert runs_on[0] == runs_on[1]
+    assert "TASKFORCE_FILES_URL=" not in kept.stdout
+
+
+def test_the_private_redis_is_shown_once_started_and_how_flower_watches_it(
+    runs_on: list[Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    @contextlib.contextmanager
+    def embedded(settings: Settings, workers: int | None = None) -> Iterator[Settings]:
+        yield settings.model_copy(update={"redis_url": "redis://:hunter2@127.0.0.1:6390/0"})
+
+    monkeypatch.setattr(cli_module, "local_cluster", embedded)
+
+    result = CliRunner().invoke(cli, ["run", "hi", "--workers", "0"])
+
+    assert result.exit_code == 0, result.output
+    shown = "redis://:***@127.0.0.1:6390/0"
+    assert f"Private Redis: {shown}, until the run ends" in result.stdout
+    assert f"TASKFORCE_REDIS_URL={shown} taskforce flower" in result.stdout
+    assert "hunter2" not in result.stdout
