@@ -41,6 +41,14 @@ from orchestrator.embedded import EmbeddedError, keep_files, local_cluster
 from orchestrator.files_cli import files_cli
 from orchestrator.progress import delegation_table, live_progress
 from orchestrator.session import new_run_id, run_prompt
+from orchestrator.submissions import (
+    UnknownBatchError,
+    batch_results,
+    batch_status,
+    cancel_batch,
+    main_queue,
+    submit_batch,
+)
 from shared.celery_app import (
     WORKER_APP,
     BrokerConfigError,
@@ -81,6 +89,7 @@ _USER_ERRORS = (
     UnknownDeadLetterError,
     CheckpointsConfigError,
     UnknownRunError,
+    UnknownBatchError,
 )
 
 INTERRUPTED = 130
@@ -98,6 +107,19 @@ WorkersOption = Annotated[
 ConcurrencyOption = Annotated[
     int | None,
     typer.Option("--concurrency", "-c", min=1, help="Delegations each local worker runs at once."),
+]
+InputFileArgument = Annotated[
+    Path,
+    typer.Argument(
+        metavar="INPUT.jsonl",
+        exists=True,
+        dir_okay=False,
+        readable=True,
+        help='One run per line: {"id": ..., "prompt": ..., "context": {...}}.',
+    ),
+]
+MaxDelegationsOption = Annotated[
+    int, typer.Option(min=1, help="Delegations in flight per run; more wait for a free slot.")
 ]
 SubagentsOption = Annotated[
     str | None,
@@ -236,16 +258,7 @@ def run(
 
 @cli.command()
 def batch(
-    input_file: Annotated[
-        Path,
-        typer.Argument(
-            metavar="INPUT.jsonl",
-            exists=True,
-            dir_okay=False,
-            readable=True,
-            help='One run per line: {"id": ..., "prompt": ..., "context": {...}}.',
-        ),
-    ],
+    input_file: InputFileArgument,
     *,
     out: Annotated[
         Path,
@@ -258,9 +271,7 @@ def batch(
         ),
     ],
     max_runs: Annotated[int, typer.Option(min=1, help="Main-agent runs at once.")] = DEFAULT_MAX_RUNS,
-    max_delegations: Annotated[
-        int, typer.Option(min=1, help="Delegations in flight per run; more wait for a free slot.")
-    ] = DEFAULT_MAX_DELEGATIONS,
+    max_delegations: MaxDelegationsOption = DEFAULT_MAX_DELEGATIONS,
     subagents: SubagentsOption = None,
     workers: WorkersOption = None,
     concurrency: ConcurrencyOption = None,
@@ -377,6 +388,96 @@ def flower(ctx: typer.Context) -> None:
         )
     command = flower_command(*defaults, *ctx.args)
     os.execve(command[0], command, env)
+
+
+MAIN_RUNS_APP = "orchestrator.main_runs"
+
+
+@cli.command("main-worker", context_settings=_PASS_THROUGH)
+def main_worker(ctx: typer.Context) -> None:
+    """Run a main-run worker: it runs submitted main agents (`taskforce submit`).
+
+    It consumes the main-run queue only, never a subagent queue; `celery worker` options pass
+    through, e.g. `taskforce main-worker --concurrency 4`."""
+    settings = _connected_settings("main-worker")
+    defaults = [
+        "--queues",
+        main_queue(settings),
+        "--pool",
+        "threads",
+        "--concurrency",
+        "4",
+        "--hostname",
+        unique_worker_name("taskforce-main"),
+        "--events",
+    ]
+    command = worker_command(*defaults, *ctx.args, app=MAIN_RUNS_APP)
+    os.execv(command[0], command)
+
+
+@cli.command()
+def submit(
+    input_file: InputFileArgument,
+    *,
+    batch_id: Annotated[
+        str | None, typer.Option("--batch-id", help="Name the batch (default: time and a random suffix).")
+    ] = None,
+    max_delegations: MaxDelegationsOption = DEFAULT_MAX_DELEGATIONS,
+) -> None:
+    """Enqueue one main-agent run per line of INPUT.jsonl for main-run workers; print the batch id."""
+    settings = _connected_settings("submit")
+    submission = submit_batch(settings, input_file, batch_id=batch_id, max_delegations=max_delegations)
+    for problem in submission.rejected:
+        error_console.print(Text.assemble(("problem:", "red"), " ", problem))
+    console.print(f"submitted {submission.queued} runs as batch {submission.batch_id}")
+    console.print(f"follow it with: taskforce status {submission.batch_id}")
+    if submission.rejected:
+        raise typer.Exit(1)
+
+
+BatchIdArgument = Annotated[str, typer.Argument(metavar="BATCH", help="The id `taskforce submit` printed.")]
+
+
+@cli.command()
+def status(batch_id: BatchIdArgument) -> None:
+    """How far a submitted batch has got; exit 1 once finished with failures."""
+    found = batch_status(_connected_settings("status"), batch_id)
+    counts = "  ·  ".join(
+        f"{found.counts.get(state, 0)} {state}"
+        for state in ("queued", "running", "ok", "failed", "cancelled")
+    )
+    console.print(
+        f"batch {batch_id}: {found.total} runs  ·  {counts}" + ("  (cancelled)" if found.cancelled else "")
+    )
+    for problem in found.rejected:
+        console.print(f"rejected {problem}")
+    if found.finished and (found.counts.get("failed") or found.counts.get("cancelled")):
+        raise typer.Exit(1)
+
+
+@cli.command()
+def results(
+    batch_id: BatchIdArgument,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", dir_okay=False, help="Write here, not stdout.")
+    ] = None,
+) -> None:
+    """The result lines of a submitted batch so far, as `taskforce batch` writes them."""
+    lines = [
+        result.model_dump_json() + "\n" for result in batch_results(_connected_settings("results"), batch_id)
+    ]
+    if out is None:
+        sys.stdout.writelines(lines)
+    else:
+        out.write_text("".join(lines))
+        console.print(f"{len(lines)} results written to {out}")
+
+
+@cli.command()
+def cancel(batch_id: BatchIdArgument) -> None:
+    """Cancel a submitted batch: queued runs are dropped, running ones stop with their delegations."""
+    cancel_batch(_connected_settings("cancel"), batch_id)
+    console.print(f"cancelled batch {batch_id}")
 
 
 dead_letters_cli = typer.Typer(

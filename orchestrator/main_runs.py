@@ -7,9 +7,10 @@ and waits for them like any main agent. It consumes the main-run queue only (see
 `orchestrator.submissions` for why that keeps runs from starving their own subagents).
 
 A message that comes twice finds its item already finished and does nothing. A main-run
-worker killed mid-run gets its message back from the broker (late acknowledgement) and the run
-resumes from its checkpoint, re-attaching to its delegations; across machines that needs the
-checkpoints in PostgreSQL (`TASKFORCE_DATABASE_URL`).
+worker killed mid-run gets its message back from the broker after the visibility timeout (late
+acknowledgement; main runs hold no lease) and the run resumes from its checkpoint, re-attaching
+to its delegations; across machines that needs the checkpoints in PostgreSQL
+(`TASKFORCE_DATABASE_URL`).
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ CANCEL_CHECK_S = 1.0
 settings = Settings()
 app = create_celery_app(settings)
 app.conf.task_queues = [queue_named(main_queue(settings))]
+# No time limits: a main run lasts as long as its delegations, and each of those has its own.
+app.conf.task_time_limit = app.conf.task_soft_time_limit = None
 box = SecretBox(settings.secrets_key)
 _progress = BatchProgress()
 _checkpoints = contextlib.ExitStack()

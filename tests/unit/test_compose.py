@@ -21,7 +21,7 @@ REQUIRED = {
     "POSTGRES_PASSWORD": "postgres-PASSWORD-2",
     "TASKFORCE_FLOWER_BASIC_AUTH": "ops:flower-PASSWORD-3",
 }
-TASKFORCE_SERVICES = ("worker", "flower", "orchestrator")
+TASKFORCE_SERVICES = ("worker", "main-worker", "flower", "orchestrator")
 
 
 @cache
@@ -72,7 +72,16 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def test_every_service_of_the_deployment_is_there(services: dict[str, Any]) -> None:
-    assert set(services) == {"redis", "minio", "minio-init", "postgres", "worker", "flower", "orchestrator"}
+    assert set(services) == {
+        "redis",
+        "minio",
+        "minio-init",
+        "postgres",
+        "worker",
+        "main-worker",
+        "flower",
+        "orchestrator",
+    }
 
 
 def test_no_container_gets_an_empty_string_for_a_variable(services: dict[str, Any]) -> None:
@@ -116,10 +125,11 @@ def test_postgres_and_minio_keep_their_data_on_volumes(services: dict[str, Any])
     assert "/data" in _mount_points(services["minio"])
 
 
-def test_workers_can_be_scaled_each_with_a_name_of_its_own(services: dict[str, Any]) -> None:
-    worker = services["worker"]
+@pytest.mark.parametrize("name", ["worker", "main-worker"])
+def test_workers_can_be_scaled_each_with_a_name_of_its_own(services: dict[str, Any], name: str) -> None:
+    worker = services[name]
     command = worker["command"]
-    assert command[:2] == ["taskforce", "worker"]
+    assert command[:2] == ["taskforce", name]
     # A fixed host name, container name or port would be shared by every replica; the name
     # `taskforce worker` chooses holds the container's host name (%h).
     assert not {"hostname", "container_name", "ports"} & set(worker)
@@ -131,7 +141,7 @@ def test_workers_can_be_scaled_each_with_a_name_of_its_own(services: dict[str, A
 def test_the_taskforce_services_share_the_broker_and_the_files_on_minio(services: dict[str, Any]) -> None:
     environments = {name: _environment(services[name]) for name in TASKFORCE_SERVICES}
     assert {env["TASKFORCE_REDIS_URL"] for env in environments.values()} == {"redis://redis:6379/0"}
-    for name in ("worker", "orchestrator"):
+    for name in ("worker", "main-worker", "orchestrator"):
         env = environments[name]
         assert str(env["TASKFORCE_FILES_URL"]).startswith("s3://")
         assert env["AWS_ENDPOINT_URL_S3"] == "http://minio:9000"
@@ -163,6 +173,8 @@ def test_the_orchestrator_runs_the_mounted_batch_with_checkpoints_on_postgres(
     database_url = str(_environment(orchestrator)["TASKFORCE_DATABASE_URL"])
     assert database_url.startswith(f"postgresql://taskforce:{REQUIRED['POSTGRES_PASSWORD']}@postgres:5432/")
     assert orchestrator["depends_on"]["postgres"]["condition"] == "service_healthy"
+    # Submitted runs are checkpointed in the same database, whichever main-run worker takes them.
+    assert _environment(services["main-worker"])["TASKFORCE_DATABASE_URL"] == database_url
 
 
 @pytest.mark.parametrize("name", TASKFORCE_SERVICES)
