@@ -25,7 +25,7 @@ from orchestrator.middleware import CeleryDelegationMiddleware, DelegationListen
 from shared.celery_app import create_celery_app
 from shared.files import shared_files
 from shared.models import make_model
-from shared.registry import effective_specs, load_registry, validate_specs
+from shared.registry import effective_specs, load_registry, queue_name, validate_specs
 from shared.settings import Settings
 
 
@@ -78,6 +78,7 @@ def create_orchestrator(
         client or DelegationClient(create_celery_app(settings), settings),
         [(spec["name"], spec["description"]) for spec in offered],
         listener=listener,
+        queues={spec["name"]: queue_name(spec) for spec in offered},
     )
     return create_deep_agent(
         make_model(model if model is not None else settings.model),

@@ -113,7 +113,7 @@ class DelegationClient:
 
     def _send(self, delegation: Delegation) -> Future[Report]:
         limits = timing(delegation.limits)
-        queue = queue_for(self.settings, delegation.subagent_type)
+        queue = queue_for(self.settings, delegation.queue or delegation.subagent_type)
         publication = Publication(
             delegation.id, json.dumps(delegation.to_wire(self._box)), repr([delegation.redacted()]), queue
         )

@@ -20,7 +20,7 @@ import asyncio
 import hashlib
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, NamedTuple, NotRequired, Protocol, TypedDict, cast
 
 from deepagents.middleware.subagents import TASK_TOOL_DESCRIPTION, TaskToolSchema
@@ -93,11 +93,14 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
         subagents: Sequence[tuple[str, str]],
         *,
         listener: DelegationListener | None = None,
+        queues: Mapping[str, str] | None = None,
     ) -> None:
+        """`queues` routes a subagent type to a queue other than its own name."""
         super().__init__()
         self._client = client
         self._settings = client.settings
         self._descriptions = dict(subagents)
+        self._queues = dict(queues or {})
         self._listener = listener
         listing = "\n".join(f"- {name}: {description}" for name, description in subagents)
         self.tools = [
@@ -189,6 +192,7 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
             # The caller's limit, not LangGraph's default of 25, bounds the subagent too.
             limits=self._settings.limits(recursion_limit),
             thread_id=thread_id,
+            queue=self._queues.get(subagent_type),
         )
 
     def _send(self, delegation: Delegation) -> JobHandle:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any, cast
@@ -20,9 +21,14 @@ from deepagents.middleware.subagents import (
 
 GENERAL_PURPOSE = "general-purpose"
 MEMORY_KEY = "memory"
-"""taskforce's one addition to deepagents' spec keys: AGENTS.md paths the subagent loads, as
+"""taskforce's addition to deepagents' spec keys: AGENTS.md paths the subagent loads, as
 `create_deep_agent(memory=...)` does for a main agent."""
-_KNOWN_KEYS = frozenset(SubAgent.__annotations__) | {MEMORY_KEY}
+QUEUE_KEY = "queue"
+"""The other addition: the queue the subagent's delegations go to, `<prefix>.<queue>`; unset,
+its own name. Subagents that share a queue share the workers that consume it (`-Q`)."""
+TASKFORCE_KEYS = frozenset({MEMORY_KEY, QUEUE_KEY})
+_KNOWN_KEYS = frozenset(SubAgent.__annotations__) | TASKFORCE_KEYS
+_QUEUE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _UNSUPPORTED = {
     "runnable": "compiled subagents cannot be rebuilt on a worker; give a declarative spec",
     "graph_id": "async (remote) subagents are not sent through taskforce; pass them to create_orchestrator",
@@ -72,11 +78,21 @@ def validate_specs(specs: object) -> list[SubAgent]:
         paths_ok = isinstance(memory, list | tuple) and all(str(p).startswith("/") for p in memory)
         if not paths_ok or not all(isinstance(p, str) for p in memory):
             raise RegistryError(f"subagent {spec['name']!r}: {MEMORY_KEY!r} must be a list of absolute paths")
+        queue = spec.get(QUEUE_KEY, spec["name"])
+        if not isinstance(queue, str) or not _QUEUE_NAME.fullmatch(queue):
+            raise RegistryError(
+                f"subagent {spec['name']!r}: {QUEUE_KEY!r} must be a name of letters, digits, '_', '.', '-'"
+            )
         if spec["name"] in seen:
             raise RegistryError(f"subagent name {spec['name']!r} appears twice in the registry")
         seen.add(spec["name"])
         checked.append(cast(SubAgent, spec))
     return checked
+
+
+def queue_name(spec: SubAgent) -> str:
+    """The part of the queue name after `<prefix>.`, for this subagent's delegations."""
+    return str(cast(dict[str, Any], spec).get(QUEUE_KEY) or spec["name"])
 
 
 def load_registry(path: str | None) -> list[SubAgent]:

@@ -58,6 +58,8 @@ class Delegation(_Wire):
     secret_str_keys: tuple[str, ...] = ()
     limits: Limits
     thread_id: str | None = None
+    queue: str | None = None
+    """Where the subagent's spec routes it (its `queue` key); unset, the subagent's own name."""
 
     def to_wire(self, box: SecretBox) -> dict[str, Any]:
         """The message as it travels and waits in Redis: secrets sealed with the shared key."""

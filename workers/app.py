@@ -20,7 +20,7 @@ from celery import Task, signals
 from shared.celery_app import RUN_DELEGATION, create_celery_app, delegation_queue
 from shared.files import SharedFiles, shared_files
 from shared.ledger import open_ledger
-from shared.registry import effective_specs, load_registry
+from shared.registry import effective_specs, load_registry, queue_name
 from shared.secrets import SecretBox
 from shared.settings import Settings
 from workers import broker_recovery
@@ -41,7 +41,7 @@ box = SecretBox(settings.secrets_key)
 # Loaded at import, so a bad registry stops the worker at start-up instead of failing every job.
 specs = effective_specs(load_registry(settings.subagents), general_purpose=settings.general_purpose)
 # By default a worker serves every subagent type; `-Q` narrows a pool to some of them.
-app.conf.task_queues = [delegation_queue(settings, spec["name"]) for spec in specs]
+app.conf.task_queues = [delegation_queue(settings, name) for name in dict.fromkeys(map(queue_name, specs))]
 
 _keepers: dict[int, LeaseKeeper] = {}
 

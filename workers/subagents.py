@@ -25,7 +25,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable
 
 from shared.models import make_model
-from shared.registry import MEMORY_KEY
+from shared.registry import MEMORY_KEY, TASKFORCE_KEYS
 
 
 def _merge_by_name(
@@ -54,7 +54,7 @@ def build_subagent(
     resolved = cast(
         SubAgent,
         {
-            **{key: value for key, value in spec.items() if key != MEMORY_KEY},
+            **{key: value for key, value in spec.items() if key not in TASKFORCE_KEYS},
             "model": model,
             "tools": list(spec.get("tools", [])),
             "middleware": _merge_by_name(stack, spec.get("middleware", [])),

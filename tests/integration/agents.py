@@ -237,6 +237,8 @@ SUBAGENTS = [
     _spec("memo-writer", _MemoWriterModel()),
     _spec("memo-reader", _MemoReaderModel()),
     _spec("counted", _DeterministicModel(tool_name="run_counted"), [run_counted]),
+    # Routed by its spec to a queue named apart from it.
+    _spec("pooled", _DeterministicModel(), queue="shared-pool"),
 ]
 DEDICATED = ("memo-writer", "memo-reader")
 """Served only by workers a test starts for them, so the test knows which process ran each."""

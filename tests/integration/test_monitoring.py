@@ -207,8 +207,9 @@ def test_one_pool_per_queue_each_worker_named_uniquely_by_default(cluster: Clust
     # A queue prefix of its own, so only these workers can take the jobs.
     settings: Settings = cluster.settings.model_copy(update={"queue_prefix": f"pools{os.getpid()}"})
     env = worker_environment(settings)
-    kinds = ("inspector", "researcher")
-    queues = {kind: queue_for(settings, kind) for kind in kinds}
+    kinds = ("inspector", "researcher", "pooled")
+    # `pooled` names its queue in its spec: {"queue": "shared-pool"}.
+    queues = {kind: queue_for(settings, "shared-pool" if kind == "pooled" else kind) for kind in kinds}
     logs = {kind: tmp_path / f"{kind}.log" for kind in kinds}
     # No -n: `taskforce worker` names each worker itself.
     pools = {
@@ -224,7 +225,12 @@ def test_one_pool_per_queue_each_worker_named_uniquely_by_default(cluster: Clust
             _wait_until_served(settings, queues[kind], pools[kind], logs[kind])
         agent = create_orchestrator(
             scripted(
-                [task_call("i", "inspector", "inspect"), task_call("r", "researcher", "research")], "done"
+                [
+                    task_call("i", "inspector", "inspect"),
+                    task_call("r", "researcher", "research"),
+                    task_call("p", "pooled", "pool"),
+                ],
+                "done",
             ),
             settings=settings,
         )
@@ -232,7 +238,7 @@ def test_one_pool_per_queue_each_worker_named_uniquely_by_default(cluster: Clust
         reports = {m.tool_call_id: m.artifact for m in state["messages"] if isinstance(m, ToolMessage)}
 
         host = socket.gethostname()
-        for call, kind in (("i", "inspector"), ("r", "researcher")):
+        for call, kind in (("i", "inspector"), ("r", "researcher"), ("p", "pooled")):
             assert reports[call]["status"] == "ok", logs[kind].read_text()
             # exec: the CLI's pid is the worker's, and the name it chose holds it.
             assert reports[call]["worker"] == f"taskforce.{pools[kind].pid}@{host}"

@@ -12,6 +12,7 @@ from shared.registry import (
     effective_specs,
     import_object,
     load_registry,
+    queue_name,
     validate_specs,
 )
 from tests.unit import registry_fixture
@@ -117,3 +118,19 @@ def test_a_registry_general_purpose_replaces_the_default() -> None:
     specs = effective_specs([registry_fixture.SUBAGENTS[0], own], general_purpose=True)  # type: ignore[list-item]
     assert [spec["name"] for spec in specs] == ["researcher", GENERAL_PURPOSE]
     assert specs[1]["description"] == "Ours."
+
+
+def test_a_spec_may_name_its_queue() -> None:
+    (shared, own) = validate_specs(
+        [
+            {"name": "a", "description": "x", "queue": "gpu-pool"},
+            {"name": "b", "description": "y"},
+        ]
+    )
+    assert (queue_name(shared), queue_name(own)) == ("gpu-pool", "b")
+
+
+@pytest.mark.parametrize("queue", ["", "has space", "colon:name", 7, ".hidden"])
+def test_a_queue_name_the_broker_cannot_tell_apart_is_refused(queue: object) -> None:
+    with pytest.raises(RegistryError, match="'queue' must be a name"):
+        validate_specs([{"name": "a", "description": "x", "queue": queue}])
