@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any, NoReturn
@@ -183,23 +186,40 @@ def _show_private_redis(given: Settings, live: Settings) -> None:
     )
 
 
-def _keeping(settings: Settings, keep: bool) -> tuple[Settings, str | None]:
-    """The settings to run on, and the files URL to print at the end: None where --keep moved
-    nothing, because the user's own settings already find those files."""
-    kept = keep_files(settings) if keep else settings
-    return kept, kept.files_url if kept.files_url != settings.files_url else None
+@dataclass(frozen=True)
+class _LocalRun:
+    """What `run`, `batch` and `demo` share: the settings they run on (`--keep` may move the
+    shared files), the local workers to start, and the files URL to print at the end (None
+    where --keep moved nothing, because the user's own settings already find those files)."""
 
+    settings: Settings
+    workers: int
+    kept_files_url: str | None
 
-def _show_kept_files(
-    files_url: str | None, run_id: str, lead: str = "Shared files kept; list them with:"
-) -> None:
-    """`taskforce files` finds the store only by the variable: the command must carry it."""
-    if files_url is None:
-        return
-    _print_command_line(lead)
-    _print_command_line(
-        f"  TASKFORCE_FILES_URL={shlex.quote(files_url)} taskforce files ls --run {shlex.quote(run_id)}"
-    )
+    @classmethod
+    def announced(cls, settings: Settings, workers: int | None, keep: bool) -> _LocalRun:
+        kept = keep_files(settings) if keep else settings
+        local = cls(
+            kept,
+            _local_workers(kept, workers),
+            kept.files_url if kept.files_url != settings.files_url else None,
+        )
+        _announce(local.settings, local.workers)
+        return local
+
+    @contextlib.contextmanager
+    def started(self) -> Iterator[Settings]:
+        with local_cluster(self.settings, self.workers) as live:
+            _show_private_redis(self.settings, live)
+            yield live
+
+    def show_kept_files(self, run_id: str, lead: str = "Shared files kept; list them with:") -> None:
+        """`taskforce files` finds the store only by the variable: the command must carry it."""
+        if self.kept_files_url is None:
+            return
+        _print_command_line(lead)
+        files_url, run = shlex.quote(self.kept_files_url), shlex.quote(run_id)
+        _print_command_line(f"  TASKFORCE_FILES_URL={files_url} taskforce files ls --run {run}")
 
 
 def _fail_unless_all_ok(reports: list[Report]) -> None:
@@ -236,23 +256,20 @@ def run(
     Every run is checkpointed; `--resume RUN_ID` continues one that did not finish."""
     if (prompt is None) == (resume is None):
         raise typer.BadParameter("give a PROMPT, or --resume RUN_ID to continue a run, not both")
-    settings, kept_files_url = _keeping(
-        _settings(subagents=subagents, worker_concurrency=concurrency, model=model), keep
+    local = _LocalRun.announced(
+        _settings(subagents=subagents, worker_concurrency=concurrency, model=model), workers, keep
     )
-    count = _local_workers(settings, workers)
-    _announce(settings, count)
     if resume is not None:  # before starting anything
-        with open_checkpointer(settings) as saver:
-            require_run(settings, saver, resume)
+        with open_checkpointer(local.settings) as saver:
+            require_run(local.settings, saver, resume)
     run_id = resume or new_run_id()
     console.print(f"Run {run_id}; if it stops early: taskforce run --resume {run_id}")
-    with local_cluster(settings, count) as live:
-        _show_private_redis(settings, live)
+    with local.started() as live:
         outcome = run_prompt(live, prompt, console, run_id=run_id)
     console.print(Panel(Text(outcome.answer or "(no answer)"), title="Answer"))
     console.print(delegation_table(outcome.reports))
     console.print(f"{len(outcome.reports)} delegations in {outcome.elapsed_s:.1f} s; run id {outcome.run_id}")
-    _show_kept_files(kept_files_url, outcome.run_id)
+    local.show_kept_files(outcome.run_id)
     _fail_unless_all_ok(outcome.reports)
 
 
@@ -279,26 +296,21 @@ def batch(
     keep: KeepOption = False,
 ) -> None:
     """Run the main agent once per line of INPUT.jsonl, a few at a time, checkpointed."""
-    settings, kept_files_url = _keeping(
-        _settings(subagents=subagents, worker_concurrency=concurrency, model=model), keep
+    local = _LocalRun.announced(
+        _settings(subagents=subagents, worker_concurrency=concurrency, model=model), workers, keep
     )
-    count = _local_workers(settings, workers)
-    _announce(settings, count)
-    console.print(f"Checkpoints: {checkpoints_location(settings)}")
+    console.print(f"Checkpoints: {checkpoints_location(local.settings)}")
     progress = BatchProgress()
-    with local_cluster(settings, count) as live:
-        _show_private_redis(settings, live)
-        with live_progress(lambda: batch_progress_line(progress), console):
-            outcome = run_batch(
-                live, input_file, out, max_runs=max_runs, max_delegations=max_delegations, progress=progress
-            )
+    with local.started() as live, live_progress(lambda: batch_progress_line(progress), console):
+        outcome = run_batch(
+            live, input_file, out, max_runs=max_runs, max_delegations=max_delegations, progress=progress
+        )
     console.print(summary_table(outcome))
     for problem in problems(outcome):
         error_console.print(Text.assemble(("problem:", "red"), " ", problem))
     console.print(f"results: {out}")
     if outcome.results:
-        _show_kept_files(
-            kept_files_url,
+        local.show_kept_files(
             outcome.results[0].thread_id,
             f"Shared files kept; each item's workspace is its thread_id in {out}, e.g.:",
         )
@@ -547,13 +559,10 @@ def demo(
     keep: KeepOption = False,
 ) -> None:
     """Analyse two dozen generated service logs in parallel on the worker pool."""
-    settings, kept_files_url = _keeping(
-        demo_settings(_settings(worker_concurrency=concurrency, model=model)), keep
+    local = _LocalRun.announced(
+        demo_settings(_settings(worker_concurrency=concurrency, model=model)), workers, keep
     )
-    count = _local_workers(settings, workers)
-    _announce(settings, count)
-    with local_cluster(settings, count) as live:
-        _show_private_redis(settings, live)
+    with local.started() as live:
         outcome = run_demo(live, console)
     console.print(Panel(Text(outcome.run.answer or "(no answer)"), title="Main agent's answer"))
     console.print(delegation_table(outcome.run.reports))
@@ -562,7 +571,7 @@ def demo(
         f"{ok} of {len(outcome.services)} services analysed in {outcome.run.elapsed_s:.1f} s. "
         f"Full analyses and SUMMARY.md: {outcome.exported_to}"
     )
-    _show_kept_files(kept_files_url, outcome.run.run_id)
+    local.show_kept_files(outcome.run.run_id)
     _fail_unless_all_ok(outcome.run.reports)
 
 
