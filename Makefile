@@ -37,6 +37,7 @@ bench: $(STAMP)  ## throughput tables; see bench/README.md
 	$(BIN)/python -m bench.delegation_cost
 	$(BIN)/python -m bench.fanout
 	$(BIN)/python -m bench.backends
+	$(BIN)/python -m bench.batch
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache *.egg-info

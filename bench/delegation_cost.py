@@ -42,7 +42,6 @@ import asyncio
 import contextlib
 import gc
 import os
-import statistics
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
@@ -57,17 +56,15 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from rich.console import Console
 from rich.table import Table
 
+from bench.common import TEST_REGISTRY, isolated_settings, load_text, percentile, test_subagents
 from orchestrator import create_orchestrator
 from orchestrator.client import DelegationClient
 from orchestrator.embedded import local_cluster
 from shared.celery_app import create_celery_app
 from shared.files import shared_files
 from shared.schemas import Delegation, Report
-from shared.settings import Settings
-from tests.integration.agents import SUBAGENTS
 
-REGISTRY = "tests.integration.agents:SUBAGENTS"
-INSPECTOR = [spec for spec in SUBAGENTS if spec["name"] == "inspector"]
+INSPECTOR = test_subagents("inspector")
 TARGET_MS = 2.0
 RUNS = 200
 QUICK_RUNS = 30
@@ -280,12 +277,6 @@ def _breakdown(call: _Caller, build: Build, mode: Mode, runs: int) -> dict[str, 
 # Printing.
 
 
-def _p(values: list[float], percent: int) -> float:
-    if len(values) < 2:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[percent - 1]
-
-
 def _ms(value: float) -> str:
     return f"{value:.1f} ms"
 
@@ -299,17 +290,17 @@ def _cost_table(results: dict[Mode, dict[str, _Timings]], runs: int) -> Table:
         table.add_column(column, justify="left" if column in {"call", "side"} else "right")
     table.add_column(f"target: ≤ deepagents + {TARGET_MS:g} ms", justify="right")
     for mode, timings in results.items():
-        allowed = _p(timings["deepagents"].cost, 50) + TARGET_MS
+        allowed = percentile(timings["deepagents"].cost, 50) + TARGET_MS
         for side in SIDES:
             t = timings[side]
             verdict = "—"
             if side == "taskforce":
-                margin = allowed - _p(t.cost, 50)
+                margin = allowed - percentile(t.cost, 50)
                 verdict = f"≤ {_ms(allowed)}: margin {margin:+.1f} ms {'PASS' if margin >= 0 else 'BELOW'}"
             table.add_row(
                 mode,
                 side,
-                *(_ms(_p(values, q)) for values in (t.direct, t.delegating, t.cost) for q in (50, 95)),
+                *(_ms(percentile(v, q)) for v in (t.direct, t.delegating, t.cost) for q in (50, 95)),
                 verdict,
             )
     return table
@@ -324,13 +315,9 @@ def _breakdown_table(breakdowns: dict[Mode, dict[str, list[float]]]) -> Table:
         table.add_column(f"{mode} p50", justify="right")
         table.add_column("p95", justify="right")
     for step, meaning in SEGMENTS.items():
-        cells = [_ms(_p(b[step], q)) for b in breakdowns.values() for q in (50, 95)]
+        cells = [_ms(percentile(b[step], q)) for b in breakdowns.values() for q in (50, 95)]
         table.add_row(step, meaning, *cells)
     return table
-
-
-def _load(averages: tuple[float, float, float]) -> str:
-    return " ".join(f"{value:.2f}" for value in averages)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -344,12 +331,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     runs = args.runs or (QUICK_RUNS if args.quick else RUNS)
 
-    # Never a shared Redis, and workers inherit this environment: nothing TASKFORCE_* gets through.
-    for name in [name for name in os.environ if name.startswith("TASKFORCE_")]:
-        del os.environ[name]
     # A delegation that goes missing fails the run within GIVE_UP_S, not after the default hour.
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None, subagents=REGISTRY, queue_timeout=GIVE_UP_S, delegation_timeout=GIVE_UP_S
+    settings = isolated_settings(
+        subagents=TEST_REGISTRY, queue_timeout=GIVE_UP_S, delegation_timeout=GIVE_UP_S
     )
 
     console = Console(width=max(Console().width, 150))
@@ -364,7 +348,7 @@ def main(argv: list[str] | None = None) -> None:
             "taskforce": lambda model: create_orchestrator(
                 model, settings=live, client=client, backend=backend
             ),
-            "deepagents": lambda model: create_deep_agent(model, subagents=INSPECTOR),  # type: ignore[arg-type]
+            "deepagents": lambda model: create_deep_agent(model, subagents=INSPECTOR),
         }
         call = _Caller(runner)
         modes: tuple[Mode, ...] = ("invoke", "ainvoke")
@@ -388,7 +372,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     console.print(
         f"ran {time.monotonic() - started:.0f} s; load average (1, 5, 15 min) "
-        f"{_load(load_before)} before, {_load(load_after)} after"
+        f"{load_text(load_before)} before, {load_text(load_after)} after"
     )
 
 

@@ -20,15 +20,14 @@ from langchain_core.messages import AIMessage, HumanMessage
 from rich.console import Console
 from rich.table import Table
 
+from bench.common import TEST_REGISTRY, test_subagents
 from orchestrator import create_orchestrator
 from orchestrator.embedded import local_cluster
 from shared.settings import Settings
-from tests.integration.agents import SUBAGENTS
 
 # The integration tests' `sleeper`: a model that takes one second per call, which isolates the
 # cost of delegating (queueing, rebuilding, reporting) from any real model's latency.
-REGISTRY = "tests.integration.agents:SUBAGENTS"
-SLEEPER = [spec for spec in SUBAGENTS if spec["name"] == "sleeper"]
+SLEEPER = test_subagents("sleeper")
 MODEL_SECONDS = 1.0
 WORKERS = 2
 CONCURRENCY = 50
@@ -55,7 +54,7 @@ def _timed(agent: Any) -> float:
 
 def main(counts: list[int]) -> None:
     console = Console()
-    settings = Settings(subagents=REGISTRY, worker_concurrency=CONCURRENCY)
+    settings = Settings(subagents=TEST_REGISTRY, worker_concurrency=CONCURRENCY)
     table = Table(
         title=f"{MODEL_SECONDS:g} s subagents, one model turn, plain invoke ({os.cpu_count()} cores)"
     )
@@ -69,7 +68,7 @@ def main(counts: list[int]) -> None:
     with local_cluster(settings, WORKERS) as live:
         _timed(create_orchestrator(_main_model(4), settings=live))  # warm the workers' subagent cache
         for count in counts:
-            in_process = _timed(create_deep_agent(_main_model(count), subagents=SLEEPER))  # type: ignore[arg-type]
+            in_process = _timed(create_deep_agent(_main_model(count), subagents=SLEEPER))
             remote = _timed(create_orchestrator(_main_model(count), settings=live))
             table.add_row(str(count), f"{in_process:.2f} s", f"{remote:.2f} s", f"{in_process / remote:.1f}×")
     console.print(table)
