@@ -27,6 +27,7 @@ from shared.files import shared_files
 from shared.models import make_model
 from shared.registry import effective_specs, load_registry, queue_name, validate_specs
 from shared.settings import Settings
+from shared.spec_digest import spec_digests
 
 
 def create_orchestrator(
@@ -79,6 +80,7 @@ def create_orchestrator(
         [(spec["name"], spec["description"]) for spec in offered],
         listener=listener,
         queues={spec["name"]: queue_name(spec) for spec in offered},
+        digests={spec["name"]: spec_digests(spec, settings.model) for spec in offered},
     )
     return create_deep_agent(
         make_model(model if model is not None else settings.model),

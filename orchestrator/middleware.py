@@ -94,13 +94,16 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
         *,
         listener: DelegationListener | None = None,
         queues: Mapping[str, str] | None = None,
+        digests: Mapping[str, dict[str, str]] | None = None,
     ) -> None:
-        """`queues` routes a subagent type to a queue other than its own name."""
+        """`queues` routes a subagent type to a queue other than its own name; `digests` are
+        its spec's, which workers check theirs against."""
         super().__init__()
         self._client = client
         self._settings = client.settings
         self._descriptions = dict(subagents)
         self._queues = dict(queues or {})
+        self._digests = dict(digests or {})
         self._listener = listener
         listing = "\n".join(f"- {name}: {description}" for name, description in subagents)
         self.tools = [
@@ -193,6 +196,7 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
             limits=self._settings.limits(recursion_limit),
             thread_id=thread_id,
             queue=self._queues.get(subagent_type),
+            spec=self._digests.get(subagent_type, {}),
         )
 
     def _send(self, delegation: Delegation) -> JobHandle:

@@ -60,6 +60,9 @@ class Delegation(_Wire):
     thread_id: str | None = None
     queue: str | None = None
     """Where the subagent's spec routes it (its `queue` key); unset, the subagent's own name."""
+    spec: dict[str, str] = Field(default_factory=dict)
+    """Digests of the spec the orchestrator offered, by field (`shared.spec_digest`): the
+    worker runs the delegation only if its own spec matches."""
 
     def to_wire(self, box: SecretBox) -> dict[str, Any]:
         """The message as it travels and waits in Redis: secrets sealed with the shared key."""

@@ -111,7 +111,7 @@ _BLOCKING_CALLS = _DaemonThreadExecutor()
 
 
 async def _invoke(subagents: SubagentCache, delegation: Delegation) -> dict[str, Any]:
-    graph = subagents.get(delegation.subagent_type)
+    graph = subagents.get(delegation.subagent_type, delegation.spec)
     context = rebuild_context(delegation.context, delegation.secrets, delegation.secret_str_keys)
     result: dict[str, Any] = await graph.ainvoke(
         # Fresh context: the description is all the subagent learns of its parent's conversation.

@@ -10,7 +10,7 @@ run without a redeploy."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 from deepagents.backends.protocol import BackendProtocol
@@ -26,6 +26,7 @@ from langchain_core.runnables import Runnable
 
 from shared.models import make_model
 from shared.registry import MEMORY_KEY, TASKFORCE_KEYS
+from shared.spec_digest import differing_fields, spec_digests
 
 
 def _merge_by_name(
@@ -63,6 +64,10 @@ def build_subagent(
     return create_sub_agent(resolved)
 
 
+class SpecMismatchError(LookupError):
+    """The worker's spec of a subagent is not the one the orchestrator offered."""
+
+
 class SubagentCache:
     """Compiled subagents by type: compiling costs far more than a small delegation, and a
     compiled graph is safe to run many times at once."""
@@ -71,6 +76,7 @@ class SubagentCache:
         self, specs: Sequence[SubAgent], default_model: str | BaseChatModel, backend: BackendProtocol
     ):
         self._specs = {spec["name"]: spec for spec in specs}
+        self._digests = {name: spec_digests(spec, default_model) for name, spec in self._specs.items()}
         self._default_model = default_model
         self._backend = backend
         self._built: dict[str, Runnable[Any, Any]] = {}
@@ -80,7 +86,17 @@ class SubagentCache:
     def names(self) -> list[str]:
         return list(self._specs)
 
-    def get(self, name: str) -> Runnable[Any, Any]:
+    def get(self, name: str, expected: Mapping[str, str] | None = None) -> Runnable[Any, Any]:
+        """`expected`: the spec digests the orchestrator sent; a worker whose spec differs
+        refuses rather than run another subagent than the one offered."""
+        if expected and name in self._digests:
+            differing = differing_fields(expected, self._digests[name])
+            if differing:
+                raise SpecMismatchError(
+                    f"this worker's spec of subagent {name!r} differs from the orchestrator's in "
+                    f"{', '.join(differing)}; give the orchestrator and every worker the same "
+                    "TASKFORCE_SUBAGENTS registry and TASKFORCE_MODEL"
+                )
         with self._lock:
             if name not in self._built:
                 if name not in self._specs:

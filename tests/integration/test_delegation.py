@@ -15,6 +15,7 @@ from pydantic import SecretStr
 
 from orchestrator import create_orchestrator
 from shared.files import read_text, shared_files
+from tests.integration.agents import SUBAGENTS
 from tests.integration.conftest import Cluster, scripted, task_call, tool_messages
 
 pytestmark = pytest.mark.integration
@@ -201,3 +202,27 @@ def test_ainvoke_delegates_in_parallel_too(cluster: Cluster) -> None:
     assert sorted(messages) == sorted(f"a-{n}" for n in range(8))
     assert all(m.artifact["status"] == "ok" for m in messages.values())
     assert elapsed < 6.0
+
+
+def test_a_worker_whose_spec_differs_refuses_naming_what_differs(cluster: Cluster) -> None:
+    """The orchestrator offered its model another prompt for `inspector` than the workers'
+    registry holds, and another TASKFORCE_MODEL for general-purpose: both are refused, never run
+    as the workers' own versions."""
+    inspector = next(spec for spec in SUBAGENTS if spec["name"] == "inspector")
+    edited = {**inspector, "system_prompt": "You are a different inspector."}
+    settings = cluster.settings.model_copy(update={"model": "openai:gpt-4.1-mini"})
+    agent = create_orchestrator(
+        scripted([task_call("i", "inspector", "look"), task_call("g", "general-purpose", "think")], "done"),
+        settings=settings,
+        subagents=[edited],
+    )
+
+    reports = {call: m.artifact for call, m in tool_messages(agent.invoke({"messages": []})).items()}
+
+    assert reports["i"]["status"] == "error"
+    assert (
+        "spec of subagent 'inspector' differs from the orchestrator's in system_prompt"
+        in reports["i"]["summary"]
+    )
+    assert reports["g"]["status"] == "error"
+    assert "'general-purpose' differs from the orchestrator's in model" in reports["g"]["summary"]
