@@ -154,8 +154,10 @@ def test_the_main_agent_loads_agents_md_and_skills_from_the_same_shared_files(
 ) -> None:
     _put(files, "/memories/AGENTS.md", f"- {MARKER} main rule: delegate early.\n")
     _put(files, "/skills/plan/SKILL.md", f"---\nname: plan\ndescription: {MARKER} planning skill\n---\n")
+    # Without general-purpose, which deepagents would give these skills too (orchestrator.parity).
+    settings = cluster.settings.model_copy(update={"general_purpose": False})
     agent = create_orchestrator(
-        PromptQuotingModel(), settings=cluster.settings, memory=["/memories/AGENTS.md"], skills=["/skills/"]
+        PromptQuotingModel(), settings=settings, memory=["/memories/AGENTS.md"], skills=["/skills/"]
     )
 
     state = agent.invoke(

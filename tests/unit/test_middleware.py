@@ -29,7 +29,14 @@ class StubClient:
     """Answers every delegation at once and records what the middleware asked of it."""
 
     def __init__(self, *, refuse: bool = False) -> None:
-        self.settings = Settings(redis_url="redis://stub", files_url="memory://middleware", _env_file=None)  # type: ignore[call-arg]
+        # No general-purpose subagent: deepagents would give it the main agent's tools, which
+        # some tests here pass, and workers cannot (orchestrator.parity).
+        self.settings = Settings(
+            redis_url="redis://stub",
+            files_url="memory://middleware",
+            general_purpose=False,
+            _env_file=None,  # type: ignore[call-arg]
+        )
         self.refuse = refuse
         self.events: list[tuple[str, str]] = []
         self.send_threads: list[str] = []
