@@ -332,8 +332,9 @@ def main(argv: list[str] | None = None) -> None:
     runs = args.runs or (QUICK_RUNS if args.quick else RUNS)
 
     # A delegation that goes missing fails the run within GIVE_UP_S, not after the default hour.
+    # No general-purpose: deepagents would run it on the scripted main model, workers cannot.
     settings = isolated_settings(
-        subagents=TEST_REGISTRY, queue_timeout=GIVE_UP_S, delegation_timeout=GIVE_UP_S
+        subagents=TEST_REGISTRY, queue_timeout=GIVE_UP_S, delegation_timeout=GIVE_UP_S, general_purpose=False
     )
 
     console = Console(width=max(Console().width, 150))

@@ -54,7 +54,8 @@ def _timed(agent: Any) -> float:
 
 def main(counts: list[int]) -> None:
     console = Console()
-    settings = Settings(subagents=TEST_REGISTRY, worker_concurrency=CONCURRENCY)
+    # No general-purpose: deepagents would run it on the scripted main model, workers cannot.
+    settings = Settings(subagents=TEST_REGISTRY, worker_concurrency=CONCURRENCY, general_purpose=False)
     table = Table(
         title=f"{MODEL_SECONDS:g} s subagents, one model turn, plain invoke ({os.cpu_count()} cores)"
     )

@@ -18,9 +18,11 @@ from typing import Any
 from deepagents.middleware.filesystem import FilesystemPermission
 from deepagents.middleware.subagents import SubAgent
 from langchain.agents.middleware import InterruptOnConfig
+from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel
 
 from shared.files.workspace import RunBackend
+from shared.models import is_offline
 from shared.registry import GENERAL_PURPOSE, general_purpose_spec
 
 _NO_APPROVAL_ON_WORKERS = "workers cannot pause a subagent for human approval yet"
@@ -75,7 +77,7 @@ def _check_specs(
 
 def _check_general_purpose(
     offered: Sequence[SubAgent],
-    model: object,
+    model: str | BaseChatModel,
     worker_model: str,
     tools: Sequence[Any] | None,
     skills: list[str] | None,
@@ -87,6 +89,12 @@ def _check_general_purpose(
         raise UnsupportedArgumentError(
             f"model={model!r}: deepagents runs the general-purpose subagent on the main agent's model, "
             f"workers on TASKFORCE_MODEL={worker_model!r}; make them the same, or {remedy}"
+        )
+    if is_offline(worker_model) and not is_offline(model):
+        # The model object cannot travel; the stand-in must not answer for it in silence.
+        raise UnsupportedArgumentError(
+            "model: deepagents runs the general-purpose subagent on the main agent's model, workers on "
+            f"TASKFORCE_MODEL, which is 'offline'; set it to the main agent's model, or {remedy}"
         )
     if tools:
         raise UnsupportedArgumentError(
@@ -121,7 +129,7 @@ def _check_arguments(backend: object, store: object, context_schema: object) -> 
 def refuse_what_workers_cannot_do(
     offered: Sequence[SubAgent],
     *,
-    model: object,
+    model: str | BaseChatModel,
     worker_model: str,
     tools: Sequence[Any] | None,
     skills: list[str] | None,

@@ -97,6 +97,8 @@ def fault_settings(server: RedisProcess, data_dir: Path, **overrides: Any) -> Se
         "worker_concurrency": 4,
         "secrets_key": new_key(),
         "data_dir": data_dir,
+        # The tests' main models are scripted; general-purpose would need one for workers.
+        "general_purpose": False,
         **overrides,
     }
     return Settings(**values, _env_file=None)  # type: ignore[call-arg]

@@ -63,7 +63,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     # Workers started by the tests themselves serve the dedicated types.
     dedicated = ",".join(queue_for(settings, name) for name in DEDICATED)
     with worker_pool(settings, logs, 1, "--loglevel", "INFO", "--exclude-queues", dedicated) as pids:
-        yield Cluster(settings, logs, pids)
+        # Workers serve general-purpose; the tests' scripted main models do not offer it, since
+        # deepagents would run it on them, and workers cannot (orchestrator.parity).
+        yield Cluster(settings.model_copy(update={"general_purpose": False}), logs, pids)
     redis.Redis.from_url(url).flushdb()
 
 

@@ -99,7 +99,7 @@ def test_unknown_subagent_type_lists_the_valid_ones(cluster: Cluster) -> None:
 
     text = str(messages["nope"].content)
     assert "astrologer" in text
-    for name in ("`general-purpose`", "`inspector`", "`researcher`"):
+    for name in ("`inspector`", "`researcher`", "`counted`"):
         assert name in text
 
 
@@ -183,7 +183,14 @@ def test_a_long_report_is_cut_and_the_full_text_is_readable_from_the_main_proces
 
 
 def test_general_purpose_runs_on_a_worker(cluster: Cluster) -> None:
-    messages = _run(cluster, [task_call("gp", "general-purpose", "say hello")], "done")
+    """On the main agent's model, as in deepagents: here `offline` on both sides."""
+    settings = cluster.settings.model_copy(update={"general_purpose": True})
+    agent = create_orchestrator("offline", settings=settings)
+    state = agent.invoke(
+        {"messages": [HumanMessage(content="Ask the general-purpose subagent:\n- say hello")]}
+    )
+    (message,) = [m for m in state["messages"] if isinstance(m, ToolMessage)]
+    messages = {"gp": message}
 
     assert messages["gp"].artifact["status"] == "ok"
     assert messages["gp"].artifact["worker"].startswith("w0.")
@@ -210,7 +217,7 @@ def test_a_worker_whose_spec_differs_refuses_naming_what_differs(cluster: Cluste
     as the workers' own versions."""
     inspector = next(spec for spec in SUBAGENTS if spec["name"] == "inspector")
     edited = {**inspector, "system_prompt": "You are a different inspector."}
-    settings = cluster.settings.model_copy(update={"model": "openai:gpt-4.1-mini"})
+    settings = cluster.settings.model_copy(update={"model": "openai:gpt-4.1-mini", "general_purpose": True})
     agent = create_orchestrator(
         scripted([task_call("i", "inspector", "look"), task_call("g", "general-purpose", "think")], "done"),
         settings=settings,

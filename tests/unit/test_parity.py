@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from deepagents.middleware.filesystem import FilesystemPermission
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.tools import tool
 from langgraph.store.memory import InMemoryStore
 from pydantic import BaseModel
@@ -66,6 +67,10 @@ REFUSED: dict[str, tuple[dict[str, Any], str]] = {
     "general-purpose model": (
         {"subagents": [OWN], "model": "openai:gpt-4.1", "gp": True},
         "model='openai:gpt-4.1'",
+    ),
+    "general-purpose on offline": (
+        {"subagents": [OWN], "model": GenericFakeChatModel(messages=iter([])), "gp": True},
+        "workers on TASKFORCE_MODEL, which is 'offline'",
     ),
     "backend": ({"subagents": [OWN], "backend": object()}, "backend: deepagents gives it to subagents"),
     "store": ({"subagents": [OWN], "store": InMemoryStore()}, "store: deepagents passes it"),
