@@ -136,33 +136,31 @@ def _failure_reason(reports: list[Report]) -> str | None:
 
 
 class ItemRunner:
-    """Runs one item to its result line; shared by `run_batch` and main-run workers."""
+    """Runs one item to its result line; shared by `run_batch` and the main-run workers, one
+    per process (its Celery app and checkpointer serve every item)."""
 
     def __init__(
-        self,
-        settings: Settings,
-        checkpointer: BaseCheckpointSaver[str],
-        batch_id: str,
-        max_delegations: int,
-        progress: BatchProgress,
+        self, settings: Settings, checkpointer: BaseCheckpointSaver[str], progress: BatchProgress
     ) -> None:
         self.settings = settings
         self.app = create_celery_app(settings)
         self.checkpointer = checkpointer
-        self.batch_id = batch_id
-        self.max_delegations = max_delegations
         self.progress = progress
 
     def __call__(
-        self, item: BatchItem, attempt: int, on_client: Callable[[DelegationClient], None] | None = None
+        self,
+        item: BatchItem,
+        attempt: int,
+        *,
+        batch_id: str,
+        max_delegations: int,
+        on_client: Callable[[DelegationClient], None] | None = None,
     ) -> ItemResult:
         """`on_client` receives the run's client, for whoever may have to stop it."""
-        thread_id = f"{self.batch_id}:{item.id}:{attempt}"
-        client = DelegationClient(self.app, self.settings, max_in_flight=self.max_delegations)
+        thread_id = f"{batch_id}:{item.id}:{attempt}"
+        client = DelegationClient(self.app, self.settings, max_in_flight=max_delegations)
         if on_client is not None:
             on_client(client)
-        agent = create_orchestrator(settings=self.settings, client=client, checkpointer=self.checkpointer)
-        config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
         started = time.monotonic()
         try:
             self.progress._running(client)
@@ -171,19 +169,7 @@ class ItemRunner:
             raise
         result: ItemResult | None = None
         try:
-            snapshot = agent.get_state(config)
-            if _answered(snapshot.values) and not snapshot.next:
-                state = snapshot.values  # it finished before the kill, and wrote no line
-            elif snapshot.next:
-                state = agent.invoke(None, config, context=item.context, durability="sync")
-            else:
-                if snapshot.values:
-                    # Killed before its first step was checkpointed: only the input got in,
-                    # with nothing to resume, and a new input would be added to it.
-                    self.checkpointer.delete_thread(thread_id)
-                fresh = {"messages": [HumanMessage(content=item.prompt)]}
-                state = agent.invoke(fresh, config, context=item.context, durability="sync")
-            messages: list[BaseMessage] = state.get("messages", [])
+            messages = self._run(item, thread_id, client)
             reports = reports_in(messages)
             reason = _failure_reason(reports)
             main_usage = TokenUsage.of_messages([m for m in messages if isinstance(m, AIMessage)])
@@ -214,6 +200,26 @@ class ItemRunner:
             client.close()
         return result
 
+    def _run(self, item: BatchItem, thread_id: str, client: DelegationClient) -> list[BaseMessage]:
+        """The item's messages once it has an answer: from its checkpoint if it got one before
+        a kill, by resuming its thread if it was cut short, else from its prompt."""
+        agent = create_orchestrator(settings=self.settings, client=client, checkpointer=self.checkpointer)
+        config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
+        snapshot = agent.get_state(config)
+        if _answered(snapshot.values) and not snapshot.next:
+            state = snapshot.values  # it finished before the kill, and wrote no line
+        elif snapshot.next:
+            state = agent.invoke(None, config, context=item.context, durability="sync")
+        else:
+            if snapshot.values:
+                # Killed before its first step was checkpointed: only the input got in, with
+                # nothing to resume, and a new input would be added to it.
+                self.checkpointer.delete_thread(thread_id)
+            fresh = {"messages": [HumanMessage(content=item.prompt)]}
+            state = agent.invoke(fresh, config, context=item.context, durability="sync")
+        messages: list[BaseMessage] = state.get("messages", [])
+        return messages
+
 
 def run_batch(
     settings: Settings,
@@ -237,10 +243,17 @@ def run_batch(
     finished: list[ItemResult] = []
     started = time.monotonic()
     with open_checkpointer(settings) as checkpointer:
-        run_item = ItemRunner(settings, checkpointer, batch_id, max_delegations, progress)
+        run_item = ItemRunner(settings, checkpointer, progress)
         pool = ThreadPoolExecutor(max_runs, thread_name_prefix="taskforce-batch")
         pending: set[Future[ItemResult]] = {
-            pool.submit(run_item, item, results.next_attempt(item.id)) for item in todo
+            pool.submit(
+                run_item,
+                item,
+                results.next_attempt(item.id),
+                batch_id=batch_id,
+                max_delegations=max_delegations,
+            )
+            for item in todo
         }
         try:
             while pending:

@@ -23,7 +23,6 @@ from functools import cache
 from typing import Any
 
 from celery import signals
-from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from orchestrator.batch import BatchProgress, ItemRunner
 from orchestrator.batch_input import BatchItem
@@ -45,14 +44,14 @@ app.conf.task_queues = [queue_named(main_queue(settings))]
 # No time limits: a main run lasts as long as its delegations, and each of those has its own.
 app.conf.task_time_limit = app.conf.task_soft_time_limit = None
 box = SecretBox(settings.secrets_key)
-_progress = BatchProgress()
 _checkpoints = contextlib.ExitStack()
 
 
 @cache
-def checkpointer() -> BaseCheckpointSaver[str]:
-    """One per process, opened on first use and closed when the worker stops."""
-    return _checkpoints.enter_context(open_checkpointer(settings))
+def runner() -> ItemRunner:
+    """One per process, with its checkpointer opened on first use and closed when the worker
+    stops."""
+    return ItemRunner(settings, _checkpoints.enter_context(open_checkpointer(settings)), BatchProgress())
 
 
 @signals.worker_shutdown.connect  # type: ignore[untyped-decorator]
@@ -84,9 +83,6 @@ def run_main(payload: dict[str, Any]) -> None:
         record.set_state(item_id, "cancelled")
         return
     record.set_state(item_id, "running")
-    run_item = ItemRunner(
-        settings, checkpointer(), record.batch_id, int(payload["max_delegations"]), _progress
-    )
     clients: list[DelegationClient] = []
     done = threading.Event()
     watcher = threading.Thread(
@@ -94,7 +90,13 @@ def run_main(payload: dict[str, Any]) -> None:
     )
     watcher.start()
     try:
-        result = run_item(_item(payload), attempt=1, on_client=clients.append)
+        result = runner()(
+            _item(payload),
+            attempt=1,
+            batch_id=record.batch_id,
+            max_delegations=int(payload["max_delegations"]),
+            on_client=clients.append,
+        )
     except Exception as error:  # an unreadable message is this item's failure, not the worker's
         result = ItemResult(
             id=item_id, status="failed", thread_id="", attempt=1, error=f"{type(error).__name__}: {error}"
