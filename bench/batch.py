@@ -60,8 +60,9 @@ from langgraph.types import Durability
 from rich.console import Console
 from rich.table import Table
 
-from bench.common import TEST_REGISTRY, isolated_settings, load_text, percentile, test_subagents
+from bench.common import TEST_REGISTRY, isolated_settings, load_text, test_subagents
 from orchestrator.batch import run_batch
+from orchestrator.batch_display import percentile
 from orchestrator.batch_input import BatchItem, read_batch
 from orchestrator.batch_results import ItemResult
 from orchestrator.checkpoints import open_checkpointer

@@ -4,7 +4,6 @@ the same way, and a change to one of these rules reaches every table."""
 from __future__ import annotations
 
 import os
-import statistics
 from typing import Any, cast
 
 from deepagents.middleware.subagents import SubAgent
@@ -32,13 +31,6 @@ def isolated_settings(**values: Any) -> Settings:
     for name in [name for name in os.environ if name.startswith("TASKFORCE_")]:
         del os.environ[name]
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
-
-
-def percentile(values: list[float], percent: int) -> float:
-    """Inclusive percentile, so that a small sample's p95 stays within what was measured."""
-    if len(values) < 2:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[percent - 1]
 
 
 def load_text(averages: tuple[float, float, float]) -> str:

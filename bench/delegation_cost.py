@@ -56,8 +56,9 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from rich.console import Console
 from rich.table import Table
 
-from bench.common import TEST_REGISTRY, isolated_settings, load_text, percentile, test_subagents
+from bench.common import TEST_REGISTRY, isolated_settings, load_text, test_subagents
 from orchestrator import create_orchestrator
+from orchestrator.batch_display import percentile
 from orchestrator.client import DelegationClient
 from orchestrator.embedded import local_cluster
 from shared.celery_app import create_celery_app

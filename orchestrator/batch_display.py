@@ -35,7 +35,8 @@ def progress_line(progress: BatchProgress) -> Text:
     )
 
 
-def _percentile(values: list[float], percent: int) -> float:
+def percentile(values: list[float], percent: int) -> float:
+    """Inclusive percentile, so that a small sample's p95 stays within what was measured."""
     if len(values) < 2:
         return values[0] if values else 0.0
     return statistics.quantiles(values, n=100, method="inclusive")[percent - 1]
@@ -53,7 +54,7 @@ def summary_table(outcome: BatchOutcome) -> Table:
     table.add_row("skipped", f"{outcome.skipped} (already ok in the results file)")
     table.add_row("rejected lines", str(len(outcome.rejected)))
     table.add_row(
-        "item time p50 / p95", f"{_percentile(durations, 50):.1f} s / {_percentile(durations, 95):.1f} s"
+        "item time p50 / p95", f"{percentile(durations, 50):.1f} s / {percentile(durations, 95):.1f} s"
     )
     table.add_row("tokens", f"{tokens:,}")
     return table

@@ -25,7 +25,7 @@ from pydantic import SecretStr
 from orchestrator.batch_input import BatchItem, read_batch
 from orchestrator.batch_results import ItemResult
 from shared.celery_app import create_celery_app, queue_named
-from shared.ledger import open_ledger
+from shared.ledger import as_text, open_ledger
 from shared.secrets import SecretBox
 from shared.settings import Settings
 
@@ -41,10 +41,6 @@ class UnknownBatchError(LookupError):
 def main_queue(settings: Settings) -> str:
     """A colon, which queue names of subagent types (`<prefix>.<name>`) never contain."""
     return f"{settings.queue_prefix}:main-runs"
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 class BatchRecord:
@@ -74,7 +70,7 @@ class BatchRecord:
 
     def state(self, item_id: str) -> str | None:
         value = self.client.hget(self.states, item_id)
-        return _text(value) if value is not None else None
+        return as_text(value) if value is not None else None
 
     def set_state(self, item_id: str, state: ItemState) -> None:
         self.client.hset(self.states, item_id, state)
@@ -164,10 +160,10 @@ class BatchStatus:
 def batch_status(settings: Settings, batch_id: str) -> BatchStatus:
     record = _existing(settings, batch_id)
     counts: dict[str, int] = {}
-    for state in map(_text, record.client.hvals(record.states)):
+    for state in map(as_text, record.client.hvals(record.states)):
         counts[state] = counts.get(state, 0) + 1
     total = int(record.client.hget(record.meta, "total") or 0)
-    rejected = [_text(line) for line in record.client.lrange(record.rejected, 0, -1)]
+    rejected = [as_text(line) for line in record.client.lrange(record.rejected, 0, -1)]
     return BatchStatus(batch_id, total, counts, rejected, record.cancelled())
 
 

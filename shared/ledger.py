@@ -335,7 +335,7 @@ class Ledger:
                 int(guard_s * 1000),
             ],
         )
-        return _text(state) if state is not None else None
+        return as_text(state) if state is not None else None
 
     def forget(self, delegation_ids: Sequence[str]) -> None:
         """Cancel, or collect after reading: the record and lease go; dead letters stay."""
@@ -358,7 +358,7 @@ class Ledger:
                 pipe.hmget(self.key(delegation_id), fields)
             (seconds, micros), *rows = pipe.execute()
         records = {
-            delegation_id: {name: _text(value) for name, value in zip(fields, row, strict=True) if value}
+            delegation_id: {name: as_text(value) for name, value in zip(fields, row, strict=True) if value}
             for delegation_id, row in zip(delegation_ids, rows, strict=True)
             if row[0] is not None
         }
@@ -372,7 +372,7 @@ class Ledger:
         payload, shown, queue = self.client.hmget(self.key(delegation_id), ["payload", "shown", "queue"])
         if payload is None:
             return None
-        return Publication(delegation_id, _text(payload), _text(shown or ""), _text(queue))
+        return Publication(delegation_id, as_text(payload), as_text(shown or ""), as_text(queue))
 
     # The worker's side.
 
@@ -381,7 +381,7 @@ class Ledger:
             keys=[self.key(delegation_id), self._leases],
             args=[delegation_id, token, worker, int(lease_s * 1000)],
         )
-        return Claim(cast(ClaimOutcome, _text(outcome)), int(attempt))
+        return Claim(cast(ClaimOutcome, as_text(outcome)), int(attempt))
 
     def refresh(self, held: Iterable[tuple[str, str]], lease_s: float) -> list[str]:
         """Renew the leases this process holds (id, token); returns the ids it no longer holds
@@ -393,7 +393,7 @@ class Ledger:
         args: list[Any] = [int(lease_s * 1000)]
         for delegation_id, token in pairs:
             args += [delegation_id, token]
-        return [_text(lost) for lost in self._refresh(keys=keys, args=args)]
+        return [as_text(lost) for lost in self._refresh(keys=keys, args=args)]
 
     def finish(self, delegation_id: str, state: str, report: str, *, token: str = "", ttl_s: int) -> bool:
         """Store the one report of a delegation and push its id to the waiting inbox. Only the
@@ -421,11 +421,11 @@ class Ledger:
     # Either side: sweeping lapsed leases.
 
     def lapsed(self, limit: int = 100) -> list[str]:
-        return [_text(delegation_id) for delegation_id in self._lapsed(keys=[self._leases], args=[limit])]
+        return [as_text(delegation_id) for delegation_id in self._lapsed(keys=[self._leases], args=[limit])]
 
     def lapse(self, delegation_id: str) -> Lapse | None:
         keys = [self.key(delegation_id), self._leases, KOMBU_UNACKED, KOMBU_UNACKED_INDEX]
-        row = [_text(value) for value in self._lapse(keys=keys, args=[delegation_id])]
+        row = [as_text(value) for value in self._lapse(keys=keys, args=[delegation_id])]
         if row[0] in {"requeue", "dead"}:
             return Lapse(delegation_id, cast(Any, row[0]), int(row[1]), row[2], row[3])
         return None
@@ -433,7 +433,7 @@ class Ledger:
     # Dead letters.
 
     def dead_letters(self) -> list[DeadLetter]:
-        ids = [_text(i) for i in self.client.zrange(self._dead, 0, -1)]
+        ids = [as_text(i) for i in self.client.zrange(self._dead, 0, -1)]
         fields = ("subagent", "attempts", "worker", "report", "finished_at")
         with self.client.pipeline(transaction=False) as pipe:
             for delegation_id in ids:
@@ -441,7 +441,7 @@ class Ledger:
             rows = pipe.execute()
         letters = []
         for delegation_id, row in zip(ids, rows, strict=True):
-            subagent, attempts, worker, report, parked = (_text(value) if value else "" for value in row)
+            subagent, attempts, worker, report, parked = (as_text(value) if value else "" for value in row)
             reason = json.loads(report).get("summary", "") if report else ""
             letters.append(
                 DeadLetter(delegation_id, subagent, int(attempts or 0), worker, reason, int(parked or 0))
@@ -462,5 +462,6 @@ class Ledger:
         return bool(removed)
 
 
-def _text(value: object) -> str:
+def as_text(value: object) -> str:
+    """A value from this module's Redis client, which returns bytes."""
     return value.decode() if isinstance(value, bytes) else str(value)
