@@ -22,7 +22,7 @@ from langgraph.types import Checkpointer
 
 from orchestrator.client import DelegationClient
 from orchestrator.middleware import CeleryDelegationMiddleware, DelegationListener
-from orchestrator.parity import refuse_what_workers_cannot_do
+from orchestrator.parity import MainAgent, inheritance
 from shared.celery_app import create_celery_app
 from shared.files import shared_files
 from shared.models import make_model
@@ -76,24 +76,21 @@ def create_orchestrator(
             "no subagents to delegate to: general-purpose is turned off (TASKFORCE_GENERAL_PURPOSE) "
             "and no subagents were given or registered (TASKFORCE_SUBAGENTS)"
         )
-    refuse_what_workers_cannot_do(
-        offered,
+    main = MainAgent(
         model=model if model is not None else settings.model,
-        worker_model=settings.model,
         tools=tools,
         skills=skills,
         interrupt_on=interrupt_on,
         permissions=permissions,
-        backend=backend,
-        store=store,
-        context_schema=context_schema,
     )
+    inherited = inheritance(offered, main, backend=backend, store=store, context_schema=context_schema)
     delegation = CeleryDelegationMiddleware(
         client or DelegationClient(create_celery_app(settings), settings),
         [(spec["name"], spec["description"]) for spec in offered],
         listener=listener,
         queues={spec["name"]: queue_name(spec) for spec in offered},
         digests={spec["name"]: spec_digests(spec, settings.model) for spec in offered},
+        inherited=inherited,
     )
     return create_deep_agent(
         make_model(model if model is not None else settings.model),

@@ -12,6 +12,11 @@ thread, the tool call and its arguments, so the tool call and a resumed thread f
 already sent, and a call whose arguments changed sends the one it really means (and cancels
 the stale one). Handles live in private graph state until the report is in the checkpointed
 messages; then the delegation's record is collected from Redis.
+
+A subagent that pauses for human approval reports `interrupted` with its questions; the `task`
+call then raises a LangGraph interrupt with each question as deepagents' in-process subagent
+would, and the answer goes out as a delegation of its own that resumes the paused subagent on
+any worker (`<id>:r<n>`, so a replayed call finds it already sent).
 """
 
 from __future__ import annotations
@@ -33,12 +38,12 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import StructuredTool
 from langgraph.config import get_config
 from langgraph.runtime import Runtime
-from langgraph.types import Command
+from langgraph.types import Command, interrupt
 from pydantic import ValidationError
 
 from orchestrator.client import CONNECTION_ERRORS, DelegationClient
 from shared.context import context_for, validate_context
-from shared.schemas import Delegation, Report
+from shared.schemas import Delegation, Inherited, Report
 from shared.secrets import SecretBox
 
 JOBS_KEY = "taskforce_jobs"
@@ -53,6 +58,8 @@ class JobHandle(TypedDict):
     delegation_id: str
     send_error: NotRequired[str]
     answered: NotRequired[bool]
+    resumed: NotRequired[list[str]]
+    """The delegations that answered the subagent's interrupts, collected with it."""
 
 
 def _merge_jobs(
@@ -95,15 +102,18 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
         listener: DelegationListener | None = None,
         queues: Mapping[str, str] | None = None,
         digests: Mapping[str, dict[str, str]] | None = None,
+        inherited: Mapping[str, Inherited] | None = None,
     ) -> None:
         """`queues` routes a subagent type to a queue other than its own name; `digests` are
-        its spec's, which workers check theirs against."""
+        its spec's, which workers check theirs against; `inherited` what it takes from the main
+        agent (`orchestrator.parity`)."""
         super().__init__()
         self._client = client
         self._settings = client.settings
         self._descriptions = dict(subagents)
         self._queues = dict(queues or {})
         self._digests = dict(digests or {})
+        self._inherited = dict(inherited or {})
         self._listener = listener
         listing = "\n".join(f"- {name}: {description}" for name, description in subagents)
         self.tools = [
@@ -140,7 +150,11 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
         answered = {call: job for call, job in _jobs(state).items() if job.get("answered")}
         if not answered:
             return None
-        self._client.collect(job["delegation_id"] for job in answered.values())
+        self._client.collect(
+            delegation_id
+            for job in answered.values()
+            for delegation_id in [job["delegation_id"], *job.get("resumed", [])]
+        )
         return {JOBS_KEY: dict.fromkeys(answered)}
 
     def after_model(self, state: DelegationState, runtime: Runtime[Any]) -> dict[str, Any] | None:
@@ -197,15 +211,16 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
             thread_id=thread_id,
             queue=self._queues.get(subagent_type),
             spec=self._digests.get(subagent_type, {}),
+            inherited=self._inherited.get(subagent_type, Inherited()),
         )
 
-    def _send(self, delegation: Delegation) -> JobHandle:
+    def _send(self, delegation: Delegation, *, notify: bool = True) -> JobHandle:
         try:
             self._client.send(delegation)
         except CONNECTION_ERRORS as error:
             # This call's tool message reports it; the rest of the turn goes ahead.
             return {"delegation_id": delegation.id, "send_error": f"could not send the job: {error}"}
-        if self._listener is not None:
+        if notify and self._listener is not None:
             self._listener.dispatched(delegation)
         return {"delegation_id": delegation.id}
 
@@ -229,9 +244,12 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
             f"the only allowed types are {allowed}"
         )
 
-    def _result(self, report: Report, job: JobHandle, runtime: ToolRuntime) -> Command[Any]:
+    def _result(
+        self, report: Report, job: JobHandle, runtime: ToolRuntime, resumed: Sequence[str] = ()
+    ) -> Command[Any]:
         if self._listener is not None and "send_error" not in job:
-            self._listener.reported(report)
+            # The listener knows the delegation by the id it was dispatched with.
+            self._listener.reported(report.model_copy(update={"delegation_id": job["delegation_id"]}))
         message = ToolMessage(
             content=report.as_tool_content(),
             tool_call_id=runtime.tool_call_id,
@@ -240,7 +258,20 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
             status="success" if report.status == "ok" else "error",
         )
         handle: JobHandle = {"delegation_id": job["delegation_id"], "answered": True}
+        if resumed:
+            handle["resumed"] = list(resumed)
         return Command(update={"messages": [message], JOBS_KEY: {runtime.tool_call_id: handle}})
+
+    def _resume(self, paused: Delegation, report: Report, resumed: list[str]) -> Delegation | Report:
+        """Ask the human each of the paused subagent's questions (a LangGraph interrupt apiece,
+        which ends this run until it is resumed), then send the answers to resume it: the
+        delegation to wait for, or the report of why it could not be sent."""
+        answers = {pending.id: interrupt(pending.value) for pending in report.interrupts}
+        step = {"id": f"{paused.id}:r{len(resumed)}", "resumes": paused.id, "resume": answers}
+        follow_up = Delegation.model_validate({**paused.model_dump(), **step})
+        resumed.append(follow_up.id)
+        sent = self._send(follow_up, notify=False)
+        return Report.failure(follow_up, "error", sent["send_error"]) if "send_error" in sent else follow_up
 
     def _task(self, description: str, subagent_type: str, runtime: ToolRuntime) -> str | Command[Any]:
         if subagent_type not in self._descriptions:
@@ -248,7 +279,12 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
         delegation, job = self._prepare(description, subagent_type, runtime)
         if "send_error" in job:
             return self._result(Report.failure(delegation, "error", job["send_error"]), job, runtime)
-        return self._result(self._client.wait(delegation), job, runtime)
+        report = self._client.wait(delegation)
+        resumed: list[str] = []
+        while report.status == "interrupted":
+            follow_up = self._resume(delegation, report, resumed)
+            report = follow_up if isinstance(follow_up, Report) else self._client.wait(follow_up)
+        return self._result(report, job, runtime, resumed)
 
     async def _atask(self, description: str, subagent_type: str, runtime: ToolRuntime) -> str | Command[Any]:
         if subagent_type not in self._descriptions:
@@ -256,7 +292,15 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
         delegation, job = await asyncio.to_thread(self._prepare, description, subagent_type, runtime)
         if "send_error" in job:
             return self._result(Report.failure(delegation, "error", job["send_error"]), job, runtime)
-        return self._result(await self._client.await_report(delegation), job, runtime)
+        report = await self._client.await_report(delegation)
+        resumed: list[str] = []
+        while report.status == "interrupted":
+            # Sending may wait on Redis; `interrupt` finds its run in the copied context.
+            follow_up = await asyncio.to_thread(self._resume, delegation, report, resumed)
+            if isinstance(follow_up, Delegation):
+                follow_up = await self._client.await_report(follow_up)
+            report = follow_up
+        return self._result(report, job, runtime, resumed)
 
 
 def _jobs(state: Any) -> dict[str, JobHandle]:
@@ -272,4 +316,5 @@ def _thread_id(config: RunnableConfig) -> str | None:
 def _delegation_id(scope: str, tool_call_id: str, subagent_type: str, description: str) -> str:
     """The same call in the same thread is the same delegation; an edited one is not."""
     digest = hashlib.sha256(f"{subagent_type}\0{description}".encode()).hexdigest()[:8]
-    return _UNSAFE_ID_CHARS.sub("_", f"{scope}:{tool_call_id}")[:190] + f":{digest}"
+    # Short enough to leave room for the `:r<n>` of the delegations that resume it.
+    return _UNSAFE_ID_CHARS.sub("_", f"{scope}:{tool_call_id}")[:180] + f":{digest}"

@@ -1,112 +1,130 @@
-"""What `create_orchestrator` refuses at build time, because deepagents would do it and workers
-on other machines cannot yet: never a silent difference, always an error naming the argument.
+"""What deepagents gives subagents from the main agent, made to travel to workers, and what
+`create_orchestrator` refuses at build time because it cannot: never a silent difference,
+always an error naming the argument.
 
-Each check mirrors a line of `create_deep_agent` (deepagents' graph.py): what a declarative
-subagent inherits from the main agent when its spec leaves it out (`interrupt_on`,
-`permissions`, `tools`), what the general-purpose subagent takes from the main agent (model,
-tools, skills), and the arguments that reach subagents in one process (`backend`, `store`,
-a typed `context_schema`). What taskforce does support travels or is rebuilt on the worker;
-the rest is listed here until it does.
+Each rule mirrors a line of `create_deep_agent` (deepagents' graph.py). A declarative subagent
+whose spec leaves out `interrupt_on`, `permissions`, `tools` or `model` takes the main agent's;
+the general-purpose subagent takes the main agent's model, tools, skills, permissions and
+approvals. Rules and approvals travel as JSON; tools and model objects as the import path of
+the module-level name that holds them, which workers import. Arguments that reach subagents in
+one process and cannot yet reach a worker (`backend`, `store`, a typed `context_schema`,
+`mode="fork"`) are refused.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import json
+import sys
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from deepagents.middleware.filesystem import FilesystemPermission
 from deepagents.middleware.subagents import SubAgent
 from langchain.agents.middleware import InterruptOnConfig
 from langchain_core.language_models import BaseChatModel
+from langchain_core.tools import BaseTool
 from pydantic import BaseModel
 
 from shared.files.workspace import RunBackend
-from shared.models import is_offline
 from shared.registry import GENERAL_PURPOSE, general_purpose_spec
-
-_NO_APPROVAL_ON_WORKERS = "workers cannot pause a subagent for human approval yet"
+from shared.schemas import Inherited
 
 
 class UnsupportedArgumentError(ValueError):
     """An argument deepagents would honour in a subagent that taskforce's workers cannot."""
 
 
-def _is_default_general_purpose(spec: SubAgent) -> bool:
-    return spec["name"] == GENERAL_PURPOSE and spec == general_purpose_spec()
+@dataclasses.dataclass(frozen=True)
+class MainAgent:
+    """The arguments of `create_orchestrator` that deepagents hands down to subagents."""
+
+    model: str | BaseChatModel
+    tools: Sequence[Any] | None
+    skills: list[str] | None
+    interrupt_on: Mapping[str, bool | InterruptOnConfig] | None
+    permissions: list[FilesystemPermission] | None
 
 
-def _check_specs(
-    offered: Sequence[SubAgent],
-    interrupt_on: dict[str, bool | InterruptOnConfig] | None,
-    permissions: list[FilesystemPermission] | None,
-    tools: Sequence[Any] | None,
+def import_path_of(value: object) -> str | None:
+    """Where a worker imports this very object from: a module-level name holding it (its
+    defining module first). `None` if no importable module holds it."""
+    preferred = getattr(getattr(value, "func", value), "__module__", None)
+    modules = [sys.modules[preferred]] if preferred in sys.modules else []
+    for module in [*modules, *list(sys.modules.values())]:
+        name = getattr(module, "__name__", "__main__")
+        if name == "__main__" or name.startswith("_"):
+            continue  # workers import modules by name; `__main__` is another program there
+        for attribute, held in list(vars(module).items()):
+            if held is value:
+                return f"{name}:{attribute}"
+    return None
+
+
+def _tool_paths(tools: Sequence[Any], receiver: str) -> tuple[str, ...]:
+    paths = []
+    for given in tools:
+        name = given.name if isinstance(given, BaseTool) else getattr(given, "__name__", repr(given))
+        path = None if isinstance(given, dict) else import_path_of(given)
+        if path is None:
+            raise UnsupportedArgumentError(
+                f"tools: deepagents gives tool {name!r} to subagent {receiver!r}, and workers can only "
+                "import tools: define it at module level in a module the workers can import"
+            )
+        paths.append(path)
+    return tuple(paths)
+
+
+def _model(model: str | BaseChatModel, receiver: str) -> dict[str, str]:
+    if isinstance(model, str):
+        return {"model": model}
+    path = import_path_of(model)
+    if path is None:
+        raise UnsupportedArgumentError(
+            f"model: deepagents runs subagent {receiver!r} on the main agent's model object, which "
+            "workers can only import: define it at module level in a module the workers can import, "
+            "pass a model string, or give the spec a 'model'"
+        )
+    return {"model_path": path}
+
+
+def _approvals(interrupt_on: Mapping[str, bool | InterruptOnConfig], receiver: str) -> dict[str, Any]:
+    try:
+        return dict(json.loads(json.dumps(interrupt_on)))
+    except TypeError:
+        raise UnsupportedArgumentError(
+            f"interrupt_on: deepagents applies it to subagent {receiver!r}, and workers receive it as "
+            "JSON; give each tool's config a string 'description', not a function"
+        ) from None
+
+
+def inherited_by(spec: SubAgent, main: MainAgent) -> Inherited:
+    """What deepagents' `create_deep_agent` fills into this spec from the main agent."""
+    name = spec["name"]
+    default_general_purpose = name == GENERAL_PURPOSE and spec == general_purpose_spec()
+    fields: dict[str, Any] = {}
+    if main.interrupt_on and "interrupt_on" not in spec:
+        fields["interrupt_on"] = _approvals(main.interrupt_on, name)
+    if main.permissions is not None and "permissions" not in spec:
+        fields["permissions"] = [dataclasses.asdict(rule) for rule in main.permissions]
+    if main.tools and ("tools" not in spec or default_general_purpose):
+        fields["tools"] = _tool_paths(main.tools, name)
+    if "model" not in spec:
+        fields |= _model(main.model, name)
+    if default_general_purpose and main.skills is not None:
+        fields["skills"] = list(main.skills)
+    return Inherited(**fields)
+
+
+def _refuse_what_cannot_travel(
+    offered: Sequence[SubAgent], backend: object, store: object, context_schema: object
 ) -> None:
-    approvals = sorted(name for name, wanted in (interrupt_on or {}).items() if wanted and name != "task")
     for spec in offered:
-        name = spec["name"]
         if spec.get("mode") == "fork":
             raise UnsupportedArgumentError(
-                f"subagent {name!r}: mode='fork' is not supported, the parent's messages do not travel "
-                "to workers; remove it to run the subagent from a fresh context"
+                f"subagent {spec['name']!r}: mode='fork' is not supported, the parent's messages do not "
+                "travel to workers; remove it to run the subagent from a fresh context"
             )
-        if spec.get("interrupt_on"):
-            raise UnsupportedArgumentError(f"subagent {name!r}: interrupt_on: {_NO_APPROVAL_ON_WORKERS}")
-        if approvals and "interrupt_on" not in spec:
-            raise UnsupportedArgumentError(
-                f"interrupt_on={approvals}: deepagents applies it to subagent {name!r} too, and "
-                f"{_NO_APPROVAL_ON_WORKERS}; keep interrupt_on to 'task' (approving delegations)"
-            )
-        rules = spec.get("permissions", permissions) or []
-        if any(rule.mode == "interrupt" for rule in rules):
-            raise UnsupportedArgumentError(
-                f"permissions: a rule with mode='interrupt' reaches subagent {name!r}, "
-                f"and {_NO_APPROVAL_ON_WORKERS}"
-            )
-        if permissions and "permissions" not in spec:
-            raise UnsupportedArgumentError(
-                f"permissions: deepagents applies them to subagent {name!r} too, which has none of its "
-                "own; give its spec the same 'permissions' (workers apply a spec's rules)"
-            )
-        if tools and "tools" not in spec and not _is_default_general_purpose(spec):
-            raise UnsupportedArgumentError(
-                f"tools: deepagents gives them to subagent {name!r}, whose spec lists none; give its "
-                "spec a 'tools' list (workers import them with the registry)"
-            )
-
-
-def _check_general_purpose(
-    offered: Sequence[SubAgent],
-    model: str | BaseChatModel,
-    worker_model: str,
-    tools: Sequence[Any] | None,
-    skills: list[str] | None,
-) -> None:
-    if not any(_is_default_general_purpose(spec) for spec in offered):
-        return
-    remedy = "define a 'general-purpose' spec in the registry, or set TASKFORCE_GENERAL_PURPOSE=false"
-    if isinstance(model, str) and model != worker_model:
-        raise UnsupportedArgumentError(
-            f"model={model!r}: deepagents runs the general-purpose subagent on the main agent's model, "
-            f"workers on TASKFORCE_MODEL={worker_model!r}; make them the same, or {remedy}"
-        )
-    if is_offline(worker_model) and not is_offline(model):
-        # The model object cannot travel; the stand-in must not answer for it in silence.
-        raise UnsupportedArgumentError(
-            "model: deepagents runs the general-purpose subagent on the main agent's model, workers on "
-            f"TASKFORCE_MODEL, which is 'offline'; set it to the main agent's model, or {remedy}"
-        )
-    if tools:
-        raise UnsupportedArgumentError(
-            f"tools: deepagents gives the main agent's tools to the general-purpose subagent; {remedy}"
-        )
-    if skills:
-        raise UnsupportedArgumentError(
-            f"skills: deepagents gives the main agent's skills to the general-purpose subagent; {remedy}"
-        )
-
-
-def _check_arguments(backend: object, store: object, context_schema: object) -> None:
     if backend is not None and not isinstance(backend, RunBackend):
         raise UnsupportedArgumentError(
             "backend: deepagents gives it to subagents too, and workers reach only the shared files; "
@@ -126,19 +144,10 @@ def _check_arguments(backend: object, store: object, context_schema: object) -> 
         )
 
 
-def refuse_what_workers_cannot_do(
-    offered: Sequence[SubAgent],
-    *,
-    model: str | BaseChatModel,
-    worker_model: str,
-    tools: Sequence[Any] | None,
-    skills: list[str] | None,
-    interrupt_on: dict[str, bool | InterruptOnConfig] | None,
-    permissions: list[FilesystemPermission] | None,
-    backend: object,
-    store: object,
-    context_schema: object,
-) -> None:
-    _check_specs(offered, interrupt_on, permissions, tools)
-    _check_general_purpose(offered, model, worker_model, tools, skills)
-    _check_arguments(backend, store, context_schema)
+def inheritance(
+    offered: Sequence[SubAgent], main: MainAgent, *, backend: object, store: object, context_schema: object
+) -> dict[str, Inherited]:
+    """What each offered subagent type inherits, by name; raises `UnsupportedArgumentError`
+    for anything deepagents would give a subagent that cannot reach a worker."""
+    _refuse_what_cannot_travel(offered, backend, store, context_schema)
+    return {spec["name"]: inherited_by(spec, main) for spec in offered}

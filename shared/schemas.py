@@ -15,9 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, SecretStr
 from shared.context import REDACTED, redact
 from shared.secrets import SecretBox
 
-SCHEMA_VERSION: Literal[2] = 2
+SCHEMA_VERSION: Literal[3] = 3
 
-ReportStatus = Literal["ok", "error", "timeout", "cancelled", "dead_letter"]
+ReportStatus = Literal["ok", "interrupted", "error", "timeout", "cancelled", "dead_letter"]
 FailureStatus = Literal["error", "timeout", "cancelled", "dead_letter"]
 
 DEFAULT_LEASE_S = 10.0
@@ -43,10 +43,24 @@ class Limits(_Wire):
     queue_timeout_s: float = Field(default=DEFAULT_QUEUE_TIMEOUT_S, gt=0)
 
 
+class Inherited(_Wire):
+    """What deepagents gives a subagent from the main agent when its spec leaves it out, in a
+    form that travels: `create_orchestrator` decides per subagent type what applies, the worker
+    lays it over the registry spec. Tools and model objects travel as import paths."""
+
+    interrupt_on: dict[str, JsonValue] | None = None
+    permissions: list[dict[str, JsonValue]] | None = None
+    tools: tuple[str, ...] | None = None
+    model: str | None = None
+    model_path: str | None = None
+    """A model object the main agent was given, by the import path workers load it from."""
+    skills: list[str] | None = None
+
+
 class Delegation(_Wire):
     """One `task` call, as a worker needs it: no parent messages, no parent state."""
 
-    version: Literal[2] = SCHEMA_VERSION
+    version: Literal[3] = SCHEMA_VERSION
     id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")
     subagent_type: str = Field(min_length=1)
     description: str
@@ -63,6 +77,11 @@ class Delegation(_Wire):
     spec: dict[str, str] = Field(default_factory=dict)
     """Digests of the spec the orchestrator offered, by field (`shared.spec_digest`): the
     worker runs the delegation only if its own spec matches."""
+    inherited: Inherited = Field(default_factory=Inherited)
+    resumes: str | None = None
+    """The id of the delegation whose paused subagent this one continues, with `resume`: the
+    answers to its interrupts by interrupt id, as `Command(resume=...)` takes them."""
+    resume: dict[str, JsonValue] | None = None
 
     def to_wire(self, box: SecretBox) -> dict[str, Any]:
         """The message as it travels and waits in Redis: secrets sealed with the shared key."""
@@ -118,10 +137,18 @@ class TokenUsage(_Wire):
         )
 
 
+class PendingApproval(_Wire):
+    """One interrupt a paused subagent raised: `value` is what deepagents' human-in-the-loop
+    middleware asks (its action requests and review configs)."""
+
+    id: str
+    value: JsonValue
+
+
 class Report(_Wire):
     """What comes back from one delegation: short enough for the parent's context window."""
 
-    version: Literal[2] = SCHEMA_VERSION
+    version: Literal[3] = SCHEMA_VERSION
     delegation_id: str
     subagent_type: str
     status: ReportStatus
@@ -132,6 +159,8 @@ class Report(_Wire):
     duration_s: float = Field(default=0.0, ge=0)
     attempts: int = Field(default=1, ge=1)
     worker: str = ""
+    interrupts: tuple[PendingApproval, ...] = ()
+    """With status `interrupted`: what the subagent waits for a human to answer."""
 
     @classmethod
     def failure(

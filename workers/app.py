@@ -25,6 +25,7 @@ from shared.secrets import SecretBox
 from shared.settings import Settings
 from workers import broker_recovery
 from workers.leases import LeaseKeeper
+from workers.paused_runs import RedisCheckpointSaver
 from workers.runner import Attempt, parse_delegation, run_delegation
 from workers.subagents import SubagentCache
 
@@ -53,7 +54,9 @@ def files() -> SharedFiles:
 
 @cache
 def subagents() -> SubagentCache:
-    return SubagentCache(specs, settings.model, files().backend())
+    # Paused subagents wait on the broker's Redis, which every worker of the deployment reaches.
+    paused_runs = RedisCheckpointSaver(open_ledger(settings).client, settings.queue_prefix)
+    return SubagentCache(specs, settings.model, files().backend(), paused_runs)
 
 
 def keeper(worker: str) -> LeaseKeeper:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import queue
 import threading
@@ -15,12 +16,14 @@ from typing import Any, ParamSpec, TypeVar
 
 from deepagents.backends.protocol import BackendProtocol
 from langchain_core.messages import HumanMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.types import Command, Interrupt
 from pydantic import ValidationError
 
 from shared.context import rebuild_context, redact
 from shared.files import aclose_loop_clients, recording_writes, using_run
 from shared.files.workspace import DEFAULT_RUN
-from shared.schemas import Delegation, FailureStatus, Report, TokenUsage
+from shared.schemas import Delegation, FailureStatus, PendingApproval, Report, TokenUsage
 from shared.secrets import SecretBox
 from workers.reporting import cap_summary, final_text
 from workers.subagents import SubagentCache
@@ -110,16 +113,47 @@ class _DaemonThreadExecutor(ThreadPoolExecutor):
 _BLOCKING_CALLS = _DaemonThreadExecutor()
 
 
+class PauseGoneError(LookupError):
+    """The answer came for a paused subagent whose checkpoint is no longer kept."""
+
+
 async def _invoke(subagents: SubagentCache, delegation: Delegation) -> dict[str, Any]:
-    graph = subagents.get(delegation.subagent_type, delegation.spec)
+    subagent = subagents.get(delegation.subagent_type, delegation.spec, delegation.inherited)
     context = rebuild_context(delegation.context, delegation.secrets, delegation.secret_str_keys)
-    result: dict[str, Any] = await graph.ainvoke(
-        # Fresh context: the description is all the subagent learns of its parent's conversation.
-        {"messages": [HumanMessage(content=delegation.description)]},
-        {"recursion_limit": delegation.limits.recursion_limit, "run_name": delegation.subagent_type},
-        context=context,
-    )
+    config: RunnableConfig = {
+        "recursion_limit": delegation.limits.recursion_limit,
+        "run_name": delegation.subagent_type,
+    }
+    # Fresh context: the description is all the subagent learns of its parent's conversation.
+    given: dict[str, Any] | Command[Any] = {"messages": [HumanMessage(content=delegation.description)]}
+    if subagent.pauses and subagents.paused_runs is not None:
+        # A paused subagent's thread is the delegation that first ran it.
+        thread_id = delegation.resumes or delegation.id
+        config["configurable"] = {"thread_id": thread_id}
+        if delegation.resumes is None:
+            subagents.paused_runs.delete_thread(thread_id)  # another attempt starts afresh
+        elif subagents.paused_runs.get_tuple(config) is None:
+            raise PauseGoneError(f"the paused run of delegation {thread_id} is gone; delegate again")
+        else:
+            given = Command(resume=delegation.resume)
+    elif delegation.resumes is not None:
+        raise PauseGoneError(f"subagent {delegation.subagent_type!r} never pauses: nothing to resume")
+    result: dict[str, Any] = await subagent.graph.ainvoke(given, config, context=context)
+    if subagent.pauses and subagents.paused_runs is not None and not result.get("__interrupt__"):
+        subagents.paused_runs.delete_thread(delegation.resumes or delegation.id)
     return result
+
+
+def _pending_approvals(interrupts: list[Interrupt], secrets: list[str]) -> tuple[PendingApproval, ...]:
+    """What the human is asked, as JSON, without the run's secret values (a tool call's
+    arguments may hold one the model copied)."""
+    try:
+        return tuple(
+            PendingApproval(id=found.id, value=json.loads(redact(json.dumps(found.value), secrets)))
+            for found in interrupts
+        )
+    except (TypeError, ValueError):
+        raise ValueError("the subagent paused with an interrupt value that is not JSON") from None
 
 
 async def _invoke_by_deadline(subagents: SubagentCache, delegation: Delegation) -> dict[str, Any]:
@@ -192,6 +226,7 @@ def _run_in_workspace(
 
         try:
             result = _run_detached(subagents, delegation, on_start)
+            approvals = _pending_approvals(result.get("__interrupt__") or [], secrets)
         except _StoppedError:
             return failed("cancelled", "the run was stopped on this worker")
         except _DeadlinePassedError:
@@ -203,16 +238,17 @@ def _run_in_workspace(
         except Exception as error:  # any failure of one subagent becomes its report, never a crash
             logger.warning("delegation %s failed: %s", delegation.id, type(error).__name__)
             return failed("error", redact(f"{type(error).__name__}: {error}", secrets))
+    common: dict[str, Any] = {
+        "delegation_id": delegation.id,
+        "subagent_type": delegation.subagent_type,
+        "artifacts": tuple(written),
+        "usage": TokenUsage.of_messages(result.get("messages", [])),
+        "duration_s": time.monotonic() - started,
+        **fields,
+    }
+    if approvals:
+        summary = f"waiting for a human to answer {len(approvals)} interrupt(s)"
+        return Report(status="interrupted", summary=summary, interrupts=approvals, **common)
     # Outside the recording: the full report is not one of the subagent's own files.
     summary, full_path = cap_summary(redact(final_text(result), secrets), delegation, backend)
-    return Report(
-        delegation_id=delegation.id,
-        subagent_type=delegation.subagent_type,
-        status="ok",
-        summary=summary,
-        full_report_path=full_path,
-        artifacts=tuple(written),
-        usage=TokenUsage.of_messages(result.get("messages", [])),
-        duration_s=time.monotonic() - started,
-        **fields,
-    )
+    return Report(status="ok", summary=summary, full_report_path=full_path, **common)

@@ -5,16 +5,26 @@ does).
 
 Skills and memory are read from the shared files at the start of every delegation, never baked
 into the compiled graph: editing `/skills/` or `/memories/AGENTS.md` changes every worker's next
-run without a redeploy."""
+run without a redeploy.
+
+What the spec leaves out, the main agent's arguments fill in as deepagents would (`Inherited`,
+sent with each delegation). A subagent that can pause for approval (its `interrupt_on`, or a
+permission rule with `mode="interrupt"`) gets the paused-runs checkpointer; others get none."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 from deepagents.backends.protocol import BackendProtocol
-from deepagents.middleware.filesystem import FilesystemMiddleware
+
+# The two helpers deepagents' graph.py uses to turn permission rules into approvals: calling
+# them keeps taskforce's approvals exactly deepagents' (private, so pinned with deepagents).
+from deepagents.graph import _merge_fs_interrupt_on
+from deepagents.middleware._fs_interrupt import _build_interrupt_on_from_permissions
+from deepagents.middleware.filesystem import FilesystemMiddleware, FilesystemPermission
 from deepagents.middleware.memory import MemoryMiddleware
 from deepagents.middleware.patch_tool_calls import PatchToolCallsMiddleware
 from deepagents.middleware.skills import SkillsMiddleware
@@ -23,9 +33,11 @@ from deepagents.middleware.summarization import create_summarization_middleware
 from langchain.agents.middleware.types import AgentMiddleware
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable
+from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from shared.models import make_model
-from shared.registry import MEMORY_KEY, TASKFORCE_KEYS
+from shared.registry import MEMORY_KEY, TASKFORCE_KEYS, import_object
+from shared.schemas import Inherited
 from shared.spec_digest import differing_fields, spec_digests
 
 
@@ -37,12 +49,46 @@ def _merge_by_name(
     return merged + [m for m in custom if m.name in replacements]
 
 
+def with_inherited(spec: SubAgent, inherited: Inherited) -> SubAgent:
+    """The spec as deepagents completes it from the main agent's arguments."""
+    completed: dict[str, Any] = dict(spec)
+    if inherited.interrupt_on is not None:
+        completed["interrupt_on"] = inherited.interrupt_on
+    if inherited.permissions is not None:
+        completed["permissions"] = [FilesystemPermission(**rule) for rule in inherited.permissions]  # type: ignore[arg-type]
+    if inherited.tools is not None:
+        completed["tools"] = [import_object(path) for path in inherited.tools]
+    if inherited.model is not None:
+        completed["model"] = inherited.model
+    if inherited.model_path is not None:
+        completed["model"] = import_object(inherited.model_path)
+    if inherited.skills is not None:
+        completed["skills"] = inherited.skills
+    return cast(SubAgent, completed)
+
+
+@dataclass(frozen=True)
+class Subagent:
+    graph: Runnable[Any, Any]
+    pauses: bool
+    """Compiled with the paused-runs checkpointer: it may stop for human approval."""
+
+
 def build_subagent(
-    spec: SubAgent, default_model: str | BaseChatModel, backend: BackendProtocol
-) -> Runnable[Any, Any]:
+    spec: SubAgent,
+    default_model: str | BaseChatModel,
+    backend: BackendProtocol,
+    paused_runs: BaseCheckpointSaver[str] | None = None,
+) -> Subagent:
     model = make_model(spec.get("model", default_model))
+    permissions = spec.get("permissions")
+    approvals = _merge_fs_interrupt_on(
+        _build_interrupt_on_from_permissions(permissions or [], backend), spec.get("interrupt_on")
+    )
+    if approvals and paused_runs is None:
+        raise ValueError(f"subagent {spec['name']!r} may pause for approval, and nothing can keep it paused")
     stack: list[AgentMiddleware[Any, Any, Any]] = [
-        FilesystemMiddleware(backend=backend, permissions=spec.get("permissions")),
+        FilesystemMiddleware(backend=backend, permissions=permissions),
         create_summarization_middleware(model, backend),
         PatchToolCallsMiddleware(),
     ]
@@ -59,9 +105,13 @@ def build_subagent(
             "model": model,
             "tools": list(spec.get("tools", [])),
             "middleware": _merge_by_name(stack, spec.get("middleware", [])),
+            **({"interrupt_on": approvals} if approvals else {}),
         },
     )
-    return create_sub_agent(resolved)
+    graph = create_sub_agent(resolved)
+    if approvals:
+        graph.checkpointer = paused_runs  # type: ignore[attr-defined]
+    return Subagent(graph, pauses=bool(approvals))
 
 
 class SpecMismatchError(LookupError):
@@ -73,22 +123,27 @@ class SubagentCache:
     compiled graph is safe to run many times at once."""
 
     def __init__(
-        self, specs: Sequence[SubAgent], default_model: str | BaseChatModel, backend: BackendProtocol
+        self,
+        specs: Sequence[SubAgent],
+        default_model: str | BaseChatModel,
+        backend: BackendProtocol,
+        paused_runs: BaseCheckpointSaver[str] | None = None,
     ):
         self._specs = {spec["name"]: spec for spec in specs}
         self._digests = {name: spec_digests(spec, default_model) for name, spec in self._specs.items()}
         self._default_model = default_model
         self._backend = backend
-        self._built: dict[str, Runnable[Any, Any]] = {}
+        self.paused_runs = paused_runs
+        self._built: dict[tuple[str, str], Subagent] = {}
         self._lock = threading.Lock()
 
-    @property
-    def names(self) -> list[str]:
-        return list(self._specs)
-
-    def get(self, name: str, expected: Mapping[str, str] | None = None) -> Runnable[Any, Any]:
+    def get(
+        self, name: str, expected: Mapping[str, str] | None = None, inherited: Inherited | None = None
+    ) -> Subagent:
         """`expected`: the spec digests the orchestrator sent; a worker whose spec differs
-        refuses rather than run another subagent than the one offered."""
+        refuses rather than run another subagent than the one offered. `inherited`: what the
+        main agent's arguments add to the spec; each combination is compiled once."""
+        inherited = inherited or Inherited()
         if expected and name in self._digests:
             differing = differing_fields(expected, self._digests[name])
             if differing:
@@ -97,12 +152,14 @@ class SubagentCache:
                     f"{', '.join(differing)}; give the orchestrator and every worker the same "
                     "TASKFORCE_SUBAGENTS registry and TASKFORCE_MODEL"
                 )
+        key = (name, inherited.model_dump_json())
         with self._lock:
-            if name not in self._built:
+            if key not in self._built:
                 if name not in self._specs:
                     raise LookupError(
                         f"this worker has no subagent {name!r}; it knows: {', '.join(self._specs)}. "
                         "Start workers with the same TASKFORCE_SUBAGENTS as the orchestrator."
                     )
-                self._built[name] = build_subagent(self._specs[name], self._default_model, self._backend)
-            return self._built[name]
+                spec = with_inherited(self._specs[name], inherited)
+                self._built[key] = build_subagent(spec, self._default_model, self._backend, self.paused_runs)
+            return self._built[key]

@@ -22,15 +22,17 @@ from orchestrator.client import DelegationClient
 from shared.schemas import Delegation, Report
 from shared.settings import Settings
 
-SUBAGENTS = [{"name": "researcher", "description": "researches", "system_prompt": "p", "tools": []}]
+SUBAGENTS = [
+    {"name": "researcher", "description": "researches", "system_prompt": "p", "tools": [], "model": "offline"}
+]
 
 
 class StubClient:
     """Answers every delegation at once and records what the middleware asked of it."""
 
     def __init__(self, *, refuse: bool = False) -> None:
-        # No general-purpose subagent: deepagents would give it the main agent's tools, which
-        # some tests here pass, and workers cannot (orchestrator.parity).
+        # No general-purpose subagent: deepagents would run it on the main agent's model, a
+        # scripted one no worker can import (orchestrator.parity).
         self.settings = Settings(
             redis_url="redis://stub",
             files_url="memory://middleware",
@@ -229,3 +231,63 @@ def test_the_tool_call_finds_the_job_after_model_sent(thread_id: str | None) -> 
 
     assert client.sent() == ["only"]
     assert not [event for event, _ in client.events if event == "cancel"]
+
+
+QUESTION = {
+    "action_requests": [{"name": "send_email", "args": {"to": "bob"}, "description": "send?"}],
+    "review_configs": [{"action_name": "send_email", "allowed_decisions": ["approve", "reject"]}],
+}
+
+
+class PausingClient(StubClient):
+    """A subagent that pauses for approval once per delegation the orchestrator starts, and
+    finishes when resumed: what a worker reports for an `interrupt_on` subagent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.resumed: list[Delegation] = []
+
+    def send(self, delegation: Delegation) -> Future[Report]:
+        if delegation.id not in self.futures and delegation.resumes is not None:
+            self.resumed.append(delegation)
+        future = super().send(delegation)
+        if delegation.resumes is None:
+            paused = Report(
+                delegation_id=delegation.id,
+                subagent_type=delegation.subagent_type,
+                status="interrupted",
+                summary="waiting",
+                interrupts=({"id": "sub-1", "value": QUESTION},),  # type: ignore[arg-type]
+            )
+            future = Future()
+            future.set_result(paused)
+            self.futures[delegation.id] = future
+        return future
+
+
+@pytest.mark.parametrize("invoke", ["invoke", "ainvoke"])
+def test_a_paused_subagent_asks_the_caller_and_its_answer_resumes_it(invoke: str) -> None:
+    client = PausingClient()
+    agent = _agent(client, [_call("a", "mail bob")], "done", checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": f"pause-{invoke}"}}
+
+    def run(given: Any) -> Any:
+        if invoke == "ainvoke":
+            return asyncio.run(agent.ainvoke(given, config))
+        return agent.invoke(given, config)
+
+    paused = run({"messages": [HumanMessage(content="go")]})
+    [question] = paused["__interrupt__"]
+    assert question.value == QUESTION  # the very payload deepagents' in-process subagent raises
+    assert client.resumed == []
+
+    finished = run(Command(resume={question.id: {"decisions": [{"type": "approve"}]}}))
+
+    [resumed] = client.resumed
+    first = client.futures[resumed.resumes or ""].result()
+    assert resumed.id == f"{first.delegation_id}:r0"
+    assert resumed.resume == {"sub-1": {"decisions": [{"type": "approve"}]}}
+    assert _tool_messages(finished)["a"].content == "did mail bob"
+    assert finished["messages"][-1].content == "done"
+    collected = [what for event, what in client.events if event == "collect"]
+    assert collected == [first.delegation_id, resumed.id]

@@ -1,22 +1,25 @@
-"""What deepagents would do in a subagent and workers cannot yet is refused when the agent is
-built, with an error naming the argument: never a silent difference."""
+"""What deepagents gives subagents from the main agent travels to workers; what cannot is
+refused when the agent is built, with an error naming the argument: never a silent difference."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from deepagents.middleware.filesystem import FilesystemPermission
+from deepagents.middleware.subagents import SubAgent
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.tools import tool
 from langgraph.store.memory import InMemoryStore
 from pydantic import BaseModel
 
 from orchestrator import create_orchestrator
-from orchestrator.parity import UnsupportedArgumentError
+from orchestrator.parity import MainAgent, UnsupportedArgumentError, inherited_by
 from shared.files import shared_files
+from shared.registry import general_purpose_spec
+from shared.schemas import Inherited
 from shared.settings import Settings
 
 
@@ -39,38 +42,42 @@ def _settings(**changes: Any) -> Settings:
     return Settings(redis_url="redis://stub:6379/0", files_url="memory://parity", _env_file=None, **changes)  # type: ignore[call-arg]
 
 
-OWN = {"name": "researcher", "description": "d", "system_prompt": "p", "tools": []}
+OWN = {"name": "researcher", "description": "d", "system_prompt": "p", "tools": [], "model": "offline"}
 DENY = FilesystemPermission(operations=["write"], paths=["/**"], mode="deny")
 ASK = FilesystemPermission(operations=["write"], paths=["/secrets/**"], mode="interrupt")
+SCRIPTED = GenericFakeChatModel(messages=iter([]))
+"""A model object held by this module: workers can import it as `tests.unit.test_parity:SCRIPTED`."""
+
+
+def _say(text: str) -> str:
+    """Say it (a tool only this test's own wrapper holds)."""
+    return text
+
 
 REFUSED: dict[str, tuple[dict[str, Any], str]] = {
     "fork": ({"subagents": [{**OWN, "mode": "fork"}]}, "mode='fork' is not supported"),
-    "spec interrupt_on": ({"subagents": [{**OWN, "interrupt_on": {"write_file": True}}]}, "interrupt_on"),
-    "inherited interrupt_on": (
-        {"subagents": [OWN], "interrupt_on": {"write_file": True}},
-        "interrupt_on=['write_file']: deepagents applies it to subagent 'researcher'",
+    "a tool no worker can import": (
+        {"subagents": [{"name": "r", "description": "d", "model": "offline"}], "tools": [tool(_say)]},
+        "tools: deepagents gives tool '_say' to subagent 'r'",
     ),
-    "inherited permissions": (
-        {"subagents": [OWN], "permissions": [DENY]},
-        "permissions: deepagents applies them to subagent 'researcher'",
+    "a provider tool dict": (
+        {"subagents": [{"name": "r", "description": "d", "model": "offline"}], "tools": [{"type": "web"}]},
+        "tools: deepagents gives tool",
     ),
-    "interrupting permissions": (
-        {"subagents": [{**OWN, "permissions": [ASK]}]},
-        "a rule with mode='interrupt' reaches subagent 'researcher'",
-    ),
-    "inherited tools": (
-        {"subagents": [{"name": "r", "description": "d"}], "tools": [lookup]},
-        "tools: deepagents gives them to subagent 'r'",
-    ),
-    "general-purpose tools": ({"subagents": [OWN], "tools": [lookup], "gp": True}, "general-purpose"),
-    "general-purpose skills": ({"subagents": [OWN], "skills": ["/skills/"], "gp": True}, "skills:"),
-    "general-purpose model": (
-        {"subagents": [OWN], "model": "openai:gpt-4.1", "gp": True},
-        "model='openai:gpt-4.1'",
-    ),
-    "general-purpose on offline": (
+    "a model object no worker can import": (
         {"subagents": [OWN], "model": GenericFakeChatModel(messages=iter([])), "gp": True},
-        "workers on TASKFORCE_MODEL, which is 'offline'",
+        "model: deepagents runs subagent 'general-purpose' on the main agent's model object",
+    ),
+    "a spec without model, main model not importable": (
+        {"subagents": [{**OWN, "model": None}], "model": GenericFakeChatModel(messages=iter([]))},
+        "subagent 'researcher'",
+    ),
+    "approval with a function description": (
+        {
+            "subagents": [OWN],
+            "interrupt_on": {"write_file": {"allowed_decisions": ["approve"], "description": _say}},
+        },
+        "interrupt_on: deepagents applies it to subagent 'researcher'",
     ),
     "backend": ({"subagents": [OWN], "backend": object()}, "backend: deepagents gives it to subagents"),
     "store": ({"subagents": [OWN], "store": InMemoryStore()}, "store: deepagents passes it"),
@@ -83,13 +90,63 @@ REFUSED: dict[str, tuple[dict[str, Any], str]] = {
 
 
 @pytest.mark.parametrize("case", REFUSED)
-def test_what_workers_cannot_do_is_refused_naming_the_argument(case: str) -> None:
+def test_what_cannot_reach_a_worker_is_refused_naming_the_argument(case: str) -> None:
     arguments, message = REFUSED[case]
     arguments = dict(arguments)
     settings = _settings(general_purpose=arguments.pop("gp", False))
+    arguments["subagents"] = [
+        {key: value for key, value in spec.items() if value is not None} for spec in arguments["subagents"]
+    ]
 
     with pytest.raises(UnsupportedArgumentError, match=re.escape(message)):
         create_orchestrator(arguments.pop("model", "offline"), settings=settings, **arguments)
+
+
+MAIN = MainAgent(
+    model="openai:gpt-4.1", tools=[lookup], skills=["/skills/"], interrupt_on=None, permissions=None
+)
+
+
+def test_a_spec_takes_what_it_leaves_out_from_the_main_agent_as_deepagents_does() -> None:
+    main = MainAgent(
+        model=SCRIPTED,
+        tools=[lookup],
+        skills=["/skills/"],
+        interrupt_on={"write_file": True, "task": {"allowed_decisions": ["approve"]}},
+        permissions=[ASK],
+    )
+
+    inherited = inherited_by(cast(SubAgent, {"name": "bare", "description": "d"}), main)
+
+    assert inherited == Inherited(
+        interrupt_on={"write_file": True, "task": {"allowed_decisions": ["approve"]}},
+        permissions=[{"operations": ["write"], "paths": ["/secrets/**"], "mode": "interrupt"}],
+        tools=("tests.unit.test_parity:lookup",),
+        model_path="tests.unit.test_parity:SCRIPTED",
+    )  # skills are not inherited by a declarative spec, in deepagents either
+
+
+def test_what_a_spec_sets_itself_is_never_overridden() -> None:
+    own = cast(SubAgent, {**OWN, "interrupt_on": {}, "permissions": [DENY]})
+    main = MainAgent(
+        model="openai:gpt-4.1", tools=[lookup], skills=None, interrupt_on={"x": True}, permissions=[ASK]
+    )
+
+    assert inherited_by(own, main) == Inherited()
+
+
+def test_general_purpose_runs_on_the_main_agents_model_tools_and_skills() -> None:
+    inherited = inherited_by(general_purpose_spec(), MAIN)
+
+    assert inherited == Inherited(
+        tools=("tests.unit.test_parity:lookup",), model="openai:gpt-4.1", skills=["/skills/"]
+    )
+
+
+def test_a_general_purpose_spec_of_ones_own_is_a_declarative_spec() -> None:
+    mine = cast(SubAgent, {"name": "general-purpose", "description": "mine", "tools": [], "model": "offline"})
+
+    assert inherited_by(mine, MAIN) == Inherited()
 
 
 def test_what_workers_do_as_deepagents_does_is_accepted() -> None:
@@ -100,11 +157,9 @@ def test_what_workers_do_as_deepagents_does_is_accepted() -> None:
         "offline",
         [lookup],
         settings=settings,
-        subagents=[
-            spec,
-            {"name": "general-purpose", "description": "gp", "tools": [lookup], "permissions": [DENY]},
-        ],
-        permissions=[DENY],
-        interrupt_on={"task": True},
+        subagents=[spec, {"name": "bare", "description": "takes everything from the main agent"}],
+        permissions=[ASK],
+        interrupt_on={"task": True, "write_file": True},
+        skills=["/skills/"],
         backend=shared_files(settings).backend(),
     )
