@@ -212,6 +212,37 @@ def run_counted(runtime: ToolRuntime) -> str:
     return f"run {runs} of {task!r} in pid {os.getpid()}"
 
 
+# Human approval: a tool that counts its runs, so a test knows it ran only once it was approved.
+
+EMAILS_KEY = "taskforce-test:emails"
+
+
+@tool
+def send_email(runtime: ToolRuntime, to: str = "bob") -> str:
+    """Send an email (counted in Redis)."""
+    sent = redis.Redis.from_url(os.environ["TASKFORCE_REDIS_URL"]).incr(EMAILS_KEY)
+    return f"sent email {sent} to {to}"
+
+
+class Delegating(_DeterministicModel):
+    """A main agent's model that workers can import: `delegate: <task>` sends the task to
+    general-purpose and answers with its report; as general-purpose itself it answers with what
+    it saw, and where."""
+
+    def respond(self, messages: list[BaseMessage]) -> AIMessage:
+        results = [m for m in messages if isinstance(m, ToolMessage)]
+        if results:
+            return AIMessage(content=str(results[-1].content))
+        task = str(messages[-1].content)
+        if task.startswith("delegate: "):
+            args = {"description": task.removeprefix("delegate: "), "subagent_type": "general-purpose"}
+            return _call("task", "gp-1", **args)
+        return super().respond(messages)
+
+
+DELEGATING = Delegating()
+
+
 def _spec(name: str, model: BaseChatModel, tools: list[Any] | None = None, **extra: Any) -> dict[str, Any]:
     return {
         "name": name,
@@ -239,6 +270,16 @@ SUBAGENTS = [
     _spec("counted", _DeterministicModel(tool_name="run_counted"), [run_counted]),
     # Routed by its spec to a queue named apart from it.
     _spec("pooled", _DeterministicModel(), queue="shared-pool"),
+    _spec(
+        "mailer", _DeterministicModel(tool_name="send_email"), [send_email], interrupt_on={"send_email": True}
+    ),
+    # Takes tools, approvals and permissions from the main agent, as deepagents' specs do.
+    {
+        "name": "bare-mailer",
+        "description": "test subagent bare-mailer",
+        "model": _DeterministicModel(tool_name="send_email"),
+    },
+    {"name": "scribe", "description": "test subagent scribe", "model": _MemoWriterModel(), "tools": []},
 ]
 DEDICATED = ("memo-writer", "memo-reader")
 """Served only by workers a test starts for them, so the test knows which process ran each."""

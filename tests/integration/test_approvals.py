@@ -1,0 +1,139 @@
+"""Human approval and inheritance across the wire: subagents on real workers pause for approval
+as deepagents' in-process ones do, resume from the paused state kept in Redis, and take what
+their spec leaves out from the main agent."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import pytest
+import redis
+from deepagents.middleware.filesystem import FilesystemPermission
+from langchain_core.messages import HumanMessage
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.types import Command
+
+from orchestrator import create_orchestrator
+from shared.files import shared_files
+from tests.integration.agents import DELEGATING, EMAILS_KEY, PREFERENCES, send_email
+from tests.integration.conftest import Cluster, scripted, task_call, tool_messages
+
+pytestmark = pytest.mark.integration
+
+APPROVE = {"decisions": [{"type": "approve"}]}
+
+
+@pytest.fixture
+def emails(cluster: Cluster) -> redis.Redis:
+    client = redis.Redis.from_url(str(cluster.settings.redis_url))
+    client.delete(EMAILS_KEY)
+    return client
+
+
+def _sent(emails: redis.Redis) -> int:
+    return int(emails.get(EMAILS_KEY) or 0)
+
+
+def _paused_keys(cluster: Cluster) -> list[bytes]:
+    client = redis.Redis.from_url(str(cluster.settings.redis_url))
+    return list(client.scan_iter(f"{cluster.settings.queue_prefix}:paused:*"))
+
+
+def _start(cluster: Cluster, thread: str, subagent: str, **options: Any) -> tuple[Any, dict[str, Any], Any]:
+    agent = create_orchestrator(
+        scripted([task_call("mail", subagent, "mail bob")], "done"),
+        settings=cluster.settings,
+        checkpointer=InMemorySaver(),
+        **options,
+    )
+    config = {"configurable": {"thread_id": thread}}
+    return agent, config, agent.invoke({"messages": [HumanMessage(content="go")]}, config)
+
+
+def test_a_subagent_pauses_for_approval_and_runs_the_tool_only_once_approved(
+    cluster: Cluster, emails: redis.Redis
+) -> None:
+    agent, config, paused = _start(cluster, "approve-1", "mailer")
+
+    [question] = paused["__interrupt__"]
+    assert question.value == {
+        "action_requests": [
+            {
+                "name": "send_email",
+                "args": {},
+                "description": "Tool execution requires approval\n\nTool: send_email\nArgs: {}",
+            }
+        ],
+        "review_configs": [
+            {"action_name": "send_email", "allowed_decisions": ["approve", "edit", "reject", "respond"]}
+        ],
+    }
+    assert _sent(emails) == 0
+    assert _paused_keys(cluster), "the paused subagent waits in Redis"
+
+    finished = agent.invoke(Command(resume={question.id: APPROVE}), config)
+
+    report = tool_messages(finished)["mail"]
+    assert report.content == "sent email 1 to bob"
+    assert report.artifact["status"] == "ok"
+    assert report.artifact["delegation_id"].endswith(":r0")
+    assert _sent(emails) == 1
+    assert _paused_keys(cluster) == []
+
+
+def test_a_rejected_action_never_runs_and_the_subagent_hears_why(
+    cluster: Cluster, emails: redis.Redis
+) -> None:
+    agent, config, paused = _start(cluster, "reject-1", "mailer")
+    [question] = paused["__interrupt__"]
+
+    rejection = {"decisions": [{"type": "reject", "message": "not to bob"}]}
+    finished = agent.invoke(Command(resume={question.id: rejection}), config)
+
+    assert "not to bob" in str(tool_messages(finished)["mail"].content)
+    assert _sent(emails) == 0
+
+
+def test_a_spec_without_its_own_takes_the_main_agents_tools_and_approvals(
+    cluster: Cluster, emails: redis.Redis
+) -> None:
+    agent, config, paused = _start(
+        cluster, "inherit-1", "bare-mailer", tools=[send_email], interrupt_on={"send_email": True}
+    )
+    [question] = paused["__interrupt__"]
+    assert question.value["action_requests"][0]["name"] == "send_email"
+    assert _sent(emails) == 0
+
+    finished = agent.invoke(Command(resume={question.id: APPROVE}), config)
+
+    assert tool_messages(finished)["mail"].content == "sent email 1 to bob"
+
+
+def test_a_spec_without_permissions_is_held_to_the_main_agents(cluster: Cluster) -> None:
+    files = shared_files(cluster.settings)
+    deny = FilesystemPermission(operations=["write"], paths=["/memories/**"], mode="deny")
+
+    for permissions, thread in (([deny], "denied-1"), (None, "allowed-1")):
+        files.memories.delete([PREFERENCES.removeprefix("/memories")])
+        agent = create_orchestrator(
+            scripted([task_call("note", "scribe", f"prefers tea ({thread})")], "done"),
+            settings=cluster.settings,
+            permissions=permissions,
+        )
+        agent.invoke({"messages": [HumanMessage(content="go")]}, {"configurable": {"thread_id": thread}})
+        stored = files.memories.read(PREFERENCES.removeprefix("/memories"))
+        assert (stored.error is None) == (permissions is None), thread
+
+
+def test_general_purpose_runs_on_the_main_agents_model_object(cluster: Cluster) -> None:
+    settings = cluster.settings.model_copy(update={"general_purpose": True})
+    agent = create_orchestrator(DELEGATING, settings=settings)
+
+    state = agent.invoke({"messages": [HumanMessage(content="delegate: say hello")]})
+
+    seen = json.loads(str(tool_messages(state)["gp-1"].content))
+    assert seen["pid"] in cluster.worker_pids
+    assert seen["pid"] != os.getpid()
+    assert seen["messages"][-1] == ["human", "say hello"]
