@@ -6,6 +6,9 @@ again. What a rerun does with an item depends on what the last run left:
 
 - a line with status `ok` in the results file: skipped;
 - a line with status `failed`: run again from the start on a fresh thread (the next attempt);
+- a line with status `needs_approval` (a subagent waits for a person to approve an action):
+  its thread resumes; once someone answered with `taskforce run --resume <thread_id>`, the
+  answer is taken, else the item stays parked;
 - no line (the batch was killed or interrupted while it ran): its thread resumes from its last
   checkpoint; `task` calls already answered are not sent again, and delegations still out are
   re-attached to (in connected mode their records outlive the batch process) or, where Redis
@@ -34,6 +37,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from orchestrator.agent import create_orchestrator
+from orchestrator.approvals import describe
 from orchestrator.batch_input import BatchItem, read_batch
 from orchestrator.batch_results import DelegationSummary, ItemResult, ResultsFile
 from orchestrator.checkpoints import open_checkpointer
@@ -62,6 +66,7 @@ class BatchProgress:
     skipped: int = 0
     done: int = 0
     failed: int = 0
+    waiting: int = 0
     running: int = 0
     started: float = field(default_factory=time.monotonic)
     _clients: set[DelegationClient] = field(default_factory=set, repr=False)
@@ -98,6 +103,7 @@ class BatchProgress:
             if result is not None:
                 self.done += result.status == "ok"
                 self.failed += result.status == "failed"
+                self.waiting += result.status == "needs_approval"
 
     def _detach_all(self) -> None:
         with self._lock:
@@ -119,6 +125,11 @@ class BatchOutcome:
     @property
     def failed(self) -> list[ItemResult]:
         return [result for result in self.results if result.status == "failed"]
+
+    @property
+    def waiting(self) -> list[ItemResult]:
+        """Parked until a person approves what one of their subagents is about to do."""
+        return [result for result in self.results if result.status == "needs_approval"]
 
 
 def _answered(values: dict[str, Any]) -> bool:
@@ -169,13 +180,19 @@ class ItemRunner:
             raise
         result: ItemResult | None = None
         try:
-            messages = self._run(item, thread_id, client)
+            state = self._run(item, thread_id, client)
+            messages: list[BaseMessage] = state.get("messages", [])
             reports = reports_in(messages)
             reason = _failure_reason(reports)
             main_usage = TokenUsage.of_messages([m for m in messages if isinstance(m, AIMessage)])
+            questions = state.get("__interrupt__")
+            if questions:
+                # Parked: its thread keeps the question; a person answers it with `taskforce run
+                # --resume <thread_id>`, and the next run of the batch picks the answer up.
+                reason = f"waits for {describe(questions)}; answer with: taskforce run --resume {thread_id}"
             result = ItemResult(
                 id=item.id,
-                status="failed" if reason else "ok",
+                status="needs_approval" if questions else "failed" if reason else "ok",
                 thread_id=thread_id,
                 attempt=attempt,
                 answer=messages[-1].text if messages else "",
@@ -200,9 +217,9 @@ class ItemRunner:
             client.close()
         return result
 
-    def _run(self, item: BatchItem, thread_id: str, client: DelegationClient) -> list[BaseMessage]:
-        """The item's messages once it has an answer: from its checkpoint if it got one before
-        a kill, by resuming its thread if it was cut short, else from its prompt."""
+    def _run(self, item: BatchItem, thread_id: str, client: DelegationClient) -> dict[str, Any]:
+        """The item's state once it has an answer or a question: from its checkpoint if it got
+        one before a kill, by resuming its thread if it was cut short, else from its prompt."""
         agent = create_orchestrator(settings=self.settings, client=client, checkpointer=self.checkpointer)
         config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
         snapshot = agent.get_state(config)
@@ -217,8 +234,7 @@ class ItemRunner:
                 self.checkpointer.delete_thread(thread_id)
             fresh = {"messages": [HumanMessage(content=item.prompt)]}
             state = agent.invoke(fresh, config, context=item.context, durability="sync")
-        messages: list[BaseMessage] = state.get("messages", [])
-        return messages
+        return dict(state)
 
 
 def run_batch(

@@ -21,9 +21,10 @@ def progress_line(progress: BatchProgress) -> Text:
     left = progress.total - progress.skipped
     return Text.assemble(
         ("items  ", "bold"),
-        (f"{progress.done + progress.failed}/{left} finished", "green"),
+        (f"{progress.done + progress.failed + progress.waiting}/{left} finished", "green"),
         "  ·  ",
         (f"{progress.failed} failed", "red" if progress.failed else "green"),
+        *((("  ·  "), (f"{progress.waiting} need approval", "yellow")) if progress.waiting else ()),
         "  ·  ",
         (f"{progress.running} running", "cyan"),
         "  ·  ",
@@ -49,8 +50,10 @@ def summary_table(outcome: BatchOutcome) -> Table:
     table.add_column(justify="right")
     table.add_column()
     table.add_row("ran", f"{len(outcome.results)} items in {outcome.elapsed_s:.1f} s")
-    table.add_row("ok", str(len(outcome.results) - len(outcome.failed)))
+    table.add_row("ok", str(len(outcome.results) - len(outcome.failed) - len(outcome.waiting)))
     table.add_row("failed", str(len(outcome.failed)))
+    if outcome.waiting:
+        table.add_row("need approval", str(len(outcome.waiting)))
     table.add_row("skipped", f"{outcome.skipped} (already ok in the results file)")
     table.add_row("rejected lines", str(len(outcome.rejected)))
     table.add_row(
@@ -61,6 +64,6 @@ def summary_table(outcome: BatchOutcome) -> Table:
 
 
 def problems(outcome: BatchOutcome) -> list[str]:
-    """One line per rejected input line and per failed item."""
-    failures = [f"item {result.id!r}: {result.error}" for result in outcome.failed]
+    """One line per rejected input line, failed item and item waiting for approval."""
+    failures = [f"item {result.id!r}: {result.error}" for result in [*outcome.failed, *outcome.waiting]]
     return [*outcome.rejected, *failures]

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.schemas import Report, TokenUsage
 
-ItemStatus = Literal["ok", "failed"]
+ItemStatus = Literal["ok", "failed", "needs_approval"]
 
 
 class DelegationSummary(BaseModel):
@@ -78,7 +78,10 @@ class ResultsFile:
 
     def next_attempt(self, item_id: str) -> int:
         """A failed item runs again on a fresh thread; one that never finished resumes its
-        thread, since it wrote no line."""
+        thread, since it wrote no line, and so does one waiting for approval."""
+        latest = self.latest.get(item_id)
+        if latest is not None and latest.status == "needs_approval":
+            return latest.attempt
         return self.attempts.get(item_id, 0) + 1
 
     def append(self, result: ItemResult) -> None:

@@ -23,6 +23,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from orchestrator.approvals import ask_on_terminal, describe
 from orchestrator.batch import DEFAULT_MAX_DELEGATIONS, DEFAULT_MAX_RUNS, BatchProgress, run_batch
 from orchestrator.batch_display import problems, summary_table
 from orchestrator.batch_display import progress_line as batch_progress_line
@@ -78,6 +79,8 @@ cli = typer.Typer(
 cli.add_typer(files_cli, name="files")
 # Piped output (CI logs, files) gets room for the delegation table instead of rich's 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 120)
+WAITING_EXIT_CODE = 3
+"""`run` and `batch` exit with it when a run waits for a person to approve a subagent's action."""
 # Errors go to stderr on one line, however narrow the terminal or long the message.
 error_console = Console(stderr=True, soft_wrap=True, highlight=False)
 # Mistakes in configuration or input: shown as one clear line, not a traceback.
@@ -264,8 +267,17 @@ def run(
             require_run(local.settings, saver, resume)
     run_id = resume or new_run_id()
     console.print(f"Run {run_id}; if it stops early: taskforce run --resume {run_id}")
+    # A subagent that pauses for approval asks on the terminal; with no one there, it waits.
+    answer = ask_on_terminal(console) if sys.stdin.isatty() else None
     with local.started() as live:
-        outcome = run_prompt(live, prompt, console, run_id=run_id)
+        outcome = run_prompt(live, prompt, console, run_id=run_id, answer=answer)
+    if outcome.waiting:
+        console.print(
+            f"Run {run_id} waits for {describe(outcome.waiting)}; "
+            f"answer on a terminal with: taskforce run --resume {run_id}",
+            soft_wrap=True,  # a command to copy, whole
+        )
+        raise typer.Exit(WAITING_EXIT_CODE)
     console.print(Panel(Text(outcome.answer or "(no answer)"), title="Answer"))
     console.print(delegation_table(outcome.reports))
     console.print(f"{len(outcome.reports)} delegations in {outcome.elapsed_s:.1f} s; run id {outcome.run_id}")
@@ -314,8 +326,10 @@ def batch(
             outcome.results[0].thread_id,
             f"Shared files kept; each item's workspace is its thread_id in {out}, e.g.:",
         )
-    if problems(outcome):
+    if outcome.failed or outcome.rejected:
         raise typer.Exit(1)
+    if outcome.waiting:
+        raise typer.Exit(WAITING_EXIT_CODE)
 
 
 # Everything after the command name goes to Celery or Flower untouched.
@@ -456,7 +470,7 @@ def status(batch_id: BatchIdArgument) -> None:
     found = batch_status(_connected_settings("status"), batch_id)
     counts = "  ·  ".join(
         f"{found.counts.get(state, 0)} {state}"
-        for state in ("queued", "running", "ok", "failed", "cancelled")
+        for state in ("queued", "running", "ok", "failed", "needs_approval", "cancelled")
     )
     console.print(
         f"batch {batch_id}: {found.total} runs  ·  {counts}" + ("  (cancelled)" if found.cancelled else "")

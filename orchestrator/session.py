@@ -7,14 +7,16 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.messages import BaseMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
+from langgraph.types import Command, Interrupt
 from rich.console import Console
 
 from orchestrator.agent import create_orchestrator
+from orchestrator.approvals import Answerer
 from orchestrator.checkpoints import open_checkpointer, require_run
 from orchestrator.client import DelegationClient
 from orchestrator.progress import DelegationTracker, live_progress, progress_line
@@ -29,6 +31,8 @@ class RunOutcome:
     answer: str
     reports: list[Report]
     elapsed_s: float
+    waiting: list[Interrupt] = field(default_factory=list)
+    """What the run waits for a person to answer (nobody was asked): resume it to answer."""
 
 
 def new_run_id() -> str:
@@ -52,8 +56,11 @@ def run_prompt(
     console: Console,
     context: dict[str, Any] | None = None,
     run_id: str | None = None,
+    *,
+    answer: Answerer | None = None,
 ) -> RunOutcome:
-    """Runs `prompt` as a new run, or with `prompt=None` resumes the checkpointed `run_id`."""
+    """Runs `prompt` as a new run, or with `prompt=None` resumes the checkpointed `run_id`.
+    `answer` answers whatever the run pauses to ask; without it the run is left paused."""
     client = DelegationClient(create_celery_app(settings), settings)
     tracker = DelegationTracker(client)
     run_id = run_id or new_run_id()
@@ -65,15 +72,21 @@ def run_prompt(
         )
         if prompt is None:
             require_run(settings, checkpointer, run_id)
-        start = None if prompt is None else {"messages": [HumanMessage(content=prompt)]}
+        given: Any = None if prompt is None else {"messages": [HumanMessage(content=prompt)]}
         # However the run ends (an answer, an error, Ctrl-C), nothing it sent is left to run.
-        painted = live_progress(lambda: progress_line(tracker), console)
-        with contextlib.closing(client), client.cancelled_on_interrupt(), painted:
-            state = agent.invoke(start, config, context=context, durability="sync")
+        with contextlib.closing(client), client.cancelled_on_interrupt():
+            while True:
+                with live_progress(lambda: progress_line(tracker), console):
+                    state = agent.invoke(given, config, context=context, durability="sync")
+                questions: list[Interrupt] = state.get("__interrupt__") or []
+                if not questions or answer is None:
+                    break
+                given = Command(resume={question.id: answer(question.value) for question in questions})
     messages: list[BaseMessage] = state.get("messages", [])
     return RunOutcome(
         run_id=run_id,
         answer=messages[-1].text if messages else "",
         reports=reports_in(messages),
         elapsed_s=time.monotonic() - started,
+        waiting=questions,
     )

@@ -30,7 +30,7 @@ from shared.secrets import SecretBox
 from shared.settings import Settings
 
 RUN_MAIN = "taskforce.run_main"
-ItemState = Literal["queued", "running", "ok", "failed", "cancelled"]
+ItemState = Literal["queued", "running", "ok", "failed", "needs_approval", "cancelled"]
 FINAL_STATES: frozenset[str] = frozenset({"ok", "failed", "cancelled"})
 
 

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,8 +17,12 @@ from deepagents.middleware.filesystem import FilesystemPermission
 from langchain_core.messages import HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
+from rich.console import Console
 
 from orchestrator import create_orchestrator
+from orchestrator.batch import run_batch
+from orchestrator.embedded import worker_environment
+from orchestrator.session import run_prompt
 from shared.files import shared_files
 from tests.integration.agents import DELEGATING, EMAILS_KEY, PREFERENCES, send_email
 from tests.integration.conftest import Cluster, scripted, task_call, tool_messages
@@ -137,3 +144,64 @@ def test_general_purpose_runs_on_the_main_agents_model_object(cluster: Cluster) 
     assert seen["pid"] in cluster.worker_pids
     assert seen["pid"] != os.getpid()
     assert seen["messages"][-1] == ["human", "say hello"]
+
+
+def test_taskforce_run_with_nobody_at_the_terminal_leaves_the_run_waiting_and_says_how_to_answer(
+    cluster: Cluster, emails: redis.Redis, tmp_path: Path
+) -> None:
+    settings = cluster.settings.model_copy(update={"data_dir": tmp_path})
+    command = [sys.executable, "-m", "orchestrator", "run", "--workers", "0"]
+    waiting = subprocess.run(
+        [*command, "Ask the mailer subagent:\n- mail bob"],
+        env=worker_environment(settings),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert waiting.returncode == 3, waiting.stdout + waiting.stderr
+    assert "waits for approval of send_email; answer on a terminal with: taskforce run --resume run-" in (
+        waiting.stdout
+    )
+    assert "Traceback" not in waiting.stderr
+    assert _sent(emails) == 0
+
+
+def test_a_batch_item_parks_until_someone_answers_then_the_rerun_takes_the_answer(
+    cluster: Cluster, emails: redis.Redis, tmp_path: Path
+) -> None:
+    settings = cluster.settings.model_copy(update={"data_dir": tmp_path})
+    batch, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    lines = [
+        {"id": "mail", "prompt": "Ask the mailer subagent:\n- mail bob"},
+        {"id": "look", "prompt": "hello"},
+    ]
+    batch.write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+    first = run_batch(settings, batch, out)
+
+    [parked] = first.waiting
+    assert parked.status == "needs_approval"
+    assert f"taskforce run --resume {parked.thread_id}" in str(parked.error)
+    assert [result.status for result in first.results if result.id == "look"] == ["ok"]
+    assert _sent(emails) == 0
+
+    asked: list[Any] = []
+    answered = run_prompt(
+        settings,
+        None,
+        Console(quiet=True),
+        run_id=parked.thread_id,
+        answer=lambda q: asked.append(q) or APPROVE,
+    )
+    assert [request["name"] for request in asked[0]["action_requests"]] == ["send_email"]
+    assert answered.waiting == []
+
+    second = run_batch(settings, batch, out)
+
+    [done] = second.results
+    assert (done.id, done.status, done.thread_id) == ("mail", "ok", parked.thread_id)
+    assert "sent email 1 to bob" in done.delegations[0].summary
+    assert _sent(emails) == 1
