@@ -89,7 +89,7 @@ def create_orchestrator(
         [(spec["name"], spec["description"]) for spec in offered],
         listener=listener,
         queues={spec["name"]: queue_name(spec) for spec in offered},
-        digests={spec["name"]: spec_digests(spec, settings.model) for spec in offered},
+        digests={spec["name"]: spec_digests(spec) for spec in offered},
         inherited=inherited,
     )
     return create_deep_agent(

@@ -2,10 +2,10 @@
 different subagent than the one the orchestrator offered its model.
 
 Workers cannot receive a spec (tools and models do not travel); they rebuild it from their own
-registry. If their copy differs (another prompt, another tool list, another model, another
-`TASKFORCE_MODEL` for general-purpose), deepagents in one process could never have behaved
-like that. Each delegation carries a digest of every field of the spec as the orchestrator saw
-it; the worker compares its own and refuses, naming the fields that differ.
+registry. If their copy differs (another prompt, another tool list, another model),
+deepagents in one process could never have behaved like that. Each delegation carries a digest
+of every field of the spec as the orchestrator saw it; the worker compares its own and
+refuses, naming the fields that differ.
 
 Objects are described by what identifies them across processes (a tool's name, a model's class
 and model name, a middleware's name), never by `repr`, which holds memory addresses.
@@ -70,11 +70,10 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def spec_digests(spec: Mapping[str, Any], default_model: str | BaseChatModel) -> dict[str, str]:
-    """`default_model` is what a spec without a model runs on (`TASKFORCE_MODEL`)."""
-    values = {field: spec.get(field) for field in FIELDS}
-    values["model"] = spec.get("model") or default_model
-    return {field: _digest(value) for field, value in values.items()}
+def spec_digests(spec: Mapping[str, Any]) -> dict[str, str]:
+    """The spec as written: what a spec leaves out (a model, tools) is sent with each
+    delegation as the main agent's (`shared.schemas.Inherited`), not assumed from settings."""
+    return {field: _digest(spec.get(field)) for field in FIELDS}
 
 
 def differing_fields(expected: Mapping[str, str], actual: Mapping[str, str]) -> list[str]:

@@ -130,7 +130,7 @@ class SubagentCache:
         paused_runs: BaseCheckpointSaver[str] | None = None,
     ):
         self._specs = {spec["name"]: spec for spec in specs}
-        self._digests = {name: spec_digests(spec, default_model) for name, spec in self._specs.items()}
+        self._digests = {name: spec_digests(spec) for name, spec in self._specs.items()}
         self._default_model = default_model
         self._backend = backend
         self.paused_runs = paused_runs
@@ -150,7 +150,7 @@ class SubagentCache:
                 raise SpecMismatchError(
                     f"this worker's spec of subagent {name!r} differs from the orchestrator's in "
                     f"{', '.join(differing)}; give the orchestrator and every worker the same "
-                    "TASKFORCE_SUBAGENTS registry and TASKFORCE_MODEL"
+                    "TASKFORCE_SUBAGENTS registry"
                 )
         key = (name, inherited.model_dump_json())
         with self._lock:

@@ -213,15 +213,11 @@ def test_ainvoke_delegates_in_parallel_too(cluster: Cluster) -> None:
 
 def test_a_worker_whose_spec_differs_refuses_naming_what_differs(cluster: Cluster) -> None:
     """The orchestrator offered its model another prompt for `inspector` than the workers'
-    registry holds, and another TASKFORCE_MODEL for general-purpose: both are refused, never run
-    as the workers' own versions."""
+    registry holds: refused, never run as the workers' own version."""
     inspector = next(spec for spec in SUBAGENTS if spec["name"] == "inspector")
     edited = {**inspector, "system_prompt": "You are a different inspector."}
-    settings = cluster.settings.model_copy(update={"model": "openai:gpt-4.1-mini", "general_purpose": True})
     agent = create_orchestrator(
-        scripted([task_call("i", "inspector", "look"), task_call("g", "general-purpose", "think")], "done"),
-        settings=settings,
-        subagents=[edited],
+        scripted([task_call("i", "inspector", "look")], "done"), settings=cluster.settings, subagents=[edited]
     )
 
     reports = {call: m.artifact for call, m in tool_messages(agent.invoke({"messages": []})).items()}
@@ -231,5 +227,3 @@ def test_a_worker_whose_spec_differs_refuses_naming_what_differs(cluster: Cluste
         "spec of subagent 'inspector' differs from the orchestrator's in system_prompt"
         in reports["i"]["summary"]
     )
-    assert reports["g"]["status"] == "error"
-    assert "'general-purpose' differs from the orchestrator's in model" in reports["g"]["summary"]

@@ -35,22 +35,25 @@ def _spec(**changes: Any) -> dict[str, Any]:
 
 
 def test_the_same_spec_built_twice_has_the_same_digests() -> None:
-    assert spec_digests(_spec(), "offline") == spec_digests(_spec(), "offline")
-    assert set(spec_digests(_spec(), "offline")) == set(FIELDS)
+    assert spec_digests(_spec()) == spec_digests(_spec())
+    assert set(spec_digests(_spec())) == set(FIELDS)
 
 
 def test_only_the_fields_that_differ_are_named() -> None:
-    theirs = spec_digests(_spec(system_prompt="Be quick.", tools=[]), "offline")
+    theirs = spec_digests(_spec(system_prompt="Be quick.", tools=[]))
 
-    assert differing_fields(spec_digests(_spec(), "offline"), theirs) == ["system_prompt", "tools"]
+    assert differing_fields(spec_digests(_spec()), theirs) == ["system_prompt", "tools"]
 
 
-def test_a_spec_without_a_model_runs_on_the_default_one() -> None:
+def test_a_spec_without_a_model_is_the_same_spec_whatever_the_default_model() -> None:
+    """It runs on the main agent's model, which each delegation carries: the workers'
+    TASKFORCE_MODEL plays no part in it."""
     spec = _spec()
     del spec["model"]
 
-    assert differing_fields(spec_digests(spec, "offline"), spec_digests(spec, "openai:gpt-4.1")) == ["model"]
+    assert differing_fields(spec_digests(spec), spec_digests(dict(spec))) == []
+    assert differing_fields(spec_digests(spec), spec_digests(_spec())) == ["model"]
 
 
 def test_an_older_sender_without_digests_checks_nothing() -> None:
-    assert differing_fields({}, spec_digests(_spec(), "offline")) == []
+    assert differing_fields({}, spec_digests(_spec())) == []
