@@ -287,5 +287,29 @@ STYLIST = _spec("stylist", SkilledModel(), [], skills=["/skills/"])
 GRADER = _spec("grader", GraderModel(), [], response_format=Grade)
 RESEARCHER = _spec("researcher", ResearcherModel(), [lookup_fact])
 EDITOR = _spec("editor", ProfiledModel(), [])
+# Human approval: one with approvals of its own, one that takes everything from the main agent.
+GATEKEEPER = _spec(
+    "gatekeeper",
+    ToolUserModel(label="gatekeeper", tool_name="count_words", argument="text"),
+    [count_words],
+    interrupt_on={"count_words": True},
+)
+BARE: SubAgent = {
+    "name": "bare",
+    "description": "parity subagent bare: no tools, approvals or permissions of its own",
+    "system_prompt": "You are the bare one. Answer briefly.",
+    "model": ToolUserModel(label="bare", tool_name="count_words", argument="text"),
+}
 
-SUBAGENTS: list[SubAgent] = [ANALYST, REVERSER, FACT_CHECKER, SCRIBE, STYLIST, GRADER, RESEARCHER, EDITOR]
+SUBAGENTS: list[SubAgent] = [
+    ANALYST,
+    REVERSER,
+    FACT_CHECKER,
+    SCRIBE,
+    STYLIST,
+    GRADER,
+    RESEARCHER,
+    EDITOR,
+    GATEKEEPER,
+    BARE,
+]
