@@ -25,6 +25,7 @@ from orchestrator.middleware import CeleryDelegationMiddleware, DelegationListen
 from orchestrator.parity import MainAgent, inheritance
 from shared.celery_app import create_celery_app
 from shared.files import shared_files
+from shared.files.workspace import MEMORIES, SKILLS
 from shared.models import make_model
 from shared.registry import effective_specs, load_registry, queue_name, validate_specs
 from shared.settings import Settings
@@ -80,10 +81,18 @@ def create_orchestrator(
         model=model if model is not None else settings.model,
         tools=tools,
         skills=skills,
+        memory=memory,
         interrupt_on=interrupt_on,
         permissions=permissions,
     )
-    inherited = inheritance(offered, main, backend=backend, store=store, context_schema=context_schema)
+    inherited = inheritance(
+        offered,
+        main,
+        shared=[MEMORIES, SKILLS, *settings.files_routes],
+        backend=backend,
+        store=store,
+        context_schema=context_schema,
+    )
     delegation = CeleryDelegationMiddleware(
         client or DelegationClient(create_celery_app(settings), settings),
         [(spec["name"], spec["description"]) for spec in offered],

@@ -17,7 +17,7 @@ import dataclasses
 import json
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from deepagents.middleware.filesystem import FilesystemPermission
 from deepagents.middleware.subagents import SubAgent
@@ -27,7 +27,7 @@ from langchain_core.tools import BaseTool
 from pydantic import BaseModel
 
 from shared.files.workspace import RunBackend
-from shared.registry import GENERAL_PURPOSE, general_purpose_spec
+from shared.registry import GENERAL_PURPOSE, MEMORY_KEY, general_purpose_spec
 from shared.schemas import Inherited
 
 
@@ -42,6 +42,7 @@ class MainAgent:
     model: str | BaseChatModel
     tools: Sequence[Any] | None
     skills: list[str] | None
+    memory: list[str] | None
     interrupt_on: Mapping[str, bool | InterruptOnConfig] | None
     permissions: list[FilesystemPermission] | None
 
@@ -116,6 +117,25 @@ def inherited_by(spec: SubAgent, main: MainAgent) -> Inherited:
     return Inherited(**fields)
 
 
+def _refuse_per_run_sources(offered: Sequence[SubAgent], main: MainAgent, shared: Sequence[str]) -> None:
+    """Memory and skills sources outside the shared folders would resolve in each run's own
+    workspace: a file written once would be missing from every other run, silently."""
+    prefixes = tuple(prefix.rstrip("/") + "/" for prefix in shared)
+    sources: list[tuple[str, str, str | None]] = [("memory", path, None) for path in main.memory or []]
+    sources += [("skills", path, None) for path in main.skills or []]
+    for spec in offered:
+        for key in ("skills", MEMORY_KEY):
+            sources += [(key, path, spec["name"]) for path in cast(dict[str, Any], spec).get(key) or []]
+    for argument, path, owner in sources:
+        if not (path.rstrip("/") + "/").startswith(prefixes):
+            where = f"subagent {owner!r}'s {argument!r}" if owner else argument
+            raise UnsupportedArgumentError(
+                f"{where}: {path!r} would be read from each run's own workspace, not one file for every "
+                f"run; keep it under {', '.join(prefixes)} (shared by all runs) or route its folder "
+                "with TASKFORCE_FILES_ROUTES"
+            )
+
+
 def _refuse_what_cannot_travel(
     offered: Sequence[SubAgent], backend: object, store: object, context_schema: object
 ) -> None:
@@ -145,9 +165,17 @@ def _refuse_what_cannot_travel(
 
 
 def inheritance(
-    offered: Sequence[SubAgent], main: MainAgent, *, backend: object, store: object, context_schema: object
+    offered: Sequence[SubAgent],
+    main: MainAgent,
+    *,
+    shared: Sequence[str],
+    backend: object,
+    store: object,
+    context_schema: object,
 ) -> dict[str, Inherited]:
     """What each offered subagent type inherits, by name; raises `UnsupportedArgumentError`
-    for anything deepagents would give a subagent that cannot reach a worker."""
+    for anything deepagents would give a subagent that cannot reach a worker, and for memory
+    or skills outside the `shared` folders."""
     _refuse_what_cannot_travel(offered, backend, store, context_schema)
+    _refuse_per_run_sources(offered, main, shared)
     return {spec["name"]: inherited_by(spec, main) for spec in offered}

@@ -79,6 +79,14 @@ REFUSED: dict[str, tuple[dict[str, Any], str]] = {
         },
         "interrupt_on: deepagents applies it to subagent 'researcher'",
     ),
+    "memory in the run's workspace": (
+        {"subagents": [OWN], "memory": ["/memory/AGENTS.md"]},
+        "memory: '/memory/AGENTS.md' would be read from each run's own workspace",
+    ),
+    "a spec's skills in the run's workspace": (
+        {"subagents": [{**OWN, "skills": ["/my-skills/"]}]},
+        "subagent 'researcher''s 'skills': '/my-skills/' would be read from each run's own workspace",
+    ),
     "backend": ({"subagents": [OWN], "backend": object()}, "backend: deepagents gives it to subagents"),
     "store": ({"subagents": [OWN], "store": InMemoryStore()}, "store: deepagents passes it"),
     "dataclass context": (
@@ -103,7 +111,12 @@ def test_what_cannot_reach_a_worker_is_refused_naming_the_argument(case: str) ->
 
 
 MAIN = MainAgent(
-    model="openai:gpt-4.1", tools=[lookup], skills=["/skills/"], interrupt_on=None, permissions=None
+    model="openai:gpt-4.1",
+    tools=[lookup],
+    skills=["/skills/"],
+    memory=None,
+    interrupt_on=None,
+    permissions=None,
 )
 
 
@@ -112,6 +125,7 @@ def test_a_spec_takes_what_it_leaves_out_from_the_main_agent_as_deepagents_does(
         model=SCRIPTED,
         tools=[lookup],
         skills=["/skills/"],
+        memory=None,
         interrupt_on={"write_file": True, "task": {"allowed_decisions": ["approve"]}},
         permissions=[ASK],
     )
@@ -129,7 +143,12 @@ def test_a_spec_takes_what_it_leaves_out_from_the_main_agent_as_deepagents_does(
 def test_what_a_spec_sets_itself_is_never_overridden() -> None:
     own = cast(SubAgent, {**OWN, "interrupt_on": {}, "permissions": [DENY]})
     main = MainAgent(
-        model="openai:gpt-4.1", tools=[lookup], skills=None, interrupt_on={"x": True}, permissions=[ASK]
+        model="openai:gpt-4.1",
+        tools=[lookup],
+        skills=None,
+        memory=None,
+        interrupt_on={"x": True},
+        permissions=[ASK],
     )
 
     assert inherited_by(own, main) == Inherited()
@@ -150,7 +169,7 @@ def test_a_general_purpose_spec_of_ones_own_is_a_declarative_spec() -> None:
 
 
 def test_what_workers_do_as_deepagents_does_is_accepted() -> None:
-    settings = _settings(general_purpose=True)
+    settings = _settings(general_purpose=True, files_routes={"/routed/": "memory://routed"})
     spec = {**OWN, "tools": [lookup], "permissions": [DENY]}
 
     create_orchestrator(
@@ -161,5 +180,6 @@ def test_what_workers_do_as_deepagents_does_is_accepted() -> None:
         permissions=[ASK],
         interrupt_on={"task": True, "write_file": True},
         skills=["/skills/"],
+        memory=["/memories/AGENTS.md", "/routed/AGENTS.md"],
         backend=shared_files(settings).backend(),
     )
