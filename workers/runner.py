@@ -126,21 +126,22 @@ async def _invoke(subagents: SubagentCache, delegation: Delegation) -> dict[str,
     }
     # Fresh context: the description is all the subagent learns of its parent's conversation.
     given: dict[str, Any] | Command[Any] = {"messages": [HumanMessage(content=delegation.description)]}
-    if subagent.pauses and subagents.paused_runs is not None:
+    paused_runs = subagent.paused_runs
+    if paused_runs is not None:
         # A paused subagent's thread is the delegation that first ran it.
         thread_id = delegation.resumes or delegation.id
         config["configurable"] = {"thread_id": thread_id}
         if delegation.resumes is None:
-            subagents.paused_runs.delete_thread(thread_id)  # another attempt starts afresh
-        elif subagents.paused_runs.get_tuple(config) is None:
+            paused_runs.delete_thread(thread_id)  # another attempt starts afresh
+        elif paused_runs.get_tuple(config) is None:
             raise PauseGoneError(f"the paused run of delegation {thread_id} is gone; delegate again")
         else:
             given = Command(resume=delegation.resume)
     elif delegation.resumes is not None:
         raise PauseGoneError(f"subagent {delegation.subagent_type!r} never pauses: nothing to resume")
     result: dict[str, Any] = await subagent.graph.ainvoke(given, config, context=context)
-    if subagent.pauses and subagents.paused_runs is not None and not result.get("__interrupt__"):
-        subagents.paused_runs.delete_thread(delegation.resumes or delegation.id)
+    if paused_runs is not None and not result.get("__interrupt__"):
+        paused_runs.delete_thread(delegation.resumes or delegation.id)
     return result
 
 

@@ -70,8 +70,8 @@ def with_inherited(spec: SubAgent, inherited: Inherited) -> SubAgent:
 @dataclass(frozen=True)
 class Subagent:
     graph: Runnable[Any, Any]
-    pauses: bool
-    """Compiled with the paused-runs checkpointer: it may stop for human approval."""
+    paused_runs: BaseCheckpointSaver[str] | None = None
+    """The checkpointer it was compiled with, if it may stop for human approval."""
 
 
 def build_subagent(
@@ -111,7 +111,7 @@ def build_subagent(
     graph = create_sub_agent(resolved)
     if approvals:
         graph.checkpointer = paused_runs  # type: ignore[attr-defined]
-    return Subagent(graph, pauses=bool(approvals))
+    return Subagent(graph, paused_runs if approvals else None)
 
 
 class SpecMismatchError(LookupError):
@@ -133,7 +133,7 @@ class SubagentCache:
         self._digests = {name: spec_digests(spec) for name, spec in self._specs.items()}
         self._default_model = default_model
         self._backend = backend
-        self.paused_runs = paused_runs
+        self._paused_runs = paused_runs
         self._built: dict[tuple[str, str], Subagent] = {}
         self._lock = threading.Lock()
 
@@ -161,5 +161,5 @@ class SubagentCache:
                         "Start workers with the same TASKFORCE_SUBAGENTS as the orchestrator."
                     )
                 spec = with_inherited(self._specs[name], inherited)
-                self._built[key] = build_subagent(spec, self._default_model, self._backend, self.paused_runs)
+                self._built[key] = build_subagent(spec, self._default_model, self._backend, self._paused_runs)
             return self._built[key]
