@@ -42,7 +42,9 @@ from langgraph.types import Command, interrupt
 from pydantic import ValidationError
 
 from orchestrator.client import CONNECTION_ERRORS, DelegationClient
+from orchestrator.subagent_stream import areplay, replay, streams_subgraphs
 from shared.context import context_for, validate_context
+from shared.progress import ProgressReader
 from shared.schemas import Delegation, Inherited, Report
 from shared.secrets import SecretBox
 
@@ -212,6 +214,7 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
             queue=self._queues.get(subagent_type),
             spec=self._digests.get(subagent_type, {}),
             inherited=self._inherited.get(subagent_type, Inherited()),
+            progress=streams_subgraphs(config),
         )
 
     def _send(self, delegation: Delegation, *, notify: bool = True) -> JobHandle:
@@ -262,6 +265,20 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
             handle["resumed"] = list(resumed)
         return Command(update={"messages": [message], JOBS_KEY: {runtime.tool_call_id: handle}})
 
+    def _progress(self, delegation: Delegation) -> ProgressReader:
+        return ProgressReader(self._client.ledger.client, self._settings.queue_prefix, delegation.id)
+
+    def _wait(self, delegation: Delegation) -> Report:
+        if delegation.progress:
+            replay(self._progress(delegation), self._client.send(delegation), delegation.subagent_type)
+        return self._client.wait(delegation)
+
+    async def _await(self, delegation: Delegation) -> Report:
+        if delegation.progress:
+            sent = await asyncio.to_thread(self._client.send, delegation)
+            await areplay(self._progress(delegation), sent, delegation.subagent_type)
+        return await self._client.await_report(delegation)
+
     def _resume(self, paused: Delegation, report: Report, resumed: list[str]) -> Delegation | Report:
         """Ask the human each of the paused subagent's questions (a LangGraph interrupt apiece,
         which ends this run until it is resumed), then send the answers to resume it: the
@@ -279,11 +296,11 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
         delegation, job = self._prepare(description, subagent_type, runtime)
         if "send_error" in job:
             return self._result(Report.failure(delegation, "error", job["send_error"]), job, runtime)
-        report = self._client.wait(delegation)
+        report = self._wait(delegation)
         resumed: list[str] = []
         while report.status == "interrupted":
             follow_up = self._resume(delegation, report, resumed)
-            report = follow_up if isinstance(follow_up, Report) else self._client.wait(follow_up)
+            report = follow_up if isinstance(follow_up, Report) else self._wait(follow_up)
         return self._result(report, job, runtime, resumed)
 
     async def _atask(self, description: str, subagent_type: str, runtime: ToolRuntime) -> str | Command[Any]:
@@ -292,13 +309,13 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
         delegation, job = await asyncio.to_thread(self._prepare, description, subagent_type, runtime)
         if "send_error" in job:
             return self._result(Report.failure(delegation, "error", job["send_error"]), job, runtime)
-        report = await self._client.await_report(delegation)
+        report = await self._await(delegation)
         resumed: list[str] = []
         while report.status == "interrupted":
             # Sending may wait on Redis; `interrupt` finds its run in the copied context.
             follow_up = await asyncio.to_thread(self._resume, delegation, report, resumed)
             if isinstance(follow_up, Delegation):
-                follow_up = await self._client.await_report(follow_up)
+                follow_up = await self._await(follow_up)
             report = follow_up
         return self._result(report, job, runtime, resumed)
 

@@ -82,6 +82,8 @@ class Delegation(_Wire):
     """The id of the delegation whose paused subagent this one continues, with `resume`: the
     answers to its interrupts by interrupt id, as `Command(resume=...)` takes them."""
     resume: dict[str, JsonValue] | None = None
+    progress: bool = False
+    """The caller streams subagents' steps: publish them (`shared.progress`)."""
 
     def to_wire(self, box: SecretBox) -> dict[str, Any]:
         """The message as it travels and waits in Redis: secrets sealed with the shared key."""

@@ -19,10 +19,13 @@ from celery import Task, signals
 
 from shared.celery_app import RUN_DELEGATION, create_celery_app, delegation_queue
 from shared.files import SharedFiles, shared_files
-from shared.ledger import open_ledger
+from shared.ledger import Ledger, open_ledger
+from shared.progress import ProgressPublisher
 from shared.registry import effective_specs, load_registry, queue_name
+from shared.schemas import Delegation
 from shared.secrets import SecretBox
 from shared.settings import Settings
+from shared.timing import timing
 from workers import broker_recovery
 from workers.leases import LeaseKeeper
 from workers.paused_runs import RedisCheckpointSaver
@@ -53,9 +56,14 @@ def files() -> SharedFiles:
 
 
 @cache
+def ledger() -> Ledger:
+    return open_ledger(settings)
+
+
+@cache
 def subagents() -> SubagentCache:
     # Paused subagents wait on the broker's Redis, which every worker of the deployment reaches.
-    paused_runs = RedisCheckpointSaver(open_ledger(settings).client, settings.queue_prefix)
+    paused_runs = RedisCheckpointSaver(ledger().client, settings.queue_prefix)
     return SubagentCache(specs, settings.model, files().backend(), paused_runs)
 
 
@@ -82,6 +90,14 @@ def _stop_serving(**_: Any) -> None:
         running.shutdown(settings.worker_shutdown_grace)
 
 
+def _progress_of(delegation: Delegation) -> ProgressPublisher:
+    # Kept as long as the delegation's record, whose report the reader waits for.
+    ttl_s = int(timing(delegation.limits).outstanding_s + settings.result_expires)
+    return ProgressPublisher(
+        ledger().client, settings.queue_prefix, delegation.id, delegation.secret_values(), ttl_s
+    )
+
+
 @app.task(name=RUN_DELEGATION, bind=True)  # type: ignore[untyped-decorator]
 def run_delegation_task(self: Task[Any, Any], payload: dict[str, Any]) -> None:
     leases = keeper(self.request.hostname or socket.gethostname())
@@ -94,5 +110,7 @@ def run_delegation_task(self: Task[Any, Any], payload: dict[str, Any]) -> None:
     if run is None:
         return
     attempt = Attempt(worker=leases.worker, number=run.attempt)
-    report = run_delegation(delegation, subagents(), files().backend(), attempt, on_start=run.bind)
+    report = run_delegation(
+        delegation, subagents(), files().backend(), attempt, on_start=run.bind, progress=_progress_of
+    )
     leases.finish(run, report)

@@ -16,13 +16,14 @@ from typing import Any, ParamSpec, TypeVar
 
 from deepagents.backends.protocol import BackendProtocol
 from langchain_core.messages import HumanMessage
-from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables import Runnable, RunnableConfig
 from langgraph.types import Command, Interrupt
 from pydantic import ValidationError
 
 from shared.context import rebuild_context, redact
 from shared.files import aclose_loop_clients, recording_writes, using_run
 from shared.files.workspace import DEFAULT_RUN
+from shared.progress import RELAYED_NODES, ProgressPublisher
 from shared.schemas import Delegation, FailureStatus, PendingApproval, Report, TokenUsage
 from shared.secrets import SecretBox
 from workers.reporting import cap_summary, final_text
@@ -117,7 +118,9 @@ class PauseGoneError(LookupError):
     """The answer came for a paused subagent whose checkpoint is no longer kept."""
 
 
-async def _invoke(subagents: SubagentCache, delegation: Delegation) -> dict[str, Any]:
+async def _invoke(
+    subagents: SubagentCache, delegation: Delegation, progress: ProgressPublisher | None
+) -> dict[str, Any]:
     subagent = subagents.get(delegation.subagent_type, delegation.spec, delegation.inherited)
     context = rebuild_context(delegation.context, delegation.secrets, delegation.secret_str_keys)
     config: RunnableConfig = {
@@ -139,10 +142,36 @@ async def _invoke(subagents: SubagentCache, delegation: Delegation) -> dict[str,
             given = Command(resume=delegation.resume)
     elif delegation.resumes is not None:
         raise PauseGoneError(f"subagent {delegation.subagent_type!r} never pauses: nothing to resume")
-    result: dict[str, Any] = await subagent.graph.ainvoke(given, config, context=context)
+    if progress is None:
+        result: dict[str, Any] = await subagent.graph.ainvoke(given, config, context=context)
+    else:
+        result = await _run_publishing(subagent.graph, given, config, context, progress)
     if paused_runs is not None and not result.get("__interrupt__"):
         paused_runs.delete_thread(delegation.resumes or delegation.id)
     return result
+
+
+async def _run_publishing(
+    graph: Runnable[Any, Any],
+    given: Any,
+    config: RunnableConfig,
+    context: Any,
+    progress: ProgressPublisher,
+) -> dict[str, Any]:
+    """`ainvoke`, publishing each model turn and tool result as it happens. The result is what
+    `ainvoke` returns: the last state, with the interrupts it stopped at."""
+    state: dict[str, Any] = {}
+    interrupts: list[Interrupt] = []
+    async for mode, chunk in graph.astream(given, config, context=context, stream_mode=["updates", "values"]):
+        if mode == "values":
+            state = chunk
+            continue
+        for node, update in chunk.items():
+            if node == "__interrupt__":
+                interrupts.extend(update)
+            elif node in RELAYED_NODES and isinstance(update, dict) and update.get("messages"):
+                progress.publish(node, update["messages"])
+    return {**state, "__interrupt__": interrupts} if interrupts else state
 
 
 def _pending_approvals(interrupts: list[Interrupt], secrets: list[str]) -> tuple[PendingApproval, ...]:
@@ -157,11 +186,13 @@ def _pending_approvals(interrupts: list[Interrupt], secrets: list[str]) -> tuple
         raise ValueError("the subagent paused with an interrupt value that is not JSON") from None
 
 
-async def _invoke_by_deadline(subagents: SubagentCache, delegation: Delegation) -> dict[str, Any]:
+async def _invoke_by_deadline(
+    subagents: SubagentCache, delegation: Delegation, progress: ProgressPublisher | None
+) -> dict[str, Any]:
     deadline = asyncio.timeout(delegation.limits.timeout_s)
     try:
         async with deadline:
-            return await _invoke(subagents, delegation)
+            return await _invoke(subagents, delegation, progress)
     except TimeoutError:
         if deadline.expired():
             raise _DeadlinePassedError from None
@@ -169,7 +200,10 @@ async def _invoke_by_deadline(subagents: SubagentCache, delegation: Delegation) 
 
 
 def _run_detached(
-    subagents: SubagentCache, delegation: Delegation, on_start: OnStart | None
+    subagents: SubagentCache,
+    delegation: Delegation,
+    on_start: OnStart | None,
+    progress: ProgressPublisher | None,
 ) -> dict[str, Any]:
     """Run on a loop of our own whose executor is not waited for at the end: `asyncio.run`
     would wait for a blocking call (a sync model or tool) that the deadline already gave up
@@ -177,7 +211,7 @@ def _run_detached(
     loop = asyncio.new_event_loop()
     loop.set_default_executor(_BLOCKING_CALLS)
     try:
-        task = loop.create_task(_invoke_by_deadline(subagents, delegation))
+        task = loop.create_task(_invoke_by_deadline(subagents, delegation, progress))
         if on_start is not None:
             on_start(task)
         try:
@@ -195,12 +229,18 @@ def run_delegation(
     subagents: SubagentCache,
     backend: BackendProtocol,
     attempt: Attempt,
+    *,
     on_start: OnStart | None = None,
+    progress: Callable[[Delegation], ProgressPublisher] | None = None,
 ) -> Report:
-    """`on_start` receives the asyncio task of the run, for whoever may have to cancel it."""
+    """`on_start` receives the asyncio task of the run, for whoever may have to cancel it;
+    `progress` opens the stream a delegation that asks for its progress publishes to."""
+    publisher = progress(delegation) if progress is not None and delegation.progress else None
     # The main agent's run: its workspace is where this subagent's files and report go.
     with using_run(delegation.thread_id or DEFAULT_RUN):
-        return _run_in_workspace(delegation, subagents, backend, attempt, on_start)
+        return _run_in_workspace(
+            delegation, subagents, backend, attempt, on_start=on_start, progress=publisher
+        )
 
 
 def _run_in_workspace(
@@ -208,7 +248,9 @@ def _run_in_workspace(
     subagents: SubagentCache,
     backend: BackendProtocol,
     attempt: Attempt,
+    *,
     on_start: OnStart | None,
+    progress: ProgressPublisher | None,
 ) -> Report:
     started = time.monotonic()
     fields: dict[str, Any] = {"worker": attempt.worker, "attempts": attempt.number}
@@ -226,7 +268,7 @@ def _run_in_workspace(
             )
 
         try:
-            result = _run_detached(subagents, delegation, on_start)
+            result = _run_detached(subagents, delegation, on_start, progress)
             approvals = _pending_approvals(result.get("__interrupt__") or [], secrets)
         except _StoppedError:
             return failed("cancelled", "the run was stopped on this worker")
