@@ -86,7 +86,8 @@ class _Call(NamedTuple):
 
 
 class DelegationListener(Protocol):
-    """Told about every delegation as it goes out and as its report comes back."""
+    """Told about every delegation as it goes out and as its report comes back. With a
+    listener, workers also publish each delegation's steps (`shared.progress`) to show live."""
 
     def dispatched(self, delegation: Delegation) -> None: ...
 
@@ -214,7 +215,8 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
             queue=self._queues.get(subagent_type),
             spec=self._digests.get(subagent_type, {}),
             inherited=self._inherited.get(subagent_type, Inherited()),
-            progress=streams_subgraphs(config),
+            # Someone watches: a caller streaming subagents, or a listener showing their steps.
+            progress=streams_subgraphs(config) or self._listener is not None,
         )
 
     def _send(self, delegation: Delegation, *, notify: bool = True) -> JobHandle:
@@ -268,13 +270,13 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
     def _progress(self, delegation: Delegation) -> ProgressReader:
         return ProgressReader(self._client.ledger.client, self._settings.queue_prefix, delegation.id)
 
-    def _wait(self, delegation: Delegation) -> Report:
-        if delegation.progress:
+    def _wait(self, delegation: Delegation, runtime: ToolRuntime) -> Report:
+        if streams_subgraphs(runtime.config):
             replay(self._progress(delegation), self._client.send(delegation), delegation.subagent_type)
         return self._client.wait(delegation)
 
-    async def _await(self, delegation: Delegation) -> Report:
-        if delegation.progress:
+    async def _await(self, delegation: Delegation, runtime: ToolRuntime) -> Report:
+        if streams_subgraphs(runtime.config):
             sent = await asyncio.to_thread(self._client.send, delegation)
             await areplay(self._progress(delegation), sent, delegation.subagent_type)
         return await self._client.await_report(delegation)
@@ -296,11 +298,11 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
         delegation, job = self._prepare(description, subagent_type, runtime)
         if "send_error" in job:
             return self._result(Report.failure(delegation, "error", job["send_error"]), job, runtime)
-        report = self._wait(delegation)
+        report = self._wait(delegation, runtime)
         resumed: list[str] = []
         while report.status == "interrupted":
             follow_up = self._resume(delegation, report, resumed)
-            report = follow_up if isinstance(follow_up, Report) else self._wait(follow_up)
+            report = follow_up if isinstance(follow_up, Report) else self._wait(follow_up, runtime)
         return self._result(report, job, runtime, resumed)
 
     async def _atask(self, description: str, subagent_type: str, runtime: ToolRuntime) -> str | Command[Any]:
@@ -309,13 +311,13 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
         delegation, job = await asyncio.to_thread(self._prepare, description, subagent_type, runtime)
         if "send_error" in job:
             return self._result(Report.failure(delegation, "error", job["send_error"]), job, runtime)
-        report = await self._await(delegation)
+        report = await self._await(delegation, runtime)
         resumed: list[str] = []
         while report.status == "interrupted":
             # Sending may wait on Redis; `interrupt` finds its run in the copied context.
             follow_up = await asyncio.to_thread(self._resume, delegation, report, resumed)
             if isinstance(follow_up, Delegation):
-                follow_up = await self._await(follow_up)
+                follow_up = await self._await(follow_up, runtime)
             report = follow_up
         return self._result(report, job, runtime, resumed)
 

@@ -1,5 +1,6 @@
 """What the CLI shows while a run is under way and after it: delegations queued, running,
-done and failed, then one row per delegation."""
+done and failed with a live line for each running one (its subagent's latest step, from the
+progress the worker publishes: `shared.progress`), then one row per delegation."""
 
 from __future__ import annotations
 
@@ -13,7 +14,22 @@ from rich.table import Table
 from rich.text import Text
 
 from orchestrator.client import DelegationClient
+from shared.progress import ProgressReader, Step
 from shared.schemas import Delegation, Report
+
+SHOWN_RUNNING = 8
+"""Running delegations shown a line each; the rest are counted."""
+
+
+def describe_step(step: Step) -> str:
+    """A few words on what a subagent just did."""
+    last = step.messages[-1]
+    calls = getattr(last, "tool_calls", None)
+    if calls:
+        return "calling " + ", ".join(call["name"] for call in calls)
+    if step.node == "tools":
+        return f"got the result of {last.name or 'a tool'}"
+    return "answering"
 
 
 class DelegationTracker:
@@ -24,14 +40,47 @@ class DelegationTracker:
         self._lock = threading.Lock()
         self._sent: dict[str, Delegation] = {}
         self._reports: dict[str, Report] = {}
+        self._steps: dict[str, ProgressReader] = {}
+        self.latest: dict[str, str] = {}
+        """What each delegation's subagent did last, as far as `running_lines` has read."""
 
     def dispatched(self, delegation: Delegation) -> None:
+        reader = ProgressReader(self._client.ledger.client, self._client.settings.queue_prefix, delegation.id)
         with self._lock:
             self._sent[delegation.id] = delegation
+            self._steps[delegation.id] = reader
 
     def reported(self, report: Report) -> None:
         with self._lock:
             self._reports[report.delegation_id] = report
+            reader = self._steps.pop(report.delegation_id, None)
+        if reader is not None:
+            reader.forget()  # its steps were only ever shown here
+
+    def running_lines(self) -> list[Text]:
+        """A line per running delegation: its subagent, its task, its latest step."""
+        states = dict(self._client.states)
+        with self._lock:
+            running = [
+                (key, self._sent[key], reader)
+                for key, reader in self._steps.items()
+                if states.get(key) == "running"
+            ]
+        lines = []
+        for key, delegation, reader in running[:SHOWN_RUNNING]:
+            steps = reader.read(block=False)
+            if steps:
+                self.latest[key] = describe_step(steps[-1])
+            lines.append(
+                Text.assemble(
+                    ("  " + delegation.subagent_type, "cyan"),
+                    f"  {delegation.description[:48]!r}  ",
+                    (self.latest.get(key, "starting"), "dim"),
+                )
+            )
+        if len(running) > SHOWN_RUNNING:
+            lines.append(Text(f"  … and {len(running) - SHOWN_RUNNING} more running", style="dim"))
+        return lines
 
     @property
     def reports(self) -> list[Report]:
@@ -52,7 +101,7 @@ class DelegationTracker:
 
 def progress_line(tracker: DelegationTracker) -> Text:
     queued, running, done, failed = tracker.counts()
-    return Text.assemble(
+    counts = Text.assemble(
         ("delegations  ", "bold"),
         (f"{queued} queued", "yellow"),
         "  ·  ",
@@ -62,6 +111,7 @@ def progress_line(tracker: DelegationTracker) -> Text:
         "  ·  ",
         (f"{failed} failed", "red" if failed else "green"),
     )
+    return Text("\n").join([counts, *tracker.running_lines()])
 
 
 @contextlib.contextmanager

@@ -17,14 +17,18 @@ from concurrent.futures import Future
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig, RunnableLambda
-from langgraph._internal._constants import CONFIG_KEY_STREAM
+from langgraph._internal._constants import CONFIG_KEY_DURABILITY, CONFIG_KEY_STREAM
 from langgraph.graph import END, START, MessagesState, StateGraph
 
 from shared.progress import RELAYED_NODES, ProgressReader, Step
 from shared.schemas import Report
 
-_REPLAY_LIMIT = 100_000
-"""Steps a replay may take: far beyond any subagent's, whose own recursion limit ends it first."""
+_REPLAY_CONFIG: RunnableConfig = {
+    "recursion_limit": 100_000,  # far beyond any subagent's, whose own limit ends it first
+    # Not the caller's durability: under "sync" LangGraph would wait for checkpoints of a graph
+    # that keeps none (and passing `durability=` to a graph without a checkpointer warns).
+    "configurable": {CONFIG_KEY_DURABILITY: "exit"},
+}
 
 
 def streams_subgraphs(config: RunnableConfig) -> bool:
@@ -67,11 +71,12 @@ class _Replay:
 
 def replay(reader: ProgressReader, report: Future[Report], subagent_type: str) -> None:
     """Replay the steps until the report is in; call inside the `task` call."""
-    _Replay(reader, report).graph(subagent_type).invoke({"messages": []}, {"recursion_limit": _REPLAY_LIMIT})
+    graph = _Replay(reader, report).graph(subagent_type)
+    graph.invoke({"messages": []}, _REPLAY_CONFIG)
     reader.forget()
 
 
 async def areplay(reader: ProgressReader, report: Future[Report], subagent_type: str) -> None:
     graph = _Replay(reader, report).graph(subagent_type)
-    await graph.ainvoke({"messages": []}, {"recursion_limit": _REPLAY_LIMIT})
+    await graph.ainvoke({"messages": []}, _REPLAY_CONFIG)
     await asyncio.to_thread(reader.forget)

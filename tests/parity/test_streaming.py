@@ -10,6 +10,7 @@ import pytest
 import redis
 from deepagents import create_deep_agent
 from langchain_core.messages import BaseMessage, HumanMessage
+from langgraph.checkpoint.memory import InMemorySaver
 
 from orchestrator import create_orchestrator
 from tests.integration.conftest import scripted, task_call
@@ -104,3 +105,30 @@ def test_without_subgraphs_nothing_is_published(parity: ParityEnv) -> None:
         f"{parity.settings.queue_prefix}:progress:*"
     )
     assert list(published) == []
+
+
+def test_a_checkpointed_run_streams_its_subagents_too(parity: ParityEnv) -> None:
+    """Under `durability="sync"` (what the CLI uses) the replay, which keeps no checkpoint,
+    must not wait for one."""
+    agent = create_orchestrator(
+        scripted([task_call("a", "analyst", "one two three")], "done"),
+        subagents=[ANALYST],
+        settings=parity.settings,
+        checkpointer=InMemorySaver(),
+    )
+
+    chunks = list(
+        agent.stream(
+            {"messages": [HumanMessage(content="start")]},
+            {"configurable": {"thread_id": "streamed-and-kept"}},
+            stream_mode="updates",
+            subgraphs=True,
+            durability="sync",
+        )
+    )
+
+    assert [node for namespace, update in chunks if namespace for node in update] == [
+        "model",
+        "tools",
+        "model",
+    ]
