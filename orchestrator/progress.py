@@ -44,18 +44,20 @@ class DelegationTracker:
         self.latest: dict[str, str] = {}
         """What each delegation's subagent did last, as far as `running_lines` has read."""
 
+    def _reader(self, delegation_id: str) -> ProgressReader:
+        return ProgressReader(self._client.ledger.client, self._client.settings.queue_prefix, delegation_id)
+
     def dispatched(self, delegation: Delegation) -> None:
-        reader = ProgressReader(self._client.ledger.client, self._client.settings.queue_prefix, delegation.id)
         with self._lock:
             self._sent[delegation.id] = delegation
-            self._steps[delegation.id] = reader
+            self._steps[delegation.id] = self._reader(delegation.id)
 
     def reported(self, report: Report) -> None:
         with self._lock:
             self._reports[report.delegation_id] = report
             reader = self._steps.pop(report.delegation_id, None)
-        if reader is not None:
-            reader.forget()  # its steps were only ever shown here
+        # Its steps were only ever shown here; a resumed run's delegations were sent before.
+        (reader or self._reader(report.delegation_id)).forget()
 
     def running_lines(self) -> list[Text]:
         """A line per running delegation: its subagent, its task, its latest step."""

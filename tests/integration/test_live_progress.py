@@ -31,7 +31,11 @@ def test_a_running_delegation_shows_its_latest_step_and_leaves_nothing_behind(cl
         client=client,
         listener=tracker,
     )
-    run = threading.Thread(target=agent.invoke, args=({"messages": [HumanMessage(content="go")]},))
+    thread_id = f"live-{uuid.uuid4().hex[:8]}"
+    run = threading.Thread(
+        target=agent.invoke,
+        args=({"messages": [HumanMessage(content="go")]}, {"configurable": {"thread_id": thread_id}}),
+    )
     run.start()
 
     def shown() -> str:
@@ -44,5 +48,7 @@ def test_a_running_delegation_shows_its_latest_step_and_leaves_nothing_behind(cl
     client.close()
 
     assert shown() == ""
-    published = redis.Redis.from_url(str(settings.redis_url)).scan_iter(f"{settings.queue_prefix}:progress:*")
+    published = redis.Redis.from_url(str(settings.redis_url)).scan_iter(
+        f"{settings.queue_prefix}:progress:{thread_id}*"
+    )
     assert list(published) == []
