@@ -259,6 +259,27 @@ class ProfiledModel(StepModel):
         return AIMessage(content=json.dumps(answer, indent=1))
 
 
+# The general-purpose subagent runs on the main agent's model: one workers can import.
+
+
+class GeneralModel(StepModel):
+    """As the main agent, `delegate: <task>` goes to general-purpose and its answer comes back
+    under `main:`; as general-purpose, it counts the task's words with the tool it inherited."""
+
+    def respond(self, turn: Turn) -> AIMessage:
+        if turn.task.startswith("delegate: "):
+            if not turn.results:
+                task = turn.task.removeprefix("delegate: ")
+                return _call("task", "gp-1", description=task, subagent_type="general-purpose")
+            return AIMessage(content=f"main: {turn.results[-1]}")
+        if not turn.results and "count_words" in turn.tools:
+            return _call("count_words", "gp-count", text=turn.task)
+        return AIMessage(content=f"general-purpose: {turn.results[-1] if turn.results else 'no tool'}")
+
+
+GENERAL = GeneralModel()
+
+
 def _spec(name: str, model: BaseChatModel, tools: list[Any], **extra: Any) -> SubAgent:
     spec: dict[str, Any] = {
         "name": name,
