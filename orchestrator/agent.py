@@ -21,6 +21,7 @@ from langgraph.store.base import BaseStore
 from langgraph.types import Checkpointer
 
 from orchestrator.client import DelegationClient
+from orchestrator.delegations import DelegationBuilder, Route
 from orchestrator.middleware import CeleryDelegationMiddleware, DelegationListener
 from orchestrator.parity import MainAgent, inheritance
 from shared.celery_app import create_celery_app
@@ -93,13 +94,18 @@ def create_orchestrator(
         store=store,
         context_schema=context_schema,
     )
+    builder = DelegationBuilder(
+        settings,
+        {
+            spec["name"]: Route(queue_name(spec), spec_digests(spec), inherited[spec["name"]])
+            for spec in offered
+        },
+    )
     delegation = CeleryDelegationMiddleware(
         client or DelegationClient(create_celery_app(settings), settings),
+        builder,
         [(spec["name"], spec["description"]) for spec in offered],
         listener=listener,
-        queues={spec["name"]: queue_name(spec) for spec in offered},
-        digests={spec["name"]: spec_digests(spec) for spec in offered},
-        inherited=inherited,
     )
     return create_deep_agent(
         make_model(model if model is not None else settings.model),
