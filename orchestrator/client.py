@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from types import FrameType
@@ -112,29 +112,15 @@ class DelegationClient:
             raise
 
     def _send(self, delegation: Delegation) -> Future[Report]:
-        limits = timing(delegation.limits)
-        queue = queue_for(self.settings, delegation.queue or delegation.subagent_type)
-        publication = Publication(
-            delegation.id, json.dumps(delegation.to_wire(self._box)), repr([delegation.redacted()]), queue
-        )
-        wait = _Wait(delegation, queue)
+        wait = _Wait(delegation, self._queue(delegation))
         with self._lock:
             if self._detached:
                 raise DetachedError("this client was detached: it sends nothing more")
             self._waits[delegation.id] = wait
             self._sent.add(delegation.id)
         try:
-            existing = self.ledger.record(
-                publication,
-                subagent_type=delegation.subagent_type,
-                reply_to=self.inbox,
-                max_attempts=delegation.limits.max_attempts,
-                guard_s=limits.queue_timeout_s,
-                ttl_s=int(limits.outstanding_s + self.settings.result_expires),
-            )
-            if existing is None:
-                publish(self.app, publication)
-            elif existing in _FINAL_STATES:
+            existing = self._record_and_publish(delegation, reply_to=self.inbox)
+            if existing in _FINAL_STATES:
                 self._check([wait])
         except BaseException:
             with self._lock:
@@ -144,6 +130,63 @@ class DelegationClient:
             raise
         self._ensure_listening()
         return wait.future
+
+    def start(self, delegation: Delegation) -> None:
+        """Record and publish the delegation without waiting for it: a background task, which
+        outlives this client (closing it, or the interpreter's exit, cancels nothing started
+        here) and whose report stays in its record until `result_expires` after it finishes,
+        for `peek` to read from any process. Starting an id already recorded does nothing.
+        Raises CONNECTION_ERRORS if Redis stays away through the retries."""
+        if self._detached:
+            raise DetachedError("this client was detached: it sends nothing more")
+        self._record_and_publish(delegation, reply_to="")
+
+    def _queue(self, delegation: Delegation) -> str:
+        return queue_for(self.settings, delegation.queue or delegation.subagent_type)
+
+    def _record_and_publish(self, delegation: Delegation, *, reply_to: str) -> str | None:
+        """Publish the delegation unless its id is already recorded; returns the recorded
+        delegation's state, or None for a new one. `reply_to` is the inbox its report is pushed
+        to ("" for none)."""
+        limits = timing(delegation.limits)
+        publication = Publication(
+            delegation.id,
+            json.dumps(delegation.to_wire(self._box)),
+            repr([delegation.redacted()]),
+            self._queue(delegation),
+        )
+        existing = self.ledger.record(
+            publication,
+            subagent_type=delegation.subagent_type,
+            reply_to=reply_to,
+            max_attempts=delegation.limits.max_attempts,
+            guard_s=limits.queue_timeout_s,
+            ttl_s=int(limits.outstanding_s + self.settings.result_expires),
+        )
+        if existing is None:
+            publish(self.app, publication)
+        return existing
+
+    def peek(self, delegation_ids: Sequence[str]) -> dict[str, Report | None]:
+        """Without waiting: the report of each delegation that has one, None for one still
+        queued or running, and no entry for one with no record (cancelled, collected or
+        expired). Raises CONNECTION_ERRORS if Redis stays away through the retries."""
+        _, records = self.ledger.snapshot(delegation_ids)
+        found: dict[str, Report | None] = {}
+        for delegation_id, record in records.items():
+            if record["state"] not in _FINAL_STATES:
+                found[delegation_id] = None
+                continue
+            try:
+                found[delegation_id] = Report.model_validate_json(record.get("report", ""))
+            except ValidationError as error:
+                found[delegation_id] = Report(
+                    delegation_id=delegation_id,
+                    subagent_type=record.get("subagent", ""),
+                    status="error",
+                    summary=f"the worker sent a report this orchestrator cannot read: {error}",
+                )
+        return found
 
     # Waiting.
 
@@ -157,11 +200,24 @@ class DelegationClient:
     # Giving up and tidying up.
 
     def cancel(self, delegation_ids: Iterable[str]) -> None:
-        """Give up on these delegations: durably cancelled, their waits answered `cancelled`."""
+        """Give up on these delegations: durably cancelled, their waits answered `cancelled`.
+        Delegations this client does not wait for (sent by `start`, or by another process) are
+        cancelled too, from their records; if Redis cannot be reached for those, this raises
+        CONNECTION_ERRORS, since nothing else would tell the caller that they still run."""
         ids = set(delegation_ids)
         with self._lock:
             waits = [wait for key, wait in self._waits.items() if key in ids]
             self._sent.difference_update(ids)
+        unwaited = sorted(ids - {wait.delegation.id for wait in waits})
+        if unwaited:
+            _, records = self.ledger.snapshot(unwaited)
+            self.ledger.forget(unwaited)
+            by_queue: dict[str, list[str]] = {}
+            for delegation_id, record in records.items():
+                if "queue" in record:
+                    by_queue.setdefault(record["queue"], []).append(delegation_id)
+            for queue, queued in by_queue.items():
+                self.ledger.purge_queued(queue, queued)
         self._cancel(waits, "cancelled", "the orchestrator stopped waiting for it (it was cancelled)")
 
     def collect(self, delegation_ids: Iterable[str]) -> None:
