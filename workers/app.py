@@ -24,6 +24,7 @@ from shared.registry import effective_specs, load_registry, queue_name
 from shared.secrets import SecretBox
 from shared.settings import Settings
 from workers import broker_recovery
+from workers.conversations import Conversations
 from workers.leases import LeaseKeeper
 from workers.paused_runs import RedisCheckpointSaver
 from workers.runner import Attempt, parse_delegation, run_delegation
@@ -57,6 +58,11 @@ def subagents() -> SubagentCache:
     # Paused subagents wait on the broker's Redis, which every worker of the deployment reaches.
     paused_runs = RedisCheckpointSaver(open_ledger(settings).client, settings.queue_prefix)
     return SubagentCache(specs, settings.model, files().backend(), paused_runs)
+
+
+@cache
+def conversations() -> Conversations:
+    return Conversations(open_ledger(settings).client, settings.queue_prefix, settings.result_expires)
 
 
 def keeper(worker: str) -> LeaseKeeper:
@@ -94,5 +100,7 @@ def run_delegation_task(self: Task[Any, Any], payload: dict[str, Any]) -> None:
     if run is None:
         return
     attempt = Attempt(worker=leases.worker, number=run.attempt)
-    report = run_delegation(delegation, subagents(), files().backend(), attempt, on_start=run.bind)
+    report = run_delegation(
+        delegation, subagents(), files().backend(), attempt, on_start=run.bind, conversations=conversations()
+    )
     leases.finish(run, report)

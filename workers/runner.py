@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 from deepagents.backends.protocol import BackendProtocol
-from langchain_core.messages import HumanMessage
+from langchain_core.messages import BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command, Interrupt
 from pydantic import ValidationError
@@ -25,6 +25,7 @@ from shared.files import aclose_loop_clients, recording_writes, using_run
 from shared.files.workspace import DEFAULT_RUN
 from shared.schemas import Delegation, FailureStatus, PendingApproval, Report, TokenUsage
 from shared.secrets import SecretBox
+from workers.conversations import Conversations
 from workers.reporting import cap_summary, final_text
 from workers.subagents import SubagentCache
 
@@ -117,16 +118,38 @@ class PauseGoneError(LookupError):
     """The answer came for a paused subagent whose checkpoint is no longer kept."""
 
 
-async def _invoke(subagents: SubagentCache, delegation: Delegation) -> dict[str, Any]:
+def _given_messages(delegation: Delegation, conversations: Conversations | None) -> list[BaseMessage]:
+    """Fresh context: the description is all the subagent learns of its parent's conversation.
+    An async task's follow-up goes on from the run it continues (`workers.conversations`)."""
+    if delegation.conversation is None:
+        return [HumanMessage(content=delegation.description)]
+    if conversations is None:
+        raise RuntimeError("this worker keeps no conversations of async tasks")
+    earlier = (
+        conversations.load(delegation.conversation, delegation.continues)
+        if delegation.continues is not None
+        else []
+    )
+    asked = [*delegation.unanswered, delegation.description]
+    return [*earlier, *(HumanMessage(content=text) for text in asked)]
+
+
+async def _invoke(
+    subagents: SubagentCache, delegation: Delegation, conversations: Conversations | None
+) -> dict[str, Any]:
     subagent = subagents.get(delegation.subagent_type, delegation.spec, delegation.inherited)
     context = rebuild_context(delegation.context, delegation.secrets, delegation.secret_str_keys)
     config: RunnableConfig = {
         "recursion_limit": delegation.limits.recursion_limit,
         "run_name": delegation.subagent_type,
     }
-    # Fresh context: the description is all the subagent learns of its parent's conversation.
-    given: dict[str, Any] | Command[Any] = {"messages": [HumanMessage(content=delegation.description)]}
+    given: dict[str, Any] | Command[Any] = {"messages": _given_messages(delegation, conversations)}
     paused_runs = subagent.paused_runs
+    if paused_runs is not None and delegation.conversation is not None:
+        raise ValueError(
+            f"subagent {delegation.subagent_type!r} may pause for approval, "
+            "which an async task cannot be answered for yet"
+        )
     if paused_runs is not None:
         # A paused subagent's thread is the delegation that first ran it.
         thread_id = delegation.resumes or delegation.id
@@ -142,6 +165,10 @@ async def _invoke(subagents: SubagentCache, delegation: Delegation) -> dict[str,
     result: dict[str, Any] = await subagent.graph.ainvoke(given, config, context=context)
     if paused_runs is not None and not result.get("__interrupt__"):
         paused_runs.delete_thread(delegation.resumes or delegation.id)
+    if delegation.conversation is not None and conversations is not None:
+        conversations.save(
+            delegation.conversation, delegation.id, result.get("messages", []), delegation.secret_values()
+        )
     return result
 
 
@@ -157,11 +184,13 @@ def _pending_approvals(interrupts: list[Interrupt], secrets: list[str]) -> tuple
         raise ValueError("the subagent paused with an interrupt value that is not JSON") from None
 
 
-async def _invoke_by_deadline(subagents: SubagentCache, delegation: Delegation) -> dict[str, Any]:
+async def _invoke_by_deadline(
+    subagents: SubagentCache, delegation: Delegation, conversations: Conversations | None
+) -> dict[str, Any]:
     deadline = asyncio.timeout(delegation.limits.timeout_s)
     try:
         async with deadline:
-            return await _invoke(subagents, delegation)
+            return await _invoke(subagents, delegation, conversations)
     except TimeoutError:
         if deadline.expired():
             raise _DeadlinePassedError from None
@@ -169,7 +198,10 @@ async def _invoke_by_deadline(subagents: SubagentCache, delegation: Delegation) 
 
 
 def _run_detached(
-    subagents: SubagentCache, delegation: Delegation, on_start: OnStart | None
+    subagents: SubagentCache,
+    delegation: Delegation,
+    on_start: OnStart | None,
+    conversations: Conversations | None,
 ) -> dict[str, Any]:
     """Run on a loop of our own whose executor is not waited for at the end: `asyncio.run`
     would wait for a blocking call (a sync model or tool) that the deadline already gave up
@@ -177,7 +209,7 @@ def _run_detached(
     loop = asyncio.new_event_loop()
     loop.set_default_executor(_BLOCKING_CALLS)
     try:
-        task = loop.create_task(_invoke_by_deadline(subagents, delegation))
+        task = loop.create_task(_invoke_by_deadline(subagents, delegation, conversations))
         if on_start is not None:
             on_start(task)
         try:
@@ -196,11 +228,16 @@ def run_delegation(
     backend: BackendProtocol,
     attempt: Attempt,
     on_start: OnStart | None = None,
+    *,
+    conversations: Conversations | None = None,
 ) -> Report:
-    """`on_start` receives the asyncio task of the run, for whoever may have to cancel it."""
+    """`on_start` receives the asyncio task of the run, for whoever may have to cancel it;
+    `conversations` keeps async tasks' messages between their runs."""
     # The main agent's run: its workspace is where this subagent's files and report go.
     with using_run(delegation.thread_id or DEFAULT_RUN):
-        return _run_in_workspace(delegation, subagents, backend, attempt, on_start)
+        return _run_in_workspace(
+            delegation, subagents, backend, attempt, on_start, conversations=conversations
+        )
 
 
 def _run_in_workspace(
@@ -209,6 +246,8 @@ def _run_in_workspace(
     backend: BackendProtocol,
     attempt: Attempt,
     on_start: OnStart | None,
+    *,
+    conversations: Conversations | None,
 ) -> Report:
     started = time.monotonic()
     fields: dict[str, Any] = {"worker": attempt.worker, "attempts": attempt.number}
@@ -226,7 +265,7 @@ def _run_in_workspace(
             )
 
         try:
-            result = _run_detached(subagents, delegation, on_start)
+            result = _run_detached(subagents, delegation, on_start, conversations)
             approvals = _pending_approvals(result.get("__interrupt__") or [], secrets)
         except _StoppedError:
             return failed("cancelled", "the run was stopped on this worker")
