@@ -86,7 +86,7 @@ def create_orchestrator(
     )
     offered = effective_specs(local, general_purpose=settings.general_purpose)
     targets = _async_targets(pooled, offered, settings)
-    if not offered:
+    if not offered and not pooled and not remote:
         raise ValueError(
             "no subagents to delegate to: general-purpose is turned off (TASKFORCE_GENERAL_PURPOSE) "
             "and no subagents were given or registered (TASKFORCE_SUBAGENTS)"

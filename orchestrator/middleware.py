@@ -110,6 +110,10 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
                 args_schema=TaskToolSchema,
             )
         ]
+        if not subagents:
+            # deepagents offers no `task` tool without synchronous subagents; the middleware still
+            # scopes delegation ids and checks the context for the async-task tools.
+            self.tools = []
 
     @property
     def name(self) -> str:
