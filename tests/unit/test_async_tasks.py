@@ -298,3 +298,26 @@ def test_agent_protocol_specs_pass_through_and_do_not_mix_with_pooled_ones() -> 
             settings=client.settings,
             client=cast(DelegationClient, client),
         )
+
+
+def test_an_agent_with_only_async_subagents_has_no_task_tool_and_they_run_registry_types() -> None:
+    client = BackgroundClient(hold=True)
+    settings = client.settings.model_copy(update={"subagents": "tests.unit.test_middleware:SUBAGENTS"})
+    agent = create_orchestrator(
+        Turns(messages=iter([AIMessage(content="", tool_calls=[_start()]), AIMessage(content="done")])),
+        subagents=cast(Any, [BACKGROUND]),  # `researcher` comes from the registry
+        settings=settings,
+        client=cast(DelegationClient, client),
+    )
+
+    tools = agent.get_graph().nodes["tools"].data.tools_by_name
+    assert "task" not in tools
+    assert "start_async_task" in tools
+    agent.invoke(
+        {"messages": [HumanMessage(content="go")]},
+        {"configurable": {"thread_id": THREAD}},
+        context={"researcher:depth": 2, "tenant": "acme"},
+    )
+    [started] = client.started.values()
+    assert started.subagent_type == "researcher"
+    assert started.context == {"tenant": "acme", "depth": 2}
