@@ -74,6 +74,10 @@ _POOL_KEYS = frozenset({"name", "description", "graph_id", "update_strategy", "m
 """The `AsyncSubAgent` keys that mean something for a subagent on the worker pools."""
 
 
+_GONE = object()
+"""What `peek` finds of a delegation with no record."""
+
+
 class TaskRuns(TypedDict):
     """What the tools keep of a task besides deepagents' `AsyncTask`: where a follow-up's
     conversation starts."""
@@ -289,10 +293,6 @@ class PoolAsyncSubAgentMiddleware(AsyncSubAgentMiddleware[Any, Any]):
             if task["run_id"] in unfinished:
                 live[index] = (_task_status(*observed(task, found)), task["run_id"])
         return _build_list_command(filtered, live, runtime.tool_call_id)
-
-
-_GONE = object()
-"""What `peek` finds of a delegation with no record."""
 
 
 def _like(reference: BaseTool, func: Callable[..., str | Command[Any]]) -> StructuredTool:

@@ -22,6 +22,7 @@ any worker (`<id>:r<n>`, so a replayed call finds it already sent).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Sequence
 from typing import Annotated, Any, NotRequired, Protocol, TypedDict, cast
@@ -213,7 +214,9 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
         if job is not None and job["delegation_id"] == delegation.id:
             return delegation, job
         if job is not None:  # the call was edited after it was sent: the old job is not wanted
-            self._client.cancel([job["delegation_id"]])
+            # Redis unreachable: the record expires instead, and the new send reports the outage.
+            with contextlib.suppress(*CONNECTION_ERRORS):
+                self._client.cancel([job["delegation_id"]])
         return delegation, self._send(delegation)
 
     def _unknown(self, subagent_type: str) -> str:

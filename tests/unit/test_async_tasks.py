@@ -234,7 +234,7 @@ def test_task_ids_survive_checkpoint_and_resume() -> None:
 
 def test_under_ainvoke_a_finished_task_is_announced_before_the_next_model_call() -> None:
     client = BackgroundClient()
-    agent = _agent(client, [_start()], "done")
+    agent = _agent(client, [_start()], [_tool("check_async_task", "c1", task_id=TASK)], "done")
 
     config = {"configurable": {"thread_id": THREAD}}
     state = asyncio.run(agent.ainvoke({"messages": [HumanMessage(content="go")]}, config))
@@ -243,6 +243,7 @@ def test_under_ainvoke_a_finished_task_is_announced_before_the_next_model_call()
     assert notice.additional_kwargs["deepagents_notification"]["status"] == "success"
     assert "did dig" in "".join(block["text"] for block in notice.content)
     assert state["async_tasks"][TASK]["status"] == "success"
+    assert json.loads(_results(state)["c1"])["result"] == "did dig"  # the tools' async path
 
 
 def test_the_tools_are_deepagents_own_in_name_description_and_schema() -> None:
