@@ -72,8 +72,6 @@ _KEPT_STATUSES = frozenset({"success", "error", "timeout"})
 """Statuses a check saw, whose run can only have lost its record by expiring."""
 _POOL_KEYS = frozenset({"name", "description", "graph_id", "update_strategy", "mode", "notify_parent"})
 """The `AsyncSubAgent` keys that mean something for a subagent on the worker pools."""
-
-
 _GONE = object()
 """What `peek` finds of a delegation with no record."""
 
@@ -89,6 +87,9 @@ class TaskRuns(TypedDict):
 
 
 class PoolAsyncState(AsyncSubAgentState):
+    """deepagents' `async_tasks`, and, private to the tools but checkpointed with them, where
+    each task's next follow-up starts."""
+
     taskforce_async_runs: Annotated[NotRequired[dict[str, TaskRuns]], PrivateStateAttr, _tasks_reducer]
 
 
