@@ -25,9 +25,9 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import FrameType
 
 from celery import Celery
@@ -42,7 +42,7 @@ from shared.schemas import Delegation, FailureStatus, Report
 from shared.secrets import SecretBox
 from shared.settings import Settings
 from shared.sweeper import sweep
-from shared.timing import timing
+from shared.timing import Timing, timing
 
 logger = logging.getLogger(__name__)
 
@@ -171,9 +171,13 @@ class DelegationClient:
         """Without waiting: the report of each delegation that has one, None for one still
         queued or running, and no entry for one with no record (cancelled, collected or
         expired). Raises CONNECTION_ERRORS if Redis stays away through the retries."""
-        _, records = self.ledger.snapshot(delegation_ids)
+        now_ms, records = self.ledger.snapshot(delegation_ids)
         found: dict[str, Report | None] = {}
+        serving: dict[str, int] = {}
         for delegation_id, record in records.items():
+            if record["state"] == "queued":
+                found[delegation_id] = self._give_up_if_stuck(delegation_id, record, now_ms, serving)
+                continue
             if record["state"] not in _FINAL_STATES:
                 found[delegation_id] = None
                 continue
@@ -187,6 +191,32 @@ class DelegationClient:
                     summary=f"the worker sent a report this orchestrator cannot read: {error}",
                 )
         return found
+
+    def _give_up_if_stuck(
+        self, delegation_id: str, record: Mapping[str, str], now_ms: int, serving: dict[str, int]
+    ) -> Report | None:
+        """What a waiting call's checks would do for a delegation nobody waits for: one that will
+        never run is finished with a report saying why, which stays in its record for every
+        later peek, and its message leaves the queue. None while it may still run."""
+        queue = record.get("queue", "")
+        queued_for = int(record.get("guard_ms", 0)) / 1000 or self.settings.queue_timeout
+        limits = replace(timing(self.settings.limits(recursion_limit=1)), queue_timeout_s=queued_for)
+        stuck = self._never_runs(record, now_ms, queue, limits, serving)
+        if stuck is None:
+            return None
+        status, message = stuck
+        report = Report(
+            delegation_id=delegation_id,
+            subagent_type=record.get("subagent", ""),
+            status=status,
+            summary=message,
+        )
+        if not self.ledger.finish(
+            delegation_id, "reported", report.model_dump_json(), ttl_s=self.settings.result_expires
+        ):
+            return None  # a worker took it meanwhile
+        self.ledger.purge_queued(queue, [delegation_id])
+        return report
 
     # Waiting.
 
@@ -430,19 +460,9 @@ class DelegationClient:
             if state in _FINAL_STATES:
                 self._resolve(wait, _parse(wait.delegation, record.get("report", "")))
             elif state == "queued":
-                waited = (now_ms - int(record.get("queued_at", now_ms))) / 1000
-                if waited > limits.queue_timeout_s:
-                    self._cancel(
-                        [wait],
-                        "timeout",
-                        f"no worker took the job within {limits.queue_timeout_s:g} s; "
-                        f"are workers consuming queue {wait.queue!r}?",
-                    )
-                elif waited > NO_WORKER_GRACE_S:
-                    if wait.queue not in serving:
-                        serving[wait.queue] = self.ledger.serving(wait.queue, limits.worker_silence_s)
-                    if not serving[wait.queue]:
-                        self._cancel([wait], "error", _no_worker(wait.queue))
+                stuck = self._never_runs(record, now_ms, wait.queue, limits, serving)
+                if stuck is not None:
+                    self._cancel([wait], *stuck)
             elif state == "running":
                 running = (now_ms - int(record.get("claimed_at", now_ms))) / 1000
                 if running > limits.attempt_budget_s:
@@ -452,6 +472,24 @@ class DelegationClient:
                         "timeout",
                         f"worker {worker} sent no report within {limits.attempt_budget_s:g} s",
                     )
+
+    def _never_runs(
+        self, record: Mapping[str, str], now_ms: int, queue: str, limits: Timing, serving: dict[str, int]
+    ) -> tuple[FailureStatus, str] | None:
+        """Why a queued delegation will never run, if it will not: no worker took it within its
+        queue timeout, or no live worker consumes its queue (`serving` caches the answers)."""
+        waited = (now_ms - int(record.get("queued_at", now_ms))) / 1000
+        if waited > limits.queue_timeout_s:
+            return "timeout", (
+                f"no worker took the job within {limits.queue_timeout_s:g} s; "
+                f"are workers consuming queue {queue!r}?"
+            )
+        if waited > NO_WORKER_GRACE_S:
+            if queue not in serving:
+                serving[queue] = self.ledger.serving(queue, limits.worker_silence_s)
+            if not serving[queue]:
+                return "error", _no_worker(queue)
+        return None
 
 
 def _no_worker(queue: str) -> str:

@@ -267,3 +267,33 @@ def test_cancelling_a_started_delegation_deletes_its_record_and_takes_its_lease(
 
     assert client.peek(["run-1:call-1:abcd"]) == {}
     assert _ledger(server).refresh([("run-1:call-1:abcd", "token")], lease_s=10) == ["run-1:call-1:abcd"]
+
+
+def test_a_started_delegation_no_worker_will_take_is_finished_with_the_reason(
+    server: fakeredis.FakeServer, client: DelegationClient
+) -> None:
+    client.start(_delegation())
+    assert client.peek(["run-1:call-1:abcd"]) == {"run-1:call-1:abcd": None}  # a worker may be starting
+
+    _age(server, "run-1:call-1:abcd", "queued_at", NO_WORKER_GRACE_S + 1)
+    report = client.peek(["run-1:call-1:abcd"])["run-1:call-1:abcd"]
+
+    assert report is not None
+    assert report.status == "error"
+    assert "no live worker consumes queue 'tf.sleeper'" in report.summary
+    # Kept in the record: every later look, from any process, finds the same answer.
+    assert _client().peek(["run-1:call-1:abcd"])["run-1:call-1:abcd"] == report
+
+
+def test_a_started_delegation_past_its_queue_timeout_is_finished_as_timed_out(
+    server: fakeredis.FakeServer, client: DelegationClient
+) -> None:
+    _ledger(server).announce("w1", ["tf.sleeper"], silence_s=30)
+    client.start(_delegation())
+    _age(server, "run-1:call-1:abcd", "queued_at", client.settings.queue_timeout + 1)
+
+    report = client.peek(["run-1:call-1:abcd"])["run-1:call-1:abcd"]
+
+    assert report is not None
+    assert report.status == "timeout"
+    assert _ledger(server).claim("run-1:call-1:abcd", "token", "w1", lease_s=10).outcome == "reported"
