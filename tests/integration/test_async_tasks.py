@@ -15,7 +15,7 @@ from langchain_core.messages import HumanMessage, ToolCall
 from langgraph.checkpoint.memory import InMemorySaver
 
 from orchestrator import create_orchestrator
-from orchestrator.client import DelegationClient
+from orchestrator.client import NO_WORKER_GRACE_S, DelegationClient
 from shared.celery_app import create_celery_app
 from tests.integration.agents import SUBAGENTS, TICKS, TICKS_PREFIX
 from tests.integration.conftest import Cluster, scripted, task_call, tool_messages
@@ -140,3 +140,23 @@ def test_cancel_stops_a_running_task_for_good(cluster: Cluster) -> None:
         "thread_id": task["task_id"],
     }
     assert not store.exists(f"{cluster.settings.queue_prefix}:dlg:{task['run_id']}")
+
+
+def test_a_task_no_worker_serves_fails_naming_the_queue(cluster: Cluster) -> None:
+    talk = Conversation(cluster)
+    unserved = {"name": "bg-writer", "description": "writes memos", "graph_id": "memo-writer"}
+    agent = create_orchestrator(
+        scripted([_tool("start_async_task", "s1", description="a memo", subagent_type="bg-writer")], "ok"),
+        subagents=[unserved],  # type: ignore[list-item]
+        settings=cluster.settings,
+        checkpointer=talk.saver,
+    )
+    [task] = agent.invoke({"messages": [HumanMessage(content="go")]}, talk.config)["async_tasks"].values()
+
+    time.sleep(NO_WORKER_GRACE_S + 1)  # workers announce their queues within this grace
+    state = talk.say([_tool("check_async_task", "c1", task_id=task["task_id"])], "checked")
+
+    checked = json.loads(str(tool_messages(state)["c1"].content))
+    assert checked["status"] == "error"
+    queue = f"{cluster.settings.queue_prefix}.memo-writer"
+    assert f"no live worker consumes queue {queue!r}" in checked["error"]
