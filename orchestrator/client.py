@@ -11,6 +11,10 @@ an attempt past its budget, leases that lapsed.
 Giving up on a delegation, for whatever reason, cancels it in Redis: its record goes (so a
 worker drops its message, or stops its run at the next lease renewal) and its message is taken
 out of the queue.
+
+An async task's delegation is started with nobody waiting (`start`): closing the client does
+not cancel it, and `peek` reads its report from the record, from any process, applying the
+checks the listener makes for waiting calls when it is looked at.
 """
 
 from __future__ import annotations
