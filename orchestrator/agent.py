@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from deepagents import create_deep_agent
 from deepagents.backends.protocol import BackendProtocol
@@ -20,9 +20,11 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.store.base import BaseStore
 from langgraph.types import Checkpointer
 
+from orchestrator.async_tasks import PoolAsyncSubAgentMiddleware, async_targets, refuse_pausing
 from orchestrator.client import DelegationClient
+from orchestrator.delegations import DelegationBuilder, Route
 from orchestrator.middleware import CeleryDelegationMiddleware, DelegationListener
-from orchestrator.parity import MainAgent, inheritance
+from orchestrator.parity import MainAgent, UnsupportedArgumentError, inheritance
 from shared.celery_app import create_celery_app
 from shared.files import shared_files
 from shared.files.workspace import MEMORIES, SKILLS
@@ -61,18 +63,30 @@ def create_orchestrator(
 
     Arguments are `create_deep_agent`'s. `subagents` defaults to the registry named by
     `TASKFORCE_SUBAGENTS`; workers must load the same specs (they rebuild subagents from it).
-    Async (remote) subagents pass straight through to deepagents. `backend` defaults to the
-    shared files, so the main agent reads what workers write.
+    An async subagent (`graph_id`) without a `url` runs on the worker pools as the registry
+    subagent its `graph_id` names (`orchestrator.async_tasks`); one with a `url` passes straight
+    through to deepagents, which runs it on that Agent Protocol server. `backend` defaults to
+    the shared files, so the main agent reads what workers write.
     """
     settings = settings or Settings()
-    remote = [spec for spec in subagents or [] if "graph_id" in spec]
+    remote = [spec for spec in subagents or [] if "graph_id" in spec and "url" in spec]
+    pooled = [
+        cast(AsyncSubAgent, spec) for spec in subagents or [] if "graph_id" in spec and "url" not in spec
+    ]
+    if remote and pooled:
+        raise UnsupportedArgumentError(
+            "subagents: async subagents on Agent Protocol servers (with 'url') and on the worker pools "
+            "(without) cannot be mixed yet, both would offer start_async_task; give every one a 'url', "
+            "or none"
+        )
     local = (
         validate_specs([spec for spec in subagents if "graph_id" not in spec])
         if subagents is not None
         else load_registry(settings.subagents)
     )
     offered = effective_specs(local, general_purpose=settings.general_purpose)
-    if not offered:
+    targets = _async_targets(pooled, offered, settings)
+    if not offered and not pooled and not remote:
         raise ValueError(
             "no subagents to delegate to: general-purpose is turned off (TASKFORCE_GENERAL_PURPOSE) "
             "and no subagents were given or registered (TASKFORCE_SUBAGENTS)"
@@ -85,27 +99,34 @@ def create_orchestrator(
         interrupt_on=interrupt_on,
         permissions=permissions,
     )
+    # Every type a delegation may go to: those `task` offers, and those async subagents run as.
+    routed = [*offered, *(spec for spec in targets.values() if spec not in offered)]
     inherited = inheritance(
-        offered,
+        routed,
         main,
         shared=[MEMORIES, SKILLS, *settings.files_routes],
         backend=backend,
         store=store,
         context_schema=context_schema,
     )
-    delegation = CeleryDelegationMiddleware(
-        client or DelegationClient(create_celery_app(settings), settings),
-        [(spec["name"], spec["description"]) for spec in offered],
-        listener=listener,
-        queues={spec["name"]: queue_name(spec) for spec in offered},
-        digests={spec["name"]: spec_digests(spec) for spec in offered},
-        inherited=inherited,
+    refuse_pausing(pooled, targets, inherited)
+    builder = DelegationBuilder(
+        settings,
+        {
+            spec["name"]: Route(queue_name(spec), spec_digests(spec), inherited[spec["name"]])
+            for spec in routed
+        },
     )
+    client = client or DelegationClient(create_celery_app(settings), settings)
+    delegation = CeleryDelegationMiddleware(
+        client, builder, [(spec["name"], spec["description"]) for spec in offered], listener=listener
+    )
+    background = [PoolAsyncSubAgentMiddleware(client, builder, pooled)] if pooled else []
     return create_deep_agent(
         make_model(model if model is not None else settings.model),
         tools,
         system_prompt=system_prompt,
-        middleware=[delegation, *middleware],
+        middleware=[delegation, *background, *middleware],
         subagents=remote or None,
         skills=skills,
         memory=memory,
@@ -121,3 +142,15 @@ def create_orchestrator(
         name=name,
         cache=cache,
     )
+
+
+def _async_targets(
+    pooled: list[AsyncSubAgent], offered: list[SubAgent], settings: Settings
+) -> dict[str, SubAgent]:
+    """The specs pooled async subagents run as: a declarative spec the `task` tool offers, else
+    one of the workers' registry (`TASKFORCE_SUBAGENTS`), which an async subagent may use alone."""
+    if not pooled:
+        return {}
+    known = {spec["name"]: spec for spec in load_registry(settings.subagents)}
+    known |= {spec["name"]: spec for spec in offered}
+    return async_targets(pooled, known)

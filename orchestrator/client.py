@@ -11,6 +11,10 @@ an attempt past its budget, leases that lapsed.
 Giving up on a delegation, for whatever reason, cancels it in Redis: its record goes (so a
 worker drops its message, or stops its run at the next lease renewal) and its message is taken
 out of the queue.
+
+An async task's delegation is started with nobody waiting (`start`): closing the client does
+not cancel it, and `peek` reads its report from the record, from any process, applying the
+checks the listener makes for waiting calls when it is looked at.
 """
 
 from __future__ import annotations
@@ -25,9 +29,9 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import FrameType
 
 from celery import Celery
@@ -42,7 +46,7 @@ from shared.schemas import Delegation, FailureStatus, Report
 from shared.secrets import SecretBox
 from shared.settings import Settings
 from shared.sweeper import sweep
-from shared.timing import timing
+from shared.timing import Timing, timing
 
 logger = logging.getLogger(__name__)
 
@@ -112,29 +116,15 @@ class DelegationClient:
             raise
 
     def _send(self, delegation: Delegation) -> Future[Report]:
-        limits = timing(delegation.limits)
-        queue = queue_for(self.settings, delegation.queue or delegation.subagent_type)
-        publication = Publication(
-            delegation.id, json.dumps(delegation.to_wire(self._box)), repr([delegation.redacted()]), queue
-        )
-        wait = _Wait(delegation, queue)
+        wait = _Wait(delegation, self._queue(delegation))
         with self._lock:
             if self._detached:
                 raise DetachedError("this client was detached: it sends nothing more")
             self._waits[delegation.id] = wait
             self._sent.add(delegation.id)
         try:
-            existing = self.ledger.record(
-                publication,
-                subagent_type=delegation.subagent_type,
-                reply_to=self.inbox,
-                max_attempts=delegation.limits.max_attempts,
-                guard_s=limits.queue_timeout_s,
-                ttl_s=int(limits.outstanding_s + self.settings.result_expires),
-            )
-            if existing is None:
-                publish(self.app, publication)
-            elif existing in _FINAL_STATES:
+            existing = self._record_and_publish(delegation, reply_to=self.inbox)
+            if existing in _FINAL_STATES:
                 self._check([wait])
         except BaseException:
             with self._lock:
@@ -144,6 +134,93 @@ class DelegationClient:
             raise
         self._ensure_listening()
         return wait.future
+
+    def start(self, delegation: Delegation) -> None:
+        """Record and publish the delegation without waiting for it: a background task, which
+        outlives this client (closing it, or the interpreter's exit, cancels nothing started
+        here) and whose report stays in its record until `result_expires` after it finishes,
+        for `peek` to read from any process. Starting an id already recorded does nothing.
+        Raises CONNECTION_ERRORS if Redis stays away through the retries."""
+        if self._detached:
+            raise DetachedError("this client was detached: it sends nothing more")
+        self._record_and_publish(delegation, reply_to="")
+
+    def _queue(self, delegation: Delegation) -> str:
+        return queue_for(self.settings, delegation.queue or delegation.subagent_type)
+
+    def _record_and_publish(self, delegation: Delegation, *, reply_to: str) -> str | None:
+        """Publish the delegation unless its id is already recorded; returns the recorded
+        delegation's state, or None for a new one. `reply_to` is the inbox its report is pushed
+        to ("" for none)."""
+        limits = timing(delegation.limits)
+        publication = Publication(
+            delegation.id,
+            json.dumps(delegation.to_wire(self._box)),
+            repr([delegation.redacted()]),
+            self._queue(delegation),
+        )
+        existing = self.ledger.record(
+            publication,
+            subagent_type=delegation.subagent_type,
+            reply_to=reply_to,
+            max_attempts=delegation.limits.max_attempts,
+            guard_s=limits.queue_timeout_s,
+            ttl_s=int(limits.outstanding_s + self.settings.result_expires),
+        )
+        if existing is None:
+            publish(self.app, publication)
+        return existing
+
+    def peek(self, delegation_ids: Sequence[str]) -> dict[str, Report | None]:
+        """Without waiting: the report of each delegation that has one, None for one still
+        queued or running, and no entry for one with no record (cancelled, collected or
+        expired). Raises CONNECTION_ERRORS if Redis stays away through the retries."""
+        now_ms, records = self.ledger.snapshot(delegation_ids)
+        found: dict[str, Report | None] = {}
+        serving: dict[str, int] = {}
+        for delegation_id, record in records.items():
+            if record["state"] == "queued":
+                found[delegation_id] = self._give_up_if_stuck(delegation_id, record, now_ms, serving)
+                continue
+            if record["state"] not in _FINAL_STATES:
+                found[delegation_id] = None
+                continue
+            try:
+                found[delegation_id] = Report.model_validate_json(record.get("report", ""))
+            except ValidationError as error:
+                found[delegation_id] = Report(
+                    delegation_id=delegation_id,
+                    subagent_type=record.get("subagent", ""),
+                    status="error",
+                    summary=f"the worker sent a report this orchestrator cannot read: {error}",
+                )
+        return found
+
+    def _give_up_if_stuck(
+        self, delegation_id: str, record: Mapping[str, str], now_ms: int, serving: dict[str, int]
+    ) -> Report | None:
+        """What a waiting call's checks would do for a delegation nobody waits for: one that will
+        never run is finished with a report saying why, which stays in its record for every
+        later peek, and its message leaves the queue. None while it may still run."""
+        queue = record.get("queue", "")
+        queued_for = int(record.get("guard_ms", 0)) / 1000 or self.settings.queue_timeout
+        limits = replace(timing(self.settings.limits(recursion_limit=1)), queue_timeout_s=queued_for)
+        stuck = self._never_runs(record, now_ms, queue, limits, serving)
+        if stuck is None:
+            return None
+        status, message = stuck
+        report = Report(
+            delegation_id=delegation_id,
+            subagent_type=record.get("subagent", ""),
+            status=status,
+            summary=message,
+        )
+        if not self.ledger.finish(
+            delegation_id, "reported", report.model_dump_json(), ttl_s=self.settings.result_expires
+        ):
+            return None  # a worker took it meanwhile
+        self.ledger.purge_queued(queue, [delegation_id])
+        return report
 
     # Waiting.
 
@@ -157,11 +234,24 @@ class DelegationClient:
     # Giving up and tidying up.
 
     def cancel(self, delegation_ids: Iterable[str]) -> None:
-        """Give up on these delegations: durably cancelled, their waits answered `cancelled`."""
+        """Give up on these delegations: durably cancelled, their waits answered `cancelled`.
+        Delegations this client does not wait for (sent by `start`, or by another process) are
+        cancelled too, from their records; if Redis cannot be reached for those, this raises
+        CONNECTION_ERRORS, since nothing else would tell the caller that they still run."""
         ids = set(delegation_ids)
         with self._lock:
             waits = [wait for key, wait in self._waits.items() if key in ids]
             self._sent.difference_update(ids)
+        unwaited = sorted(ids - {wait.delegation.id for wait in waits})
+        if unwaited:
+            _, records = self.ledger.snapshot(unwaited)
+            self.ledger.forget(unwaited)
+            by_queue: dict[str, list[str]] = {}
+            for delegation_id, record in records.items():
+                if "queue" in record:
+                    by_queue.setdefault(record["queue"], []).append(delegation_id)
+            for queue, queued in by_queue.items():
+                self.ledger.purge_queued(queue, queued)
         self._cancel(waits, "cancelled", "the orchestrator stopped waiting for it (it was cancelled)")
 
     def collect(self, delegation_ids: Iterable[str]) -> None:
@@ -374,19 +464,9 @@ class DelegationClient:
             if state in _FINAL_STATES:
                 self._resolve(wait, _parse(wait.delegation, record.get("report", "")))
             elif state == "queued":
-                waited = (now_ms - int(record.get("queued_at", now_ms))) / 1000
-                if waited > limits.queue_timeout_s:
-                    self._cancel(
-                        [wait],
-                        "timeout",
-                        f"no worker took the job within {limits.queue_timeout_s:g} s; "
-                        f"are workers consuming queue {wait.queue!r}?",
-                    )
-                elif waited > NO_WORKER_GRACE_S:
-                    if wait.queue not in serving:
-                        serving[wait.queue] = self.ledger.serving(wait.queue, limits.worker_silence_s)
-                    if not serving[wait.queue]:
-                        self._cancel([wait], "error", _no_worker(wait.queue))
+                stuck = self._never_runs(record, now_ms, wait.queue, limits, serving)
+                if stuck is not None:
+                    self._cancel([wait], *stuck)
             elif state == "running":
                 running = (now_ms - int(record.get("claimed_at", now_ms))) / 1000
                 if running > limits.attempt_budget_s:
@@ -396,6 +476,24 @@ class DelegationClient:
                         "timeout",
                         f"worker {worker} sent no report within {limits.attempt_budget_s:g} s",
                     )
+
+    def _never_runs(
+        self, record: Mapping[str, str], now_ms: int, queue: str, limits: Timing, serving: dict[str, int]
+    ) -> tuple[FailureStatus, str] | None:
+        """Why a queued delegation will never run, if it will not: no worker took it within its
+        queue timeout, or no live worker consumes its queue (`serving` caches the answers)."""
+        waited = (now_ms - int(record.get("queued_at", now_ms))) / 1000
+        if waited > limits.queue_timeout_s:
+            return "timeout", (
+                f"no worker took the job within {limits.queue_timeout_s:g} s; "
+                f"are workers consuming queue {queue!r}?"
+            )
+        if waited > NO_WORKER_GRACE_S:
+            if queue not in serving:
+                serving[queue] = self.ledger.serving(queue, limits.worker_silence_s)
+            if not serving[queue]:
+                return "error", _no_worker(queue)
+        return None
 
 
 def _no_worker(queue: str) -> str:

@@ -22,11 +22,10 @@ any worker (`<id>:r<n>`, so a replayed call finds it already sent).
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import re
+import contextlib
 import uuid
-from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, NamedTuple, NotRequired, Protocol, TypedDict, cast
+from collections.abc import Sequence
+from typing import Annotated, Any, NotRequired, Protocol, TypedDict, cast
 
 from deepagents.middleware.subagents import TASK_TOOL_DESCRIPTION, TaskToolSchema
 from langchain.agents import AgentState
@@ -42,16 +41,14 @@ from langgraph.types import Command, interrupt
 from pydantic import ValidationError
 
 from orchestrator.client import CONNECTION_ERRORS, DelegationClient
+from orchestrator.delegations import SCOPE_KEY, DelegationBuilder, thread_id_of
 from orchestrator.subagent_stream import areplay, replay, streams_subgraphs
-from shared.context import context_for, validate_context
+from shared.context import validate_context
 from shared.progress import ProgressReader
-from shared.schemas import Delegation, Inherited, Report
+from shared.schemas import Delegation, Report
 from shared.secrets import SecretBox
 
 JOBS_KEY = "taskforce_jobs"
-SCOPE_KEY = "taskforce_scope"
-DEFAULT_RECURSION_LIMIT = 1000
-_UNSAFE_ID_CHARS = re.compile(r"[^A-Za-z0-9_.:-]")
 
 
 class JobHandle(TypedDict):
@@ -79,12 +76,6 @@ class DelegationState(AgentState[Any]):
     taskforce_scope: Annotated[NotRequired[str], PrivateStateAttr]
 
 
-class _Call(NamedTuple):
-    tool_call_id: str
-    description: str
-    subagent_type: str
-
-
 class DelegationListener(Protocol):
     """Told about every delegation as it goes out and as its report comes back. With a
     listener, workers also publish each delegation's steps (`shared.progress`) to show live."""
@@ -100,23 +91,18 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
     def __init__(
         self,
         client: DelegationClient,
+        builder: DelegationBuilder,
         subagents: Sequence[tuple[str, str]],
         *,
         listener: DelegationListener | None = None,
-        queues: Mapping[str, str] | None = None,
-        digests: Mapping[str, dict[str, str]] | None = None,
-        inherited: Mapping[str, Inherited] | None = None,
     ) -> None:
-        """`queues` routes a subagent type to a queue other than its own name; `digests` are
-        its spec's, which workers check theirs against; `inherited` what it takes from the main
-        agent (`orchestrator.parity`)."""
+        """`subagents` are the types the `task` tool offers (name, description); `builder`
+        knows how to send those and every other type the main agent delegates to."""
         super().__init__()
         self._client = client
         self._settings = client.settings
+        self._builder = builder
         self._descriptions = dict(subagents)
-        self._queues = dict(queues or {})
-        self._digests = dict(digests or {})
-        self._inherited = dict(inherited or {})
         self._listener = listener
         listing = "\n".join(f"- {name}: {description}" for name, description in subagents)
         self.tools = [
@@ -129,6 +115,10 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
                 args_schema=TaskToolSchema,
             )
         ]
+        if not subagents:
+            # deepagents offers no `task` tool without synchronous subagents; the middleware still
+            # scopes delegation ids and checks the context for the async-task tools.
+            self.tools = []
 
     @property
     def name(self) -> str:
@@ -136,9 +126,9 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
         return "SubAgentMiddleware"
 
     def before_agent(self, state: DelegationState, runtime: Runtime[Any]) -> dict[str, Any] | None:
-        if validate_context(runtime.context, self._descriptions, self._settings.secret_keys):
+        if validate_context(runtime.context, self._builder.names, self._settings.secret_keys):
             SecretBox(self._settings.secrets_key).require_key()
-        if state.get(SCOPE_KEY) or _thread_id(get_config()):
+        if state.get(SCOPE_KEY) or thread_id_of(get_config()):
             return None
         return {SCOPE_KEY: uuid.uuid4().hex[:12]}
 
@@ -187,8 +177,15 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
                 continue  # the tool call itself answers it, as deepagents' would
             if args.subagent_type not in self._descriptions:
                 continue
-            call_args = _Call(call_id, args.description, args.subagent_type)
-            delegation = self._delegation(call_args, runtime.context, config, state)
+            delegation = self._builder.build(
+                call_id,
+                args.description,
+                args.subagent_type,
+                context=runtime.context,
+                config=config,
+                state=state,
+                progress=self._watched(config),
+            )
             jobs[call_id] = self._send(delegation)
         return {JOBS_KEY: jobs} if jobs else None
 
@@ -196,28 +193,9 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
         # Sending may wait on Redis (and retries through an outage): not on the event loop.
         return await asyncio.to_thread(self.after_model, state, runtime)
 
-    def _delegation(self, call: _Call, context: object, config: RunnableConfig, state: Any) -> Delegation:
-        tool_call_id, description, subagent_type = call
-        piece = context_for(subagent_type, context, self._descriptions, self._settings.secret_keys)
-        thread_id = _thread_id(config)
-        scope = thread_id or state.get(SCOPE_KEY) or uuid.uuid4().hex[:12]
-        recursion_limit = int(config.get("recursion_limit") or DEFAULT_RECURSION_LIMIT)
-        return Delegation(
-            id=_delegation_id(scope, tool_call_id, subagent_type, description),
-            subagent_type=subagent_type,
-            description=description,
-            context=piece.values,
-            secrets=piece.secrets,
-            secret_str_keys=piece.secret_str_keys,
-            # The caller's limit, not LangGraph's default of 25, bounds the subagent too.
-            limits=self._settings.limits(recursion_limit),
-            thread_id=thread_id,
-            queue=self._queues.get(subagent_type),
-            spec=self._digests.get(subagent_type, {}),
-            inherited=self._inherited.get(subagent_type, Inherited()),
-            # Someone watches: a caller streaming subagents, or a listener showing their steps.
-            progress=streams_subgraphs(config) or self._listener is not None,
-        )
+    def _watched(self, config: RunnableConfig) -> bool:
+        """Someone watches the subagents' steps: a caller streaming subgraphs, or a listener."""
+        return streams_subgraphs(config) or self._listener is not None
 
     def _send(self, delegation: Delegation, *, notify: bool = True) -> JobHandle:
         try:
@@ -233,13 +211,22 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
         self, description: str, subagent_type: str, runtime: ToolRuntime
     ) -> tuple[Delegation, JobHandle]:
         tool_call_id = runtime.tool_call_id or uuid.uuid4().hex
-        call = _Call(tool_call_id, description, subagent_type)
-        delegation = self._delegation(call, runtime.context, runtime.config, runtime.state)
+        delegation = self._builder.build(
+            tool_call_id,
+            description,
+            subagent_type,
+            context=runtime.context,
+            config=runtime.config,
+            state=runtime.state,
+            progress=self._watched(runtime.config),
+        )
         job = _jobs(runtime.state).get(tool_call_id)
         if job is not None and job["delegation_id"] == delegation.id:
             return delegation, job
         if job is not None:  # the call was edited after it was sent: the old job is not wanted
-            self._client.cancel([job["delegation_id"]])
+            # Redis unreachable: the record expires instead, and the new send reports the outage.
+            with contextlib.suppress(*CONNECTION_ERRORS):
+                self._client.cancel([job["delegation_id"]])
         return delegation, self._send(delegation)
 
     def _unknown(self, subagent_type: str) -> str:
@@ -325,15 +312,3 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
 def _jobs(state: Any) -> dict[str, JobHandle]:
     jobs: dict[str, JobHandle] = state.get(JOBS_KEY) or {}
     return jobs
-
-
-def _thread_id(config: RunnableConfig) -> str | None:
-    thread_id = (config.get("configurable") or {}).get("thread_id")
-    return str(thread_id) if thread_id is not None else None
-
-
-def _delegation_id(scope: str, tool_call_id: str, subagent_type: str, description: str) -> str:
-    """The same call in the same thread is the same delegation; an edited one is not."""
-    digest = hashlib.sha256(f"{subagent_type}\0{description}".encode()).hexdigest()[:8]
-    # Short enough to leave room for the `:r<n>` of the delegations that resume it.
-    return _UNSAFE_ID_CHARS.sub("_", f"{scope}:{tool_call_id}")[:180] + f":{digest}"

@@ -349,9 +349,20 @@ class Ledger:
         return int(self._purge(keys=[queue], args=list(delegation_ids)))
 
     def snapshot(self, delegation_ids: Sequence[str]) -> tuple[int, dict[str, dict[str, str]]]:
-        """The server's clock (ms), and the state, attempts, worker, queue and claim times and
-        report of each delegation still on record."""
-        fields = ("state", "attempts", "worker", "queued_at", "claimed_at", "report")
+        """The server's clock (ms), and the state, attempts, worker, queue and claim times,
+        report, subagent type, queue and queue timeout (`guard_ms`) of each delegation still on
+        record."""
+        fields = (
+            "state",
+            "attempts",
+            "worker",
+            "queued_at",
+            "claimed_at",
+            "report",
+            "subagent",
+            "queue",
+            "guard_ms",
+        )
         with self.client.pipeline(transaction=False) as pipe:
             pipe.time()
             for delegation_id in delegation_ids:

@@ -10,12 +10,12 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from langchain_core.messages import BaseMessage
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, SecretStr, model_validator
 
 from shared.context import REDACTED, redact
 from shared.secrets import SecretBox
 
-SCHEMA_VERSION: Literal[3] = 3
+SCHEMA_VERSION: Literal[4] = 4
 
 ReportStatus = Literal["ok", "interrupted", "error", "timeout", "cancelled", "dead_letter"]
 FailureStatus = Literal["error", "timeout", "cancelled", "dead_letter"]
@@ -60,13 +60,13 @@ class Inherited(_Wire):
 class Delegation(_Wire):
     """One `task` call, as a worker needs it: no parent messages, no parent state."""
 
-    version: Literal[3] = SCHEMA_VERSION
+    version: Literal[4] = SCHEMA_VERSION
     id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")
     subagent_type: str = Field(min_length=1)
     description: str
     description_sealed: bool = False
-    """On the wire: the description held a secret value (a model copied it there), so it
-    travels sealed like the secrets themselves."""
+    """On the wire: the description or an `unanswered` message held a secret value (a model
+    copied it there), so they travel sealed like the secrets themselves."""
     context: dict[str, JsonValue] = Field(default_factory=dict)
     secrets: dict[str, SecretStr] = Field(default_factory=dict)
     secret_str_keys: tuple[str, ...] = ()
@@ -84,13 +84,30 @@ class Delegation(_Wire):
     resume: dict[str, JsonValue] | None = None
     progress: bool = False
     """The caller streams subagents' steps: publish them (`shared.progress`)."""
+    conversation: str | None = None
+    """An async task's id (`orchestrator.async_tasks`): the worker keeps the messages this run
+    ends with under the task and this delegation's id, so that a follow-up can go on from them."""
+    continues: str | None = None
+    """With `conversation`: the earlier run of the task whose kept messages this run starts
+    from; unset, the task's first run starts from a fresh context, as a `task` call does."""
+    unanswered: tuple[str, ...] = ()
+    """With `conversation`: messages sent to the task since that run that no run answered (it
+    was cancelled or failed), given to the subagent before `description`, so none is lost."""
+
+    @model_validator(mode="after")
+    def _conversation_fields_together(self) -> Delegation:
+        if self.conversation is None and (self.continues is not None or self.unanswered):
+            raise ValueError("continues and unanswered belong to a conversation")
+        return self
 
     def to_wire(self, box: SecretBox) -> dict[str, Any]:
         """The message as it travels and waits in Redis: secrets sealed with the shared key."""
         wire = self.model_dump(mode="json", exclude={"secrets"})
         wire["secrets"] = {key: box.seal(value) for key, value in self.secrets.items()}
-        if redact(self.description, self.secret_values()) != self.description:
+        texts = [self.description, *self.unanswered]
+        if any(redact(text, self.secret_values()) != text for text in texts):
             wire["description"] = box.seal(SecretStr(self.description))
+            wire["unanswered"] = [box.seal(SecretStr(text)) for text in self.unanswered]
             wire["description_sealed"] = True
         return wire
 
@@ -102,6 +119,7 @@ class Delegation(_Wire):
         if self.description_sealed:
             opened |= {
                 "description": box.open(self.description).get_secret_value(),
+                "unanswered": tuple(box.open(text).get_secret_value() for text in self.unanswered),
                 "description_sealed": False,
             }
         return self.model_copy(update=opened)
@@ -112,6 +130,7 @@ class Delegation(_Wire):
         shown = self.model_dump(mode="json", exclude={"secrets", "description_sealed"})
         shown["secrets"] = dict.fromkeys(self.secrets, REDACTED)
         shown["description"] = redact(self.description, self.secret_values())
+        shown["unanswered"] = [redact(text, self.secret_values()) for text in self.unanswered]
         return shown
 
     def secret_values(self) -> list[str]:
@@ -150,7 +169,7 @@ class PendingApproval(_Wire):
 class Report(_Wire):
     """What comes back from one delegation: short enough for the parent's context window."""
 
-    version: Literal[3] = SCHEMA_VERSION
+    version: Literal[4] = SCHEMA_VERSION
     delegation_id: str
     subagent_type: str
     status: ReportStatus

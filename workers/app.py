@@ -27,6 +27,7 @@ from shared.secrets import SecretBox
 from shared.settings import Settings
 from shared.timing import timing
 from workers import broker_recovery
+from workers.conversations import Conversations
 from workers.leases import LeaseKeeper
 from workers.paused_runs import RedisCheckpointSaver
 from workers.runner import Attempt, parse_delegation, run_delegation
@@ -65,6 +66,11 @@ def subagents() -> SubagentCache:
     # Paused subagents wait on the broker's Redis, which every worker of the deployment reaches.
     paused_runs = RedisCheckpointSaver(ledger().client, settings.queue_prefix)
     return SubagentCache(specs, settings.model, files().backend(), paused_runs)
+
+
+@cache
+def conversations() -> Conversations:
+    return Conversations(open_ledger(settings).client, settings.queue_prefix, settings.result_expires)
 
 
 def keeper(worker: str) -> LeaseKeeper:
@@ -111,6 +117,12 @@ def run_delegation_task(self: Task[Any, Any], payload: dict[str, Any]) -> None:
         return
     attempt = Attempt(worker=leases.worker, number=run.attempt)
     report = run_delegation(
-        delegation, subagents(), files().backend(), attempt, on_start=run.bind, progress=_progress_of
+        delegation,
+        subagents(),
+        files().backend(),
+        attempt,
+        on_start=run.bind,
+        progress=_progress_of,
+        conversations=conversations(),
     )
     leases.finish(run, report)

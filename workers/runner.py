@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 from deepagents.backends.protocol import BackendProtocol
-from langchain_core.messages import HumanMessage
+from langchain_core.messages import BaseMessage, HumanMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 from langgraph.types import Command, Interrupt
 from pydantic import ValidationError
@@ -26,6 +26,7 @@ from shared.files.workspace import DEFAULT_RUN
 from shared.progress import RELAYED_NODES, ProgressPublisher
 from shared.schemas import Delegation, FailureStatus, PendingApproval, Report, TokenUsage
 from shared.secrets import SecretBox
+from workers.conversations import Conversations
 from workers.reporting import cap_summary, final_text
 from workers.subagents import SubagentCache
 
@@ -118,18 +119,45 @@ class PauseGoneError(LookupError):
     """The answer came for a paused subagent whose checkpoint is no longer kept."""
 
 
-async def _invoke(
-    subagents: SubagentCache, delegation: Delegation, progress: ProgressPublisher | None
-) -> dict[str, Any]:
+def _given_messages(delegation: Delegation, conversations: Conversations | None) -> list[BaseMessage]:
+    """Fresh context: the description is all the subagent learns of its parent's conversation.
+    An async task's follow-up goes on from the run it continues (`workers.conversations`)."""
+    if delegation.conversation is None:
+        return [HumanMessage(content=delegation.description)]
+    if conversations is None:
+        raise RuntimeError("this worker keeps no conversations of async tasks")
+    earlier = (
+        conversations.load(delegation.conversation, delegation.continues)
+        if delegation.continues is not None
+        else []
+    )
+    asked = [*delegation.unanswered, delegation.description]
+    return [*earlier, *(HumanMessage(content=text) for text in asked)]
+
+
+@dataclass(frozen=True)
+class Outlets:
+    """Where a run reports besides its `Report`: each step as it happens, for a caller that
+    watches, and an async task's messages, for its follow-ups."""
+
+    progress: ProgressPublisher | None = None
+    conversations: Conversations | None = None
+
+
+async def _invoke(subagents: SubagentCache, delegation: Delegation, outlets: Outlets) -> dict[str, Any]:
     subagent = subagents.get(delegation.subagent_type, delegation.spec, delegation.inherited)
     context = rebuild_context(delegation.context, delegation.secrets, delegation.secret_str_keys)
     config: RunnableConfig = {
         "recursion_limit": delegation.limits.recursion_limit,
         "run_name": delegation.subagent_type,
     }
-    # Fresh context: the description is all the subagent learns of its parent's conversation.
-    given: dict[str, Any] | Command[Any] = {"messages": [HumanMessage(content=delegation.description)]}
+    given: dict[str, Any] | Command[Any] = {"messages": _given_messages(delegation, outlets.conversations)}
     paused_runs = subagent.paused_runs
+    if paused_runs is not None and delegation.conversation is not None:
+        raise ValueError(
+            f"subagent {delegation.subagent_type!r} may pause for approval, "
+            "which an async task cannot be answered for yet"
+        )
     if paused_runs is not None:
         # A paused subagent's thread is the delegation that first ran it.
         thread_id = delegation.resumes or delegation.id
@@ -142,12 +170,16 @@ async def _invoke(
             given = Command(resume=delegation.resume)
     elif delegation.resumes is not None:
         raise PauseGoneError(f"subagent {delegation.subagent_type!r} never pauses: nothing to resume")
-    if progress is None:
+    if outlets.progress is None:
         result: dict[str, Any] = await subagent.graph.ainvoke(given, config, context=context)
     else:
-        result = await _run_publishing(subagent.graph, given, config, context, progress)
+        result = await _run_publishing(subagent.graph, given, config, context, outlets.progress)
     if paused_runs is not None and not result.get("__interrupt__"):
         paused_runs.delete_thread(delegation.resumes or delegation.id)
+    if delegation.conversation is not None and outlets.conversations is not None:
+        outlets.conversations.save(
+            delegation.conversation, delegation.id, result.get("messages", []), delegation.secret_values()
+        )
     return result
 
 
@@ -187,12 +219,12 @@ def _pending_approvals(interrupts: list[Interrupt], secrets: list[str]) -> tuple
 
 
 async def _invoke_by_deadline(
-    subagents: SubagentCache, delegation: Delegation, progress: ProgressPublisher | None
+    subagents: SubagentCache, delegation: Delegation, outlets: Outlets
 ) -> dict[str, Any]:
     deadline = asyncio.timeout(delegation.limits.timeout_s)
     try:
         async with deadline:
-            return await _invoke(subagents, delegation, progress)
+            return await _invoke(subagents, delegation, outlets)
     except TimeoutError:
         if deadline.expired():
             raise _DeadlinePassedError from None
@@ -203,7 +235,7 @@ def _run_detached(
     subagents: SubagentCache,
     delegation: Delegation,
     on_start: OnStart | None,
-    progress: ProgressPublisher | None,
+    outlets: Outlets,
 ) -> dict[str, Any]:
     """Run on a loop of our own whose executor is not waited for at the end: `asyncio.run`
     would wait for a blocking call (a sync model or tool) that the deadline already gave up
@@ -211,7 +243,7 @@ def _run_detached(
     loop = asyncio.new_event_loop()
     loop.set_default_executor(_BLOCKING_CALLS)
     try:
-        task = loop.create_task(_invoke_by_deadline(subagents, delegation, progress))
+        task = loop.create_task(_invoke_by_deadline(subagents, delegation, outlets))
         if on_start is not None:
             on_start(task)
         try:
@@ -232,15 +264,18 @@ def run_delegation(
     *,
     on_start: OnStart | None = None,
     progress: Callable[[Delegation], ProgressPublisher] | None = None,
+    conversations: Conversations | None = None,
 ) -> Report:
     """`on_start` receives the asyncio task of the run, for whoever may have to cancel it;
-    `progress` opens the stream a delegation that asks for its progress publishes to."""
-    publisher = progress(delegation) if progress is not None and delegation.progress else None
+    `progress` opens the stream a delegation that asks for its progress publishes to;
+    `conversations` keeps async tasks' messages between their runs."""
+    outlets = Outlets(
+        progress=progress(delegation) if progress is not None and delegation.progress else None,
+        conversations=conversations,
+    )
     # The main agent's run: its workspace is where this subagent's files and report go.
     with using_run(delegation.thread_id or DEFAULT_RUN):
-        return _run_in_workspace(
-            delegation, subagents, backend, attempt, on_start=on_start, progress=publisher
-        )
+        return _run_in_workspace(delegation, subagents, backend, attempt, on_start=on_start, outlets=outlets)
 
 
 def _run_in_workspace(
@@ -250,7 +285,7 @@ def _run_in_workspace(
     attempt: Attempt,
     *,
     on_start: OnStart | None,
-    progress: ProgressPublisher | None,
+    outlets: Outlets,
 ) -> Report:
     started = time.monotonic()
     fields: dict[str, Any] = {"worker": attempt.worker, "attempts": attempt.number}
@@ -268,7 +303,7 @@ def _run_in_workspace(
             )
 
         try:
-            result = _run_detached(subagents, delegation, on_start, progress)
+            result = _run_detached(subagents, delegation, on_start, outlets)
             approvals = _pending_approvals(result.get("__interrupt__") or [], secrets)
         except _StoppedError:
             return failed("cancelled", "the run was stopped on this worker")

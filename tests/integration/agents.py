@@ -212,6 +212,31 @@ def run_counted(runtime: ToolRuntime) -> str:
     return f"run {runs} of {task!r} in pid {os.getpid()}"
 
 
+# Background tasks: a subagent that ticks, counting each tick in Redis, until it has ticked
+# TICKS times or is stopped, so a test sees a cancelled one stop.
+
+TICKS_PREFIX = "taskforce-test:ticks:"
+TICKS = 40
+TICK_S = 0.3
+
+
+@tool
+def tick(runtime: ToolRuntime) -> str:
+    """Count one tick of this task in Redis, then take a moment."""
+    task = next(str(m.content) for m in runtime.state["messages"] if m.type == "human")
+    ticks = redis.Redis.from_url(os.environ["TASKFORCE_REDIS_URL"]).incr(TICKS_PREFIX + task)
+    time.sleep(TICK_S)
+    return f"tick {ticks}"
+
+
+class _TickingModel(_DeterministicModel):
+    def respond(self, messages: list[BaseMessage]) -> AIMessage:
+        ticked = sum(isinstance(m, ToolMessage) for m in messages)
+        if ticked < TICKS:
+            return _call("tick", f"tick-{ticked + 1}")
+        return AIMessage(content=f"ticked {ticked} times")
+
+
 # Human approval: a tool that counts its runs, so a test knows it ran only once it was approved.
 
 EMAILS_KEY = "taskforce-test:emails"
@@ -268,6 +293,7 @@ SUBAGENTS = [
     _spec("memo-writer", _MemoWriterModel()),
     _spec("memo-reader", _MemoReaderModel()),
     _spec("counted", _DeterministicModel(tool_name="run_counted"), [run_counted]),
+    _spec("ticker", _TickingModel(), [tick]),
     # Routed by its spec to a queue named apart from it.
     _spec("pooled", _DeterministicModel(), queue="shared-pool"),
     _spec(

@@ -36,6 +36,10 @@ class Turn(BaseModel):
     system: str
     tools: list[str]
     results: list[str]
+    asked: list[str] = Field(default_factory=list)
+    """Every human message, in order (a follow-up's too)."""
+    answers: list[str] = Field(default_factory=list)
+    """Every final answer it gave earlier in the conversation."""
 
 
 def _call(name: str, call_id: str, **args: Any) -> AIMessage:
@@ -76,6 +80,8 @@ class StepModel(BaseChatModel):
             system="\n".join(m.text for m in messages if m.type == "system"),
             tools=list(self.tool_names),
             results=[str(m.content) for m in messages if isinstance(m, ToolMessage)],
+            asked=[str(m.content) for m in messages if m.type == "human"],
+            answers=[m.text for m in messages if isinstance(m, AIMessage) and not m.tool_calls],
         )
         message = self.respond(turn)
         message.usage_metadata = {"input_tokens": 11, "output_tokens": 5, "total_tokens": 16}
@@ -280,6 +286,14 @@ class GeneralModel(StepModel):
 GENERAL = GeneralModel()
 
 
+class RecallerModel(StepModel):
+    """Answers with the conversation it was given: what it was asked and what it answered
+    before. An async task's follow-up shows whether the subagent saw the run it continues."""
+
+    def respond(self, turn: Turn) -> AIMessage:
+        return AIMessage(content=json.dumps({"asked": turn.asked, "answered_before": turn.answers}))
+
+
 def _spec(name: str, model: BaseChatModel, tools: list[Any], **extra: Any) -> SubAgent:
     spec: dict[str, Any] = {
         "name": name,
@@ -315,6 +329,7 @@ GATEKEEPER = _spec(
     [count_words],
     interrupt_on={"count_words": True},
 )
+RECALLER = _spec("recaller", RecallerModel(), [])
 BARE: SubAgent = {
     "name": "bare",
     "description": "parity subagent bare: no tools, approvals or permissions of its own",
@@ -333,4 +348,5 @@ SUBAGENTS: list[SubAgent] = [
     EDITOR,
     GATEKEEPER,
     BARE,
+    RECALLER,
 ]

@@ -234,3 +234,66 @@ def test_detach_stops_waiting_but_cancels_nothing(server: fakeredis.FakeServer) 
     assert _ledger(server).client.exists(_ledger(server).key("run-1:call-1:abcd"))  # still out
     client.close()  # the atexit path: still nothing cancelled
     assert _ledger(server).client.exists(_ledger(server).key("run-1:call-1:abcd"))
+
+
+def test_a_started_delegation_is_published_once_and_peeked_at_without_waiting(
+    server: fakeredis.FakeServer,
+) -> None:
+    publisher = _Publisher()
+    client = _client(publisher)
+    client.start(_delegation())
+    client.start(_delegation())  # a replayed tool call: the same job
+
+    assert [message["task_id"] for message in publisher.sent] == ["run-1:call-1:abcd"]
+    assert client.outstanding == 0  # nobody waits for it
+    assert client.peek(["run-1:call-1:abcd", "never-sent"]) == {"run-1:call-1:abcd": None}
+
+    client.close()  # a background task outlives the client that started it
+    _report_as_worker(server, "run-1:call-1:abcd", summary="in the background")
+
+    report = _client().peek(["run-1:call-1:abcd"])["run-1:call-1:abcd"]
+    assert report is not None
+    assert report.summary == "in the background"
+    assert _ledger(server).client.keys("tf:inbox:*") == []  # no process was pushed to
+
+
+def test_cancelling_a_started_delegation_deletes_its_record_and_takes_its_lease(
+    server: fakeredis.FakeServer, client: DelegationClient
+) -> None:
+    client.start(_delegation())
+    _ledger(server).claim("run-1:call-1:abcd", "token", "w1", lease_s=10)
+
+    _client().cancel(["run-1:call-1:abcd"])  # from another process, which never waited for it
+
+    assert client.peek(["run-1:call-1:abcd"]) == {}
+    assert _ledger(server).refresh([("run-1:call-1:abcd", "token")], lease_s=10) == ["run-1:call-1:abcd"]
+
+
+def test_a_started_delegation_no_worker_will_take_is_finished_with_the_reason(
+    server: fakeredis.FakeServer, client: DelegationClient
+) -> None:
+    client.start(_delegation())
+    assert client.peek(["run-1:call-1:abcd"]) == {"run-1:call-1:abcd": None}  # a worker may be starting
+
+    _age(server, "run-1:call-1:abcd", "queued_at", NO_WORKER_GRACE_S + 1)
+    report = client.peek(["run-1:call-1:abcd"])["run-1:call-1:abcd"]
+
+    assert report is not None
+    assert report.status == "error"
+    assert "no live worker consumes queue 'tf.sleeper'" in report.summary
+    # Kept in the record: every later look, from any process, finds the same answer.
+    assert _client().peek(["run-1:call-1:abcd"])["run-1:call-1:abcd"] == report
+
+
+def test_a_started_delegation_past_its_queue_timeout_is_finished_as_timed_out(
+    server: fakeredis.FakeServer, client: DelegationClient
+) -> None:
+    _ledger(server).announce("w1", ["tf.sleeper"], silence_s=30)
+    client.start(_delegation())
+    _age(server, "run-1:call-1:abcd", "queued_at", client.settings.queue_timeout + 1)
+
+    report = client.peek(["run-1:call-1:abcd"])["run-1:call-1:abcd"]
+
+    assert report is not None
+    assert report.status == "timeout"
+    assert _ledger(server).claim("run-1:call-1:abcd", "token", "w1", lease_s=10).outcome == "reported"

@@ -7,6 +7,7 @@ import time
 import uuid
 from typing import Any
 
+import fakeredis
 import pytest
 from langchain.tools import ToolRuntime
 from langchain_core.language_models import BaseChatModel
@@ -20,6 +21,7 @@ from shared.files import FilesBackend, read_text
 from shared.files.memory import MemoryStore
 from shared.schemas import Delegation, Limits, Report
 from shared.secrets import SecretBox, new_key
+from workers.conversations import Conversations
 from workers.reporting import report_path
 from workers.runner import Attempt, parse_delegation, run_delegation
 from workers.subagents import SubagentCache
@@ -284,3 +286,40 @@ def test_parse_delegation_of_something_that_is_not_a_dict() -> None:
     with pytest.raises(ValueError, match="payload:") as caught:
         parse_delegation(f"api_key={SECRET}", BOX)
     assert SECRET not in str(caught.value)
+
+
+def test_an_async_tasks_follow_up_goes_on_from_the_run_it_continues(backend: FilesBackend) -> None:
+    conversations = Conversations(fakeredis.FakeRedis(), "tf", ttl_s=60)
+    model = ScriptedModel(reply=f"Expired cards; the key was {SECRET}.")
+    cache = SubagentCache([spec("analyst", model)], "offline", backend)  # type: ignore[list-item]
+
+    def run_in_task(delegation: Delegation) -> Report:
+        return run_delegation(delegation, cache, backend, ATTEMPT, conversations=conversations)
+
+    first = make_delegation("analyst", id="t:1", conversation="task-1", secrets={"k": SecretStr(SECRET)})
+    assert run_in_task(first).status == "ok"
+    follow_up = make_delegation(
+        "analyst",
+        id="t:2",
+        description="Which cards?",
+        conversation="task-1",
+        continues="t:1",
+        unanswered=("A question whose run was cancelled",),
+        secrets={"k": SecretStr(SECRET)},
+    )
+    assert run_in_task(follow_up).status == "ok"
+
+    seen = [(m.type, m.text) for m in model.seen[-1] if m.type != "system"]
+    assert seen == [
+        ("human", "Find out why billing fails"),
+        ("ai", f"Expired cards; the key was {REDACTED}."),  # kept scrubbed, as it is at rest
+        ("human", "A question whose run was cancelled"),
+        ("human", "Which cards?"),
+    ]
+    assert [m.type for m in conversations.load("task-1", "t:2")][-2:] == ["human", "ai"]
+    assert SECRET.encode() not in b"".join(conversations._client.hvals(conversations.key("task-1")))
+
+    gone = make_delegation("analyst", id="t:3", conversation="task-1", continues="t:never-ran")
+    report = run_in_task(gone)
+    assert report.status == "error"
+    assert "no longer kept" in report.summary

@@ -227,3 +227,20 @@ def test_tool_content_with_artifacts_only() -> None:
         delegation_id="d", subagent_type="w", status="error", summary="half done", artifacts=("/x",)
     )
     assert report.as_tool_content() == "Subagent 'w' error: half done\n\nFiles written: /x"
+
+
+def test_follow_up_messages_holding_a_secret_travel_sealed() -> None:
+    delegation = make_delegation(
+        conversation="task-1", continues="d-0", unanswered=(f"use {SECRET}", "plain")
+    )
+
+    wire = json.dumps(delegation.to_wire(BOX))
+
+    assert SECRET not in wire
+    assert SECRET not in json.dumps(delegation.redacted())
+    assert Delegation.model_validate_json(wire).opened(BOX) == delegation
+
+
+def test_a_continuation_outside_a_conversation_is_refused() -> None:
+    with pytest.raises(ValidationError, match="belong to a conversation"):
+        make_delegation(continues="d-0")
