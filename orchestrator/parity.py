@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
@@ -27,7 +26,7 @@ from langchain_core.tools import BaseTool
 from pydantic import BaseModel
 
 from shared.files.workspace import RunBackend
-from shared.registry import GENERAL_PURPOSE, MEMORY_KEY, general_purpose_spec
+from shared.registry import GENERAL_PURPOSE, MEMORY_KEY, general_purpose_spec, import_path_of
 from shared.schemas import Inherited
 
 
@@ -45,21 +44,6 @@ class MainAgent:
     memory: list[str] | None
     interrupt_on: Mapping[str, bool | InterruptOnConfig] | None
     permissions: list[FilesystemPermission] | None
-
-
-def import_path_of(value: object) -> str | None:
-    """Where a worker imports this very object from: a module-level name holding it (its
-    defining module first). `None` if no importable module holds it."""
-    preferred = getattr(getattr(value, "func", value), "__module__", None)
-    modules = [sys.modules[preferred]] if preferred in sys.modules else []
-    for module in [*modules, *list(sys.modules.values())]:
-        name = getattr(module, "__name__", "__main__")
-        if name == "__main__" or name.startswith("_"):
-            continue  # workers import modules by name; `__main__` is another program there
-        for attribute, held in list(vars(module).items()):
-            if held is value:
-                return f"{name}:{attribute}"
-    return None
 
 
 def _tool_paths(tools: Sequence[Any], receiver: str) -> tuple[str, ...]:
