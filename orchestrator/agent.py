@@ -84,14 +84,11 @@ def create_orchestrator(
         memory=memory,
         interrupt_on=interrupt_on,
         permissions=permissions,
-    )
-    inherited = inheritance(
-        offered,
-        main,
-        shared=[MEMORIES, SKILLS, *settings.files_routes],
-        backend=backend,
         store=store,
         context_schema=context_schema,
+    )
+    inherited = inheritance(
+        offered, main, shared=[MEMORIES, SKILLS, *settings.files_routes], backend=backend, settings=settings
     )
     delegation = CeleryDelegationMiddleware(
         client or DelegationClient(create_celery_app(settings), settings),

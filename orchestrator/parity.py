@@ -23,11 +23,14 @@ from deepagents.middleware.subagents import SubAgent
 from langchain.agents.middleware import InterruptOnConfig
 from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool
+from langgraph.store.base import BaseStore
 from pydantic import BaseModel
 
 from shared.files.workspace import RunBackend
 from shared.registry import GENERAL_PURPOSE, MEMORY_KEY, general_purpose_spec, import_path_of
 from shared.schemas import Inherited
+from shared.settings import Settings
+from shared.stores import SharedStore
 
 
 class UnsupportedArgumentError(ValueError):
@@ -44,6 +47,8 @@ class MainAgent:
     memory: list[str] | None
     interrupt_on: Mapping[str, bool | InterruptOnConfig] | None
     permissions: list[FilesystemPermission] | None
+    store: BaseStore | None = None
+    context_schema: object = None
 
 
 def _tool_paths(tools: Sequence[Any], receiver: str) -> tuple[str, ...]:
@@ -98,6 +103,8 @@ def inherited_by(spec: SubAgent, main: MainAgent) -> Inherited:
         fields |= _model(main.model, name)
     if default_general_purpose and main.skills is not None:
         fields["skills"] = list(main.skills)
+    if main.store is not None:
+        fields["store"] = True
     return Inherited(**fields)
 
 
@@ -121,7 +128,7 @@ def _refuse_per_run_sources(offered: Sequence[SubAgent], main: MainAgent, shared
 
 
 def _refuse_what_cannot_travel(
-    offered: Sequence[SubAgent], backend: object, store: object, context_schema: object
+    offered: Sequence[SubAgent], main: MainAgent, backend: object, settings: Settings
 ) -> None:
     for spec in offered:
         if spec.get("mode") == "fork":
@@ -134,16 +141,21 @@ def _refuse_what_cannot_travel(
             "backend: deepagents gives it to subagents too, and workers reach only the shared files; "
             "route the paths with TASKFORCE_FILES_ROUTES or leave backend unset"
         )
-    if store is not None:
+    if main.store is not None and not isinstance(main.store, SharedStore):
         raise UnsupportedArgumentError(
-            "store: deepagents passes it to subagents' tools (runtime.store), which on workers is None; "
-            "keep long-term memory in the shared files' /memories/ instead"
+            f"store: deepagents passes it to subagents' tools (runtime.store), and workers can open only "
+            f"the deployment's shared store, not a {type(main.store).__name__}: pass "
+            "shared.stores.SharedStore.from_settings(settings)"
         )
-    if isinstance(context_schema, type) and (
-        dataclasses.is_dataclass(context_schema) or issubclass(context_schema, BaseModel)
-    ):
+    if isinstance(main.store, SharedStore) and not main.store.opened_by(settings):
         raise UnsupportedArgumentError(
-            f"context_schema={context_schema.__name__}: subagents on workers would get the context as "
+            f"store: this SharedStore ({main.store.prefix!r}) is not the one workers open from their "
+            "settings (TASKFORCE_REDIS_URL, TASKFORCE_QUEUE_PREFIX): pass SharedStore.from_settings(settings)"
+        )
+    schema = main.context_schema
+    if isinstance(schema, type) and (dataclasses.is_dataclass(schema) or issubclass(schema, BaseModel)):
+        raise UnsupportedArgumentError(
+            f"context_schema={schema.__name__}: subagents on workers would get the context as "
             "a dict, not as this type; use a TypedDict"
         )
 
@@ -154,12 +166,11 @@ def inheritance(
     *,
     shared: Sequence[str],
     backend: object,
-    store: object,
-    context_schema: object,
+    settings: Settings,
 ) -> dict[str, Inherited]:
     """What each offered subagent type inherits, by name; raises `UnsupportedArgumentError`
-    for anything deepagents would give a subagent that cannot reach a worker, and for memory
-    or skills outside the `shared` folders."""
-    _refuse_what_cannot_travel(offered, backend, store, context_schema)
+    for anything deepagents would give a subagent that cannot reach a worker (with `settings`,
+    the workers'), and for memory or skills outside the `shared` folders."""
+    _refuse_what_cannot_travel(offered, main, backend, settings)
     _refuse_per_run_sources(offered, main, shared)
     return {spec["name"]: inherited_by(spec, main) for spec in offered}

@@ -55,6 +55,9 @@ class Inherited(_Wire):
     model_path: str | None = None
     """A model object the main agent was given, by the import path workers load it from."""
     skills: list[str] | None = None
+    store: bool = False
+    """The main agent has the deployment's `SharedStore` (`shared.stores`): the worker gives
+    the subagent the same store, opened from its own settings, as `runtime.store`."""
 
 
 class Delegation(_Wire):

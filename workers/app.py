@@ -23,6 +23,7 @@ from shared.ledger import open_ledger
 from shared.registry import effective_specs, load_registry, queue_name
 from shared.secrets import SecretBox
 from shared.settings import Settings
+from shared.stores import SharedStore
 from workers import broker_recovery
 from workers.leases import LeaseKeeper
 from workers.paused_runs import RedisCheckpointSaver
@@ -54,9 +55,11 @@ def files() -> SharedFiles:
 
 @cache
 def subagents() -> SubagentCache:
-    # Paused subagents wait on the broker's Redis, which every worker of the deployment reaches.
+    # Paused subagents wait on the broker's Redis, which every worker of the deployment reaches;
+    # so does the shared store, given to subagents whose main agent has it.
     paused_runs = RedisCheckpointSaver(open_ledger(settings).client, settings.queue_prefix)
-    return SubagentCache(specs, settings.model, files().backend(), paused_runs)
+    store = SharedStore.from_settings(settings)
+    return SubagentCache(specs, settings.model, files().backend(), paused_runs, store=store)
 
 
 def keeper(worker: str) -> LeaseKeeper:
