@@ -39,7 +39,8 @@ class UnsupportedArgumentError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class MainAgent:
-    """The arguments of `create_orchestrator` that deepagents hands down to subagents."""
+    """The arguments of `create_orchestrator` that deepagents hands down to subagents (the
+    context typed by `context_schema` is handed down at run time)."""
 
     model: str | BaseChatModel
     tools: Sequence[Any] | None
@@ -153,10 +154,14 @@ def _refuse_what_cannot_travel(
             "settings (TASKFORCE_REDIS_URL, TASKFORCE_QUEUE_PREFIX): pass SharedStore.from_settings(settings)"
         )
     schema = main.context_schema
-    if isinstance(schema, type) and (dataclasses.is_dataclass(schema) or issubclass(schema, BaseModel)):
+    if (
+        isinstance(schema, type)
+        and (dataclasses.is_dataclass(schema) or issubclass(schema, BaseModel))
+        and import_path_of(schema) is None
+    ):
         raise UnsupportedArgumentError(
-            f"context_schema={schema.__name__}: subagents on workers would get the context as "
-            "a dict, not as this type; use a TypedDict"
+            f"context_schema={schema.__name__}: subagents get the context as this type, which workers "
+            "import; define it at module level in a module the workers can import"
         )
 
 

@@ -39,6 +39,19 @@ class ModelContext(BaseModel):
     user: str
 
 
+def _classes_no_worker_can_import() -> tuple[type, type]:
+    """Classes no module-level name holds (only `REFUSED`'s values do): nothing to import."""
+
+    @dataclass
+    class LocalContext:
+        user: str
+
+    class LocalModel(BaseModel):
+        user: str
+
+    return LocalContext, LocalModel
+
+
 def _settings(**changes: Any) -> Settings:
     return Settings(redis_url="redis://stub:6379/0", files_url="memory://parity", _env_file=None, **changes)  # type: ignore[call-arg]
 
@@ -98,11 +111,14 @@ REFUSED: dict[str, tuple[dict[str, Any], str]] = {
         {"subagents": [OWN], "store": SharedStore.from_url("redis://stub:6379/0", "elsewhere:store")},
         "store: this SharedStore ('elsewhere:store') is not the one workers open",
     ),
-    "dataclass context": (
-        {"subagents": [OWN], "context_schema": TypedContext},
-        "context_schema=TypedContext",
+    "a dataclass context no worker can import": (
+        {"subagents": [OWN], "context_schema": _classes_no_worker_can_import()[0]},
+        "context_schema=LocalContext: subagents get the context as this type, which workers import",
     ),
-    "pydantic context": ({"subagents": [OWN], "context_schema": ModelContext}, "context_schema=ModelContext"),
+    "a pydantic context no worker can import": (
+        {"subagents": [OWN], "context_schema": _classes_no_worker_can_import()[1]},
+        "context_schema=LocalModel: subagents get the context as this type",
+    ),
 }
 
 
@@ -194,11 +210,16 @@ def test_what_workers_do_as_deepagents_does_is_accepted() -> None:
     )
 
 
-def test_the_shared_store_is_accepted() -> None:
+def test_the_shared_store_and_typed_contexts_workers_import_are_accepted() -> None:
     settings = _settings()
-    create_orchestrator(
-        "offline", settings=settings, subagents=[OWN], store=SharedStore.from_settings(settings)
-    )
+    for schema in (TypedContext, ModelContext):
+        create_orchestrator(
+            "offline",
+            settings=settings,
+            subagents=[OWN],
+            store=SharedStore.from_settings(settings),
+            context_schema=schema,
+        )
 
 
 def test_every_subagent_gets_the_main_agents_store_whatever_its_spec_sets() -> None:
