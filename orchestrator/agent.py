@@ -62,7 +62,8 @@ def create_orchestrator(
     Arguments are `create_deep_agent`'s. `subagents` defaults to the registry named by
     `TASKFORCE_SUBAGENTS`; workers must load the same specs (they rebuild subagents from it).
     Async (remote) subagents pass straight through to deepagents. `backend` defaults to the
-    shared files, so the main agent reads what workers write.
+    shared files, so the main agent reads what workers write. `store`, which subagents' tools
+    get too, must be `shared.stores.SharedStore.from_settings(settings)`: workers open it as well.
     """
     settings = settings or Settings()
     remote = [spec for spec in subagents or [] if "graph_id" in spec]

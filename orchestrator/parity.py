@@ -6,9 +6,13 @@ Each rule mirrors a line of `create_deep_agent` (deepagents' graph.py). A declar
 whose spec leaves out `interrupt_on`, `permissions`, `tools` or `model` takes the main agent's;
 the general-purpose subagent takes the main agent's model, tools, skills, permissions and
 approvals. Rules and approvals travel as JSON; tools and model objects as the import path of
-the module-level name that holds them, which workers import. Arguments that reach subagents in
-one process and cannot yet reach a worker (`backend`, `store`, a typed `context_schema`,
-`mode="fork"`) are refused.
+the module-level name that holds them, which workers import. Every subagent gets the main
+agent's `store` (`runtime.store`), which travels as a flag: workers open the same
+`SharedStore` from their own settings, so that is the only store accepted. A context typed by
+a dataclass or pydantic `context_schema` travels with each delegation (`shared.context`), its
+class as an import path, so a class no worker can import is refused here. Arguments that
+reach subagents in one process and cannot yet reach a worker (a `backend` other than the
+shared files, `mode="fork"`) are refused.
 """
 
 from __future__ import annotations
