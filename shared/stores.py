@@ -358,13 +358,13 @@ class SharedStore(BaseStore):
 
     def _list_namespaces(self, op: ListNamespacesOp) -> Exchange[list[tuple[str, ...]]]:
         conditions = op.match_conditions or ()
+        # A prefix condition's labels up to its first wildcard narrow the namespaces read.
         literal: list[str] = []
-        for condition in conditions[:1]:
-            if condition.match_type == "prefix":
-                for label in condition.path:
-                    if label == "*":
-                        break
-                    literal.append(label)
+        prefix = next((c.path for c in conditions if c.match_type == "prefix"), ())
+        for label in prefix:
+            if label == "*":
+                break
+            literal.append(label)
         texts = yield from self._under(tuple(literal))
         namespaces = [tuple(text.split(".")) for text in texts]
         matching = [ns for ns in namespaces if all(_does_match(c, ns) for c in conditions)]

@@ -13,7 +13,16 @@ from typing import Any
 
 import fakeredis
 import pytest
-from langgraph.store.base import BaseStore, GetOp, InvalidNamespaceError, Item, PutOp, SearchOp
+from langgraph.store.base import (
+    BaseStore,
+    GetOp,
+    InvalidNamespaceError,
+    Item,
+    ListNamespacesOp,
+    MatchCondition,
+    PutOp,
+    SearchOp,
+)
 from langgraph.store.memory import InMemoryStore
 
 from shared.redis_exchange import aclose_loop_clients
@@ -131,6 +140,8 @@ def test_list_namespaces(store: BaseStore) -> None:
     assert store.list_namespaces(prefix=("*", "b")) == [("a", "b", "c"), ("a", "b", "d"), ("x", "b", "c")]
     assert store.list_namespaces(suffix=("c",)) == [("a", "b", "c"), ("x", "b", "c")]
     assert store.list_namespaces(prefix=("a",), suffix=("*", "d")) == [("a", "b", "d")]
+    suffix_first = (MatchCondition("suffix", ("c",)), MatchCondition("prefix", ("x",)))
+    assert store.batch([ListNamespacesOp(match_conditions=suffix_first)]) == [[("x", "b", "c")]]
     assert store.list_namespaces(max_depth=2) == [("a", "b"), ("a", "e"), ("a-z",), ("x", "b")]
     assert store.list_namespaces(limit=2, offset=1) == [("a", "b", "d"), ("a", "e")]
 
