@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import weakref
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -65,12 +66,23 @@ def _is_typed(cls: object) -> bool:
     return isinstance(cls, type) and (dataclasses.is_dataclass(cls) or issubclass(cls, BaseModel))
 
 
+_class_paths: weakref.WeakKeyDictionary[type[Any], str | None] = weakref.WeakKeyDictionary()
+"""Searching every module for a class defined elsewhere than it is held would cost every
+delegation (of every subagent, in `validate_context`) the same search again."""
+
+
+def _class_path(cls: type[Any]) -> str | None:
+    if cls not in _class_paths:
+        _class_paths[cls] = import_path_of(cls)
+    return _class_paths[cls]
+
+
 def _type_path(context: object) -> str | None:
     """The import path of a typed context's class, for the worker to rebuild it as one."""
-    cls = type(context)
+    cls: type[Any] = type(context)
     if not _is_typed(cls):
         return None  # a mapping, or nothing: `context_as_mapping` refuses anything else
-    path = import_path_of(cls)
+    path = _class_path(cls)
     if path is None:
         raise ContextError(
             f"runtime context of type {cls.__qualname__} reaches subagents as that type, which workers "
