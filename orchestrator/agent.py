@@ -66,7 +66,9 @@ def create_orchestrator(
     An async subagent (`graph_id`) without a `url` runs on the worker pools as the registry
     subagent its `graph_id` names (`orchestrator.async_tasks`); one with a `url` passes straight
     through to deepagents, which runs it on that Agent Protocol server. `backend` defaults to
-    the shared files, so the main agent reads what workers write.
+    the shared files, so the main agent reads what workers write. `store`, which subagents'
+    tools get too, must be `shared.stores.SharedStore.from_settings(settings)`: workers open it
+    as well.
     """
     settings = settings or Settings()
     remote = [spec for spec in subagents or [] if "graph_id" in spec and "url" in spec]
@@ -98,16 +100,13 @@ def create_orchestrator(
         memory=memory,
         interrupt_on=interrupt_on,
         permissions=permissions,
+        store=store,
+        context_schema=context_schema,
     )
     # Every type a delegation may go to: those `task` offers, and those async subagents run as.
     routed = [*offered, *(spec for spec in targets.values() if spec not in offered)]
     inherited = inheritance(
-        routed,
-        main,
-        shared=[MEMORIES, SKILLS, *settings.files_routes],
-        backend=backend,
-        store=store,
-        context_schema=context_schema,
+        routed, main, shared=[MEMORIES, SKILLS, *settings.files_routes], backend=backend, settings=settings
     )
     refuse_pausing(pooled, targets, inherited)
     builder = DelegationBuilder(

@@ -78,6 +78,7 @@ class DelegationBuilder:
             context=piece.values,
             secrets=piece.secrets,
             secret_str_keys=piece.secret_str_keys,
+            context_type=piece.type_path,
             # The caller's limit, not LangGraph's default of 25, bounds the subagent too.
             limits=self.settings.limits(recursion_limit),
             thread_id=thread_id,

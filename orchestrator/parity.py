@@ -6,16 +6,19 @@ Each rule mirrors a line of `create_deep_agent` (deepagents' graph.py). A declar
 whose spec leaves out `interrupt_on`, `permissions`, `tools` or `model` takes the main agent's;
 the general-purpose subagent takes the main agent's model, tools, skills, permissions and
 approvals. Rules and approvals travel as JSON; tools and model objects as the import path of
-the module-level name that holds them, which workers import. Arguments that reach subagents in
-one process and cannot yet reach a worker (`backend`, `store`, a typed `context_schema`,
-`mode="fork"`) are refused.
+the module-level name that holds them, which workers import. Every subagent gets the main
+agent's `store` (`runtime.store`), which travels as a flag: workers open the same
+`SharedStore` from their own settings, so that is the only store accepted. A context typed by
+a dataclass or pydantic `context_schema` travels with each delegation (`shared.context`), its
+class as an import path, so a class no worker can import is refused here. Arguments that
+reach subagents in one process and cannot yet reach a worker (a `backend` other than the
+shared files, `mode="fork"`) are refused.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
@@ -24,11 +27,14 @@ from deepagents.middleware.subagents import SubAgent
 from langchain.agents.middleware import InterruptOnConfig
 from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool
+from langgraph.store.base import BaseStore
 from pydantic import BaseModel
 
 from shared.files.workspace import RunBackend
-from shared.registry import GENERAL_PURPOSE, MEMORY_KEY, general_purpose_spec
+from shared.registry import GENERAL_PURPOSE, MEMORY_KEY, general_purpose_spec, import_path_of
 from shared.schemas import Inherited
+from shared.settings import Settings
+from shared.stores import SharedStore
 
 
 class UnsupportedArgumentError(ValueError):
@@ -37,7 +43,8 @@ class UnsupportedArgumentError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class MainAgent:
-    """The arguments of `create_orchestrator` that deepagents hands down to subagents."""
+    """The arguments of `create_orchestrator` that deepagents hands down to subagents (the
+    context typed by `context_schema` is handed down at run time)."""
 
     model: str | BaseChatModel
     tools: Sequence[Any] | None
@@ -45,21 +52,8 @@ class MainAgent:
     memory: list[str] | None
     interrupt_on: Mapping[str, bool | InterruptOnConfig] | None
     permissions: list[FilesystemPermission] | None
-
-
-def import_path_of(value: object) -> str | None:
-    """Where a worker imports this very object from: a module-level name holding it (its
-    defining module first). `None` if no importable module holds it."""
-    preferred = getattr(getattr(value, "func", value), "__module__", None)
-    modules = [sys.modules[preferred]] if preferred in sys.modules else []
-    for module in [*modules, *list(sys.modules.values())]:
-        name = getattr(module, "__name__", "__main__")
-        if name == "__main__" or name.startswith("_"):
-            continue  # workers import modules by name; `__main__` is another program there
-        for attribute, held in list(vars(module).items()):
-            if held is value:
-                return f"{name}:{attribute}"
-    return None
+    store: BaseStore | None = None
+    context_schema: object = None
 
 
 def _tool_paths(tools: Sequence[Any], receiver: str) -> tuple[str, ...]:
@@ -114,6 +108,8 @@ def inherited_by(spec: SubAgent, main: MainAgent) -> Inherited:
         fields |= _model(main.model, name)
     if default_general_purpose and main.skills is not None:
         fields["skills"] = list(main.skills)
+    if main.store is not None:
+        fields["store"] = True
     return Inherited(**fields)
 
 
@@ -137,7 +133,7 @@ def _refuse_per_run_sources(offered: Sequence[SubAgent], main: MainAgent, shared
 
 
 def _refuse_what_cannot_travel(
-    offered: Sequence[SubAgent], backend: object, store: object, context_schema: object
+    offered: Sequence[SubAgent], main: MainAgent, backend: object, settings: Settings
 ) -> None:
     for spec in offered:
         if spec.get("mode") == "fork":
@@ -150,17 +146,26 @@ def _refuse_what_cannot_travel(
             "backend: deepagents gives it to subagents too, and workers reach only the shared files; "
             "route the paths with TASKFORCE_FILES_ROUTES or leave backend unset"
         )
-    if store is not None:
+    if main.store is not None and not isinstance(main.store, SharedStore):
         raise UnsupportedArgumentError(
-            "store: deepagents passes it to subagents' tools (runtime.store), which on workers is None; "
-            "keep long-term memory in the shared files' /memories/ instead"
+            f"store: deepagents passes it to subagents' tools (runtime.store), and workers can open only "
+            f"the deployment's shared store, not a {type(main.store).__name__}: pass "
+            "shared.stores.SharedStore.from_settings(settings)"
         )
-    if isinstance(context_schema, type) and (
-        dataclasses.is_dataclass(context_schema) or issubclass(context_schema, BaseModel)
+    if isinstance(main.store, SharedStore) and not main.store.opened_by(settings):
+        raise UnsupportedArgumentError(
+            f"store: this SharedStore ({main.store.prefix!r}) is not the one workers open from their "
+            "settings (TASKFORCE_REDIS_URL, TASKFORCE_QUEUE_PREFIX): pass SharedStore.from_settings(settings)"
+        )
+    schema = main.context_schema
+    if (
+        isinstance(schema, type)
+        and (dataclasses.is_dataclass(schema) or issubclass(schema, BaseModel))
+        and import_path_of(schema) is None
     ):
         raise UnsupportedArgumentError(
-            f"context_schema={context_schema.__name__}: subagents on workers would get the context as "
-            "a dict, not as this type; use a TypedDict"
+            f"context_schema={schema.__name__}: subagents get the context as this type, which workers "
+            "import; define it at module level in a module the workers can import"
         )
 
 
@@ -170,12 +175,11 @@ def inheritance(
     *,
     shared: Sequence[str],
     backend: object,
-    store: object,
-    context_schema: object,
+    settings: Settings,
 ) -> dict[str, Inherited]:
     """What each offered subagent type inherits, by name; raises `UnsupportedArgumentError`
-    for anything deepagents would give a subagent that cannot reach a worker, and for memory
-    or skills outside the `shared` folders."""
-    _refuse_what_cannot_travel(offered, backend, store, context_schema)
+    for anything deepagents would give a subagent that cannot reach a worker (with `settings`,
+    the workers'), and for memory or skills outside the `shared` folders."""
+    _refuse_what_cannot_travel(offered, main, backend, settings)
     _refuse_per_run_sources(offered, main, shared)
     return {spec["name"]: inherited_by(spec, main) for spec in offered}

@@ -4,17 +4,26 @@ deepagents hands every subagent the parent's whole context object in-process. Ac
 that object has to become JSON, and each subagent should see only its own slice: plain keys go
 to all, `"<subagent>:<key>"` only to that subagent (as `<key>`). Secrets travel separately so that
 nothing which displays a job (Flower, logs, reports, errors) ever shows them.
+
+A context that is a dataclass or a pydantic model (as a `context_schema` of either kind makes
+it) reaches the subagent as that type, as in deepagents: its fields travel like a dict's keys,
+its class as an import path, and the worker builds the subagent's instance from its slice. A
+pydantic model's extra fields (`extra="allow"`) are keys like any other, so they may be
+namespaced; a dataclass's field names cannot be.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import weakref
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, JsonValue, SecretStr, TypeAdapter
+
+from shared.registry import RegistryError, import_object, import_path_of
 
 NAMESPACE_SEPARATOR = ":"
 REDACTED = "**********"
@@ -31,6 +40,8 @@ class SubagentContext:
     values: dict[str, JsonValue]
     secrets: dict[str, SecretStr]
     secret_str_keys: tuple[str, ...]
+    type_path: str | None = None
+    """Where the worker imports the context's class from, when it is not a mapping."""
 
 
 def context_as_mapping(context: object) -> dict[str, Any]:
@@ -43,11 +54,41 @@ def context_as_mapping(context: object) -> dict[str, Any]:
     if dataclasses.is_dataclass(context) and not isinstance(context, type):
         return {field.name: getattr(context, field.name) for field in dataclasses.fields(context)}
     if isinstance(context, BaseModel):
-        return {name: getattr(context, name) for name in type(context).model_fields}
+        fields = {name: getattr(context, name) for name in type(context).model_fields}
+        return fields | (context.model_extra or {})
     raise ContextError(
         f"runtime context of type {type(context).__name__} cannot be sent to workers; "
         "pass a dict, a dataclass or a pydantic model"
     )
+
+
+def _is_typed(cls: object) -> bool:
+    return isinstance(cls, type) and (dataclasses.is_dataclass(cls) or issubclass(cls, BaseModel))
+
+
+_class_paths: weakref.WeakKeyDictionary[type[Any], str | None] = weakref.WeakKeyDictionary()
+"""Searching every module for a class defined elsewhere than it is held would cost every
+delegation (of every subagent, in `validate_context`) the same search again."""
+
+
+def _class_path(cls: type[Any]) -> str | None:
+    if cls not in _class_paths:
+        _class_paths[cls] = import_path_of(cls)
+    return _class_paths[cls]
+
+
+def _type_path(context: object) -> str | None:
+    """The import path of a typed context's class, for the worker to rebuild it as one."""
+    cls: type[Any] = type(context)
+    if not _is_typed(cls):
+        return None  # a mapping, or nothing: `context_as_mapping` refuses anything else
+    path = _class_path(cls)
+    if path is None:
+        raise ContextError(
+            f"runtime context of type {cls.__qualname__} reaches subagents as that type, which workers "
+            "import: define the class at module level in a module the workers can import"
+        )
+    return path
 
 
 def _split_key(key: str, subagent_names: Collection[str]) -> tuple[str | None, str]:
@@ -94,6 +135,7 @@ def context_for(
     secret_keys: Collection[str],
 ) -> SubagentContext:
     """The context `subagent` sees: plain keys, then its own namespaced keys on top."""
+    type_path = _type_path(context)
     shared: dict[str, object] = {}
     own: dict[str, object] = {}
     for key, value in context_as_mapping(context).items():
@@ -118,18 +160,35 @@ def context_for(
             secrets[key] = SecretStr(value)
         else:
             values[key] = _checked_json(key, value)
-    return SubagentContext(values, secrets, tuple(secret_str_keys))
+    return SubagentContext(values, secrets, tuple(secret_str_keys), type_path)
 
 
 def rebuild_context(
-    values: Mapping[str, JsonValue], secrets: Mapping[str, SecretStr], secret_str_keys: Iterable[str]
-) -> dict[str, Any]:
-    """The worker-side context: secrets come back in the type the caller passed them."""
+    values: Mapping[str, JsonValue],
+    secrets: Mapping[str, SecretStr],
+    secret_str_keys: Iterable[str],
+    type_path: str | None = None,
+) -> object:
+    """The worker-side context: secrets come back in the type the caller passed them, and a
+    typed context as an instance of its class (`type_path`), built from the slice."""
     as_secret = set(secret_str_keys)
     rebuilt: dict[str, Any] = dict(values)
     for key, secret in secrets.items():
         rebuilt[key] = secret if key in as_secret else secret.get_secret_value()
-    return rebuilt
+    if type_path is None:
+        return rebuilt
+    try:
+        cls = import_object(type_path)
+    except RegistryError as error:
+        raise ContextError(f"cannot rebuild the runtime context as {type_path}: {error}") from None
+    if not _is_typed(cls):
+        raise ContextError(f"runtime context type {type_path} is neither a dataclass nor a pydantic model")
+    if isinstance(cls, type) and issubclass(cls, BaseModel):
+        # By field name, as `context_as_mapping` read it, whatever the fields' aliases.
+        return cls.model_validate(rebuilt, by_name=True)
+    # A dataclass takes its `init` fields; the others are its own to compute again.
+    accepted = {field.name for field in dataclasses.fields(cls) if field.init}  # type: ignore[arg-type]
+    return cls(**{key: value for key, value in rebuilt.items() if key in accepted})  # type: ignore[operator]
 
 
 def redact(text: str, secret_values: Iterable[str]) -> str:

@@ -45,6 +45,7 @@ import redis
 from redis.backoff import ConstantBackoff
 from redis.retry import Retry
 
+from shared.redis_exchange import LUA_NOW_MS
 from shared.settings import Settings
 from shared.timing import OUTAGE_POLL_S, outage_retries
 
@@ -58,11 +59,6 @@ KOMBU_UNACKED_INDEX = "unacked_index"
 INBOX_TTL_S = 300
 
 ClaimOutcome = Literal["run", "gone", "running", "queued", "reported", "dead_letter"]
-
-_NOW = """
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-"""
 
 _RECORD = """
 if redis.call('EXISTS', KEYS[1]) == 1 then
@@ -273,7 +269,7 @@ def open_ledger(settings: Settings, *, riding_out_outages: bool = True) -> Ledge
 
 
 def _script(client: redis.Redis, body: str) -> Any:
-    return client.register_script(_NOW + body)
+    return client.register_script(LUA_NOW_MS + body)
 
 
 class Ledger:

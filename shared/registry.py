@@ -56,6 +56,21 @@ def import_object(path: str) -> object:
         raise RegistryError(f"module {module_name!r} has no attribute {attribute!r}") from None
 
 
+def import_path_of(value: object) -> str | None:
+    """Where a worker imports this very object from (`import_object`'s inverse): a module-level
+    name holding it, its defining module first. `None` if no importable module holds it."""
+    preferred = getattr(getattr(value, "func", value), "__module__", None)
+    modules = [sys.modules[preferred]] if preferred in sys.modules else []
+    for module in [*modules, *list(sys.modules.values())]:
+        name = getattr(module, "__name__", "__main__")
+        if name == "__main__" or name.startswith("_"):
+            continue  # workers import modules by name; `__main__` is another program there
+        for attribute, held in list(vars(module).items()):
+            if held is value:
+                return f"{name}:{attribute}"
+    return None
+
+
 def validate_specs(specs: object) -> list[SubAgent]:
     """Check the specs the way a worker will need them, so mistakes surface at start-up."""
     if isinstance(specs, dict) or not isinstance(specs, Sequence) or isinstance(specs, str):

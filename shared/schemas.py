@@ -55,6 +55,9 @@ class Inherited(_Wire):
     model_path: str | None = None
     """A model object the main agent was given, by the import path workers load it from."""
     skills: list[str] | None = None
+    store: bool = False
+    """The main agent has the deployment's `SharedStore` (`shared.stores`): the worker gives
+    the subagent the same store, opened from its own settings, as `runtime.store`."""
 
 
 class Delegation(_Wire):
@@ -70,6 +73,9 @@ class Delegation(_Wire):
     context: dict[str, JsonValue] = Field(default_factory=dict)
     secrets: dict[str, SecretStr] = Field(default_factory=dict)
     secret_str_keys: tuple[str, ...] = ()
+    context_type: str | None = Field(default=None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    """The import path of the runtime context's class when it was a dataclass or a pydantic
+    model: the worker rebuilds the subagent's slice as an instance of it (`shared.context`)."""
     limits: Limits
     thread_id: str | None = None
     queue: str | None = None

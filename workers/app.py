@@ -25,6 +25,7 @@ from shared.registry import effective_specs, load_registry, queue_name
 from shared.schemas import Delegation
 from shared.secrets import SecretBox
 from shared.settings import Settings
+from shared.stores import SharedStore
 from shared.timing import timing
 from workers import broker_recovery
 from workers.conversations import Conversations
@@ -63,9 +64,11 @@ def ledger() -> Ledger:
 
 @cache
 def subagents() -> SubagentCache:
-    # Paused subagents wait on the broker's Redis, which every worker of the deployment reaches.
+    # Paused subagents wait on the broker's Redis, which every worker of the deployment reaches;
+    # so does the shared store, given to subagents whose main agent has it.
     paused_runs = RedisCheckpointSaver(ledger().client, settings.queue_prefix)
-    return SubagentCache(specs, settings.model, files().backend(), paused_runs)
+    store = SharedStore.from_settings(settings)
+    return SubagentCache(specs, settings.model, files().backend(), paused_runs, store=store)
 
 
 @cache

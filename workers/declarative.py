@@ -44,8 +44,6 @@ class _TakeCompletedSpecs:
 _SWAP = threading.Lock()
 _SLOT = "SubAgentMiddleware"
 """The name `create_deep_agent` finds the middleware by, in its own module."""
-_SLOT = "SubAgentMiddleware"
-"""The name `create_deep_agent` looks the middleware up by, in its own module."""
 
 
 def completed_spec(

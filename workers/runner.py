@@ -146,7 +146,9 @@ class Outlets:
 
 async def _invoke(subagents: SubagentCache, delegation: Delegation, outlets: Outlets) -> dict[str, Any]:
     subagent = subagents.get(delegation.subagent_type, delegation.spec, delegation.inherited)
-    context = rebuild_context(delegation.context, delegation.secrets, delegation.secret_str_keys)
+    context = rebuild_context(
+        delegation.context, delegation.secrets, delegation.secret_str_keys, delegation.context_type
+    )
     config: RunnableConfig = {
         "recursion_limit": delegation.limits.recursion_limit,
         "run_name": delegation.subagent_type,

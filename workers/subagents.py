@@ -6,7 +6,9 @@ files, summarization, skills, approvals, and what the spec leaves out taken from
 Skills and memory are read from the shared files at the start of every delegation, never baked
 into the compiled graph: editing `/skills/` or `/memories/AGENTS.md` changes every worker's next
 run without a redeploy. A subagent that can pause for approval (its `interrupt_on`, or a
-permission rule with `mode="interrupt"`) gets the paused-runs checkpointer; others get none."""
+permission rule with `mode="interrupt"`) gets the paused-runs checkpointer; others get none.
+A subagent whose main agent has the shared store gets the worker's copy of it, as deepagents
+gives the main agent's store to subagents' tools (`runtime.store`)."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from deepagents.middleware.subagents import SubAgent, create_sub_agent
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.store.base import BaseStore
 
 from shared.registry import MEMORY_KEY
 from shared.schemas import Inherited
@@ -41,8 +44,11 @@ def build_subagent(
     backend: BackendProtocol,
     inherited: Inherited | None = None,
     paused_runs: BaseCheckpointSaver[str] | None = None,
+    *,
+    store: BaseStore | None = None,
 ) -> Subagent:
-    completed: dict[str, Any] = dict(completed_spec(spec, inherited or Inherited(), default_model, backend))
+    inherited = inherited or Inherited()
+    completed: dict[str, Any] = dict(completed_spec(spec, inherited, default_model, backend))
     memory = cast(dict[str, Any], spec).get(MEMORY_KEY)
     if memory:
         completed["middleware"] = [
@@ -52,9 +58,17 @@ def build_subagent(
     pauses = bool(completed.get("interrupt_on"))
     if pauses and paused_runs is None:
         raise ValueError(f"subagent {spec['name']!r} may pause for approval, and nothing can keep it paused")
+    if inherited.store and store is None:
+        raise ValueError(
+            f"subagent {spec['name']!r} is to get the main agent's store, and this worker has no store"
+        )
     graph = create_sub_agent(cast(SubAgent, completed))
     if pauses:
         graph.checkpointer = paused_runs  # type: ignore[attr-defined]
+    if inherited.store:
+        # Where deepagents' subagent finds the parent's store in its runtime; a worker has no
+        # parent graph, so the compiled subagent carries it.
+        graph.store = store  # type: ignore[attr-defined]
     return Subagent(graph, paused_runs if pauses else None)
 
 
@@ -72,12 +86,15 @@ class SubagentCache:
         default_model: str | BaseChatModel,
         backend: BackendProtocol,
         paused_runs: BaseCheckpointSaver[str] | None = None,
+        *,
+        store: BaseStore | None = None,
     ):
         self._specs = {spec["name"]: spec for spec in specs}
         self._digests = {name: spec_digests(spec) for name, spec in self._specs.items()}
         self._default_model = default_model
         self._backend = backend
         self._paused_runs = paused_runs
+        self._store = store
         self._built: dict[tuple[str, str], Subagent] = {}
         self._lock = threading.Lock()
 
@@ -105,6 +122,11 @@ class SubagentCache:
                         "Start workers with the same TASKFORCE_SUBAGENTS as the orchestrator."
                     )
                 self._built[key] = build_subagent(
-                    self._specs[name], self._default_model, self._backend, inherited, self._paused_runs
+                    self._specs[name],
+                    self._default_model,
+                    self._backend,
+                    inherited,
+                    self._paused_runs,
+                    store=self._store,
                 )
             return self._built[key]

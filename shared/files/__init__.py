@@ -17,9 +17,9 @@ from deepagents.backends.protocol import BackendProtocol
 
 from shared.files.backend import FilesBackend, recording_writes
 from shared.files.paths import InvalidPathError
-from shared.files.redis import aclose_loop_clients
 from shared.files.store import Store
 from shared.files.workspace import SharedFiles, current_run, using_run
+from shared.redis_exchange import aclose_loop_clients
 from shared.settings import Settings
 from shared.urls import mask_url
 

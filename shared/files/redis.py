@@ -19,31 +19,31 @@ the content that follows, as if it came first. A removal is a script that also d
 directories left empty; a write racing a removal of the same file may leave its content behind,
 unindexed and unread. Workspace scopes carry a TTL that every write below a directory renews.
 
-Commands go out as one packed buffer per batch on a connection from the client's pool, rather
-than through redis-py's pipeline objects: for files of 100 KB the pipeline machinery alone cost
-more than a third of a plain `SET` (see `bench/backends.py`).
+Each operation is an exchange of command batches (`shared.redis_exchange`): one round trip per
+batch, the same steps for the blocking and the asyncio client.
 """
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import threading
-import weakref
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import redis
 import redis.asyncio
-from redis.exceptions import NoScriptError
 
 from shared.files.paths import ancestors, children
 from shared.files.scopes import join_scope
 from shared.files.store import ANY, Entry, Expect, Listing, Store, Stored, is_binary, now_iso
+from shared.redis_exchange import (
+    AsyncClients,
+    Command,
+    Exchange,
+    aexecute,
+    evalsha,
+    execute,
+)
 
 T = TypeVar("T")
-_Command = tuple[Any, ...]
-_Exchange = Generator[list[_Command], list[Any], T]
 
 DEFAULT_NAMESPACE = "taskforce:fs"
 
@@ -93,58 +93,7 @@ end
 return existed
 """
 
-# Redis names scripts by their SHA-1.
-_SCRIPTS = {hashlib.sha1(source.encode()).hexdigest(): source for source in (_CONDITIONAL_SAVE, _REMOVE)}
-_SHA = {source: sha for sha, source in _SCRIPTS.items()}
-
-
-def _evalsha(source: str, keys: Sequence[Any], *args: Any) -> _Command:
-    return ("EVALSHA", _SHA[source], len(keys), *keys, *args)
-
-
-JOIN_BELOW = 64 * 1024
-"""redis-py packs a large value as a chunk of its own, sent by a system call of its own; up to
-this size one copy into a single buffer is cheaper than the extra calls."""
-
-
-def _buffers(chunks: list[bytes]) -> list[bytes]:
-    return [b"".join(chunks)] if sum(map(len, chunks)) < JOIN_BELOW else chunks
-
-
-class _AsyncClients:
-    """One asyncio client per event loop: an asyncio connection belongs to the loop that opened
-    it, and workers run each delegation on a loop of its own. A client keeps its loop alive, so
-    whoever ends a loop calls `aclose_loop_clients` first (the worker does, per delegation)."""
-
-    def __init__(self, factory: Callable[[], redis.asyncio.Redis]) -> None:
-        self._factory = factory
-        self._by_loop: dict[asyncio.AbstractEventLoop, redis.asyncio.Redis] = {}
-        self._lock = threading.Lock()
-        _all_clients.add(self)
-
-    def current(self) -> redis.asyncio.Redis:
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            client = self._by_loop.get(loop)
-            if client is None:
-                client = self._by_loop[loop] = self._factory()
-        return client
-
-    def release(self, loop: asyncio.AbstractEventLoop) -> redis.asyncio.Redis | None:
-        with self._lock:
-            return self._by_loop.pop(loop, None)
-
-
-_all_clients: weakref.WeakSet[_AsyncClients] = weakref.WeakSet()
-
-
-async def aclose_loop_clients() -> None:
-    """Close every asyncio Redis client opened on the running loop, before the loop ends."""
-    loop = asyncio.get_running_loop()
-    for clients in list(_all_clients):
-        client = clients.release(loop)
-        if client is not None:
-            await client.aclose()
+_SCRIPTS = (_CONDITIONAL_SAVE, _REMOVE)
 
 
 class RedisStore(Store):
@@ -153,7 +102,7 @@ class RedisStore(Store):
     def __init__(
         self,
         client: redis.Redis,
-        async_client: Callable[[], redis.asyncio.Redis] | _AsyncClients,
+        async_client: Callable[[], redis.asyncio.Redis] | AsyncClients,
         namespace: str = DEFAULT_NAMESPACE,
         *,
         scope: str = "",
@@ -162,7 +111,7 @@ class RedisStore(Store):
         """`async_client` makes a client for the running event loop; it is called once per loop."""
         self.client = client
         self._aclients = (
-            async_client if isinstance(async_client, _AsyncClients) else _AsyncClients(async_client)
+            async_client if isinstance(async_client, AsyncClients) else AsyncClients(async_client)
         )
         self.namespace = namespace
         self.ttl_s = ttl_s
@@ -182,11 +131,10 @@ class RedisStore(Store):
         """`c` content, `f` metadata or `d` directory key of a path in this scope."""
         return f"{self.namespace}:{kind}:{self._scope}:{path}"
 
-    # Each operation is a generator of command batches, so the blocking and the asyncio client
-    # run the very same steps; a batch is one round trip.
+    # Each operation is an exchange: the blocking and the asyncio client run the very same steps.
 
-    def _load(self, paths: Sequence[str]) -> _Exchange[list[Stored | None]]:
-        commands: list[_Command] = []
+    def _load(self, paths: Sequence[str]) -> Exchange[list[Stored | None]]:
+        commands: list[Command] = []
         for path in paths:
             commands += [("HMGET", self._key("f", path), "ct", "mt", "v"), ("GET", self._key("c", path))]
         # No MULTI needed: writes move the version before the content, so a version read before
@@ -196,7 +144,7 @@ class RedisStore(Store):
 
     def _save(
         self, path: str, content: bytes, expect: Expect, created_at: str | None
-    ) -> _Exchange[str | None]:
+    ) -> Exchange[str | None]:
         pairs = ancestors(path)
         ttl = self.ttl_s or 0
         index_keys = [
@@ -213,10 +161,10 @@ class RedisStore(Store):
             replies = yield [("EVAL", _SAVING, len(index_keys), *index_keys, *index_args, *entries), stored]
             return str(replies[0])
         keys = [self._key("c", path), *index_keys]
-        (version,) = yield [_evalsha(_CONDITIONAL_SAVE, keys, expect, content, *index_args, *entries)]
+        (version,) = yield [evalsha(_CONDITIONAL_SAVE, keys, expect, content, *index_args, *entries)]
         return None if version is None else str(version)
 
-    def _listing(self, directory: str) -> _Exchange[Listing]:
+    def _listing(self, directory: str) -> Exchange[Listing]:
         (members,) = yield [("SMEMBERS", self._key("d", directory))]
         files, subdirectories = children(directory, (member.decode() for member in members))
         replies = yield [*self._stat(files), *(("EXISTS", self._key("d", sub)) for sub in subdirectories)]
@@ -224,7 +172,7 @@ class RedisStore(Store):
         live = [sub for sub, exists in zip(subdirectories, replies[2 * len(files) :], strict=True) if exists]
         return Listing(files=_entries(files, replies), directories=live)
 
-    def _walk(self, directory: str) -> _Exchange[list[Entry]]:
+    def _walk(self, directory: str) -> Exchange[list[Entry]]:
         files: list[str] = []
         level = [directory]
         while level:
@@ -238,74 +186,27 @@ class RedisStore(Store):
         replies = yield self._stat(files)
         return _entries(files, replies)
 
-    def _stat(self, paths: Sequence[str]) -> list[_Command]:
+    def _stat(self, paths: Sequence[str]) -> list[Command]:
         """Two commands per path, read back by `_entries`."""
-        commands: list[_Command] = []
+        commands: list[Command] = []
         for path in paths:
             commands += [("HGET", self._key("f", path), "mt"), ("STRLEN", self._key("c", path))]
         return commands
 
-    def _remove(self, paths: Sequence[str]) -> _Exchange[int]:
-        commands: list[_Command] = []
+    def _remove(self, paths: Sequence[str]) -> Exchange[int]:
+        commands: list[Command] = []
         for path in paths:
             pairs = ancestors(path)
             keys = [self._key("c", path), self._key("f", path), *(self._key("d", d) for d, _ in pairs)]
-            commands.append(_evalsha(_REMOVE, keys, *(entry for _, entry in pairs)))
+            commands.append(evalsha(_REMOVE, keys, *(entry for _, entry in pairs)))
         replies = yield commands
         return sum(int(existed) for existed in replies)
 
-    def _send(self, commands: list[_Command]) -> list[Any]:
-        pool = self.client.connection_pool
-        connection = pool.get_connection()
-        try:
-            connection.send_packed_command(_buffers(connection.pack_commands(commands)))  # type: ignore[no-untyped-call]
-            replies = [connection.read_response() for _ in commands]
-        except BaseException:
-            # Replies may be left unread: the connection must not go back to the pool as it is.
-            connection.disconnect()  # type: ignore[no-untyped-call]
-            raise
-        finally:
-            pool.release(connection)
-        return replies
+    def _execute(self, exchange: Exchange[T]) -> T:
+        return execute(self.client, exchange, _SCRIPTS)
 
-    async def _asend(self, commands: list[_Command]) -> list[Any]:
-        pool = self._aclients.current().connection_pool
-        connection = await pool.get_connection()  # type: ignore[no-untyped-call]
-        try:
-            await connection.send_packed_command(_buffers(connection.pack_commands(commands)))
-            replies = [await connection.read_response() for _ in commands]
-        except BaseException:
-            await connection.disconnect()
-            raise
-        finally:
-            await pool.release(connection)
-        return replies
-
-    def _execute(self, exchange: _Exchange[T]) -> T:
-        try:
-            batch = next(exchange)
-            while True:
-                try:
-                    replies = self._send(batch) if batch else []
-                except NoScriptError:  # a restarted Redis forgot the scripts: load them, go again
-                    self._send([("SCRIPT", "LOAD", source) for source in _SCRIPTS.values()])
-                    replies = self._send(batch)
-                batch = exchange.send(replies)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
-
-    async def _aexecute(self, exchange: _Exchange[T]) -> T:
-        try:
-            batch = next(exchange)
-            while True:
-                try:
-                    replies = await self._asend(batch) if batch else []
-                except NoScriptError:
-                    await self._asend([("SCRIPT", "LOAD", source) for source in _SCRIPTS.values()])
-                    replies = await self._asend(batch)
-                batch = exchange.send(replies)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
+    async def _aexecute(self, exchange: Exchange[T]) -> T:
+        return await aexecute(self._aclients.current(), exchange, _SCRIPTS)
 
     def load(self, paths: Sequence[str]) -> list[Stored | None]:
         return self._execute(self._load(paths))

@@ -7,12 +7,14 @@ agent serves many delegations at once on a worker, so it must hold no per-run st
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
 import signal
 import socket
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -22,7 +24,9 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.tools import BaseTool, tool
-from pydantic import SecretStr
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+from shared.context import context_as_mapping
 
 
 class _DeterministicModel(BaseChatModel):
@@ -268,6 +272,51 @@ class Delegating(_DeterministicModel):
 DELEGATING = Delegating()
 
 
+# The main agent's store and a typed runtime context, as subagent tools on workers see them.
+
+
+@dataclasses.dataclass(frozen=True)
+class Tenancy:
+    """A `context_schema` that is a dataclass."""
+
+    tenant: str
+    seats: int = 1
+    token: str = ""  # secret by its name (TASKFORCE_SECRET_KEYS)
+
+
+class TenantProfile(BaseModel):
+    """A `context_schema` that is a pydantic model, whose extra keys may be namespaced."""
+
+    model_config = ConfigDict(extra="allow")
+
+    tenant: str
+    depth: int = 1
+    vault: SecretStr | None = None
+
+
+@tool
+def inspect_runtime(runtime: ToolRuntime) -> str:
+    """Report the context and the store this subagent got, secrets included on purpose (the
+    worker must scrub them), and leave a visit in the store under ("visits", <task>)."""
+    fields = context_as_mapping(runtime.context)
+    seen: dict[str, Any] = {
+        "context_type": type(runtime.context).__name__,
+        "context": {k: v.get_secret_value() if isinstance(v, SecretStr) else v for k, v in fields.items()},
+        "kinds": {k: type(v).__name__ for k, v in fields.items()},
+        "pid": os.getpid(),
+        "store": None,
+    }
+    store = runtime.store
+    if store is not None:
+        task = next(str(m.content) for m in runtime.state["messages"] if m.type == "human")
+        seen["store"] = {
+            "type": type(store).__name__,
+            "seeded": {item.key: item.value for item in store.search(("seeded", task))},
+        }
+        store.put(("visits", task), uuid.uuid4().hex, {"pid": os.getpid()})
+    return json.dumps(seen)
+
+
 def _spec(name: str, model: BaseChatModel, tools: list[Any] | None = None, **extra: Any) -> dict[str, Any]:
     return {
         "name": name,
@@ -306,6 +355,8 @@ SUBAGENTS = [
         "model": _DeterministicModel(tool_name="send_email"),
     },
     {"name": "scribe", "description": "test subagent scribe", "model": _MemoWriterModel(), "tools": []},
+    _spec("keeper", _DeterministicModel(tool_name="inspect_runtime"), [inspect_runtime]),
+    _spec("visitor", _DeterministicModel(tool_name="inspect_runtime"), [inspect_runtime]),
 ]
 DEDICATED = ("memo-writer", "memo-reader")
 """Served only by workers a test starts for them, so the test knows which process ran each."""

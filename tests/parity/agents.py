@@ -11,6 +11,7 @@ a model holding per-run state would answer differently depending on scheduling.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -18,11 +19,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from deepagents.middleware.subagents import SubAgent
+from langchain.tools import ToolRuntime
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.tools import BaseTool, tool
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
+
+from shared.context import context_as_mapping
 
 SKILL_MARKER = "parity-skill"
 """Every line a skill contributes to a system prompt carries this, so a model can quote them."""
@@ -294,6 +298,51 @@ class RecallerModel(StepModel):
         return AIMessage(content=json.dumps({"asked": turn.asked, "answered_before": turn.answers}))
 
 
+# A subagent whose tool reads the main agent's store and runtime context (`runtime.store`,
+# `runtime.context`) and leaves a note in the store.
+
+
+@dataclasses.dataclass(frozen=True)
+class Reader:
+    """A `context_schema` that is a dataclass."""
+
+    name: str
+    shelf: str = "main"
+    token: str = ""  # secret by its name (TASKFORCE_SECRET_KEYS)
+
+
+class ReaderProfile(BaseModel):
+    """A `context_schema` that is a pydantic model."""
+
+    name: str
+    level: int = 1
+    card: SecretStr | None = None
+
+
+@tool
+def archive(topic: str, runtime: ToolRuntime) -> str:
+    """Look a topic up in the library the store keeps, and note the visit there."""
+    fields = context_as_mapping(runtime.context)
+    # Secret values stay out of the answer: taskforce scrubs them from reports, by design.
+    shown = {
+        key: f"<secret {type(value).__name__}>" if isinstance(value, SecretStr) or key == "token" else value
+        for key, value in fields.items()
+    }
+    store = runtime.store
+    book = None
+    if store is not None:
+        found = store.get(("library", "books"), slug(topic))
+        book = found.value if found else None
+        store.put(("library", "visits"), slug(topic), {"topic": topic, "reader": fields.get("name")})
+    answer = {
+        "context_type": type(runtime.context).__name__,
+        "context": shown,
+        "store": type(store).__name__ if store is not None else None,
+        "book": book,
+    }
+    return json.dumps(answer, sort_keys=True)
+
+
 def _spec(name: str, model: BaseChatModel, tools: list[Any], **extra: Any) -> SubAgent:
     spec: dict[str, Any] = {
         "name": name,
@@ -322,6 +371,9 @@ STYLIST = _spec("stylist", SkilledModel(), [], skills=["/skills/"])
 GRADER = _spec("grader", GraderModel(), [], response_format=Grade)
 RESEARCHER = _spec("researcher", ResearcherModel(), [lookup_fact])
 EDITOR = _spec("editor", ProfiledModel(), [])
+ARCHIVIST = _spec(
+    "archivist", ToolUserModel(label="archivist", tool_name="archive", argument="topic"), [archive]
+)
 # Human approval: one with approvals of its own, one that takes everything from the main agent.
 GATEKEEPER = _spec(
     "gatekeeper",
@@ -349,4 +401,5 @@ SUBAGENTS: list[SubAgent] = [
     GATEKEEPER,
     BARE,
     RECALLER,
+    ARCHIVIST,
 ]

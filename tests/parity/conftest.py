@@ -2,7 +2,8 @@
 
 The workers load the parity registry (`tests.parity.agents:SUBAGENTS`) and keep their shared
 files under a namespace of this session; the deepagents runs keep theirs in the same Redis
-under another namespace, so both sides' files live in the same code and are walked alike.
+under another namespace, so both sides' files live in the same code and are walked alike. The
+same goes for the main agent's store: the workers' `SharedStore`, and another for deepagents.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from orchestrator.embedded import worker_pool
 from shared.files import shared_files
 from shared.secrets import new_key
 from shared.settings import Settings
+from shared.stores import SharedStore
 from tests.integration.conftest import REDIS_BASE_URL, require_redis
 from tests.parity.harness import WORKER_NAME, ParityEnv
 
@@ -52,5 +54,7 @@ def parity(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ParityEnv]:
             taskforce_files=shared_files(settings),
             deepagents_files=shared_files(deepagents_files),
             logs=logs,
+            taskforce_store=SharedStore.from_settings(settings),
+            deepagents_store=SharedStore.from_url(url, f"{prefix}:deepagents-store"),
         )
     redis.Redis.from_url(url).flushdb()

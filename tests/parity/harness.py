@@ -30,6 +30,7 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.store.base import PutOp
 from langgraph.types import Command
 from pydantic import Field
 
@@ -39,6 +40,7 @@ from shared.files.scopes import run_scope
 from shared.files.store import Store
 from shared.registry import GENERAL_PURPOSE
 from shared.settings import Settings
+from shared.stores import SharedStore
 from tests.integration.conftest import ScriptedModel, scripted
 
 Turn = list[ToolCall] | str
@@ -53,12 +55,15 @@ _runs = itertools.count()
 @dataclass(frozen=True)
 class ParityEnv:
     """What the session fixture provides: settings for `create_orchestrator` (pointing at the
-    running workers) and the two filesystems, one per side."""
+    running workers), and the two filesystems and the two stores, one per side."""
 
     settings: Settings
     taskforce_files: SharedFiles
     deepagents_files: SharedFiles
     logs: Path
+    taskforce_store: SharedStore
+    """The store the workers open (`SharedStore.from_settings`): the only one taskforce takes."""
+    deepagents_store: SharedStore
 
     def worker_log_text(self) -> str:
         return "\n".join(log.read_text(errors="replace") for log in sorted(self.logs.glob("worker-*.log")))
@@ -101,7 +106,10 @@ class Scenario:
     both `create_deep_agent` and `create_orchestrator` (memory, skills, response_format,
     interrupt_on, permissions, tools...); `resumes` are values sent with `Command(resume=...)`
     one after another once the first invoke stops at an interrupt (a checkpointer is then
-    given to both sides; `checkpoint=True` gives one without resuming)."""
+    given to both sides; `checkpoint=True` gives one without resuming). `store` holds the items
+    the main agent's store starts with, by namespace and key: given (even empty), each side
+    gets a store of its own as `store=`, taskforce the one its workers open and deepagents
+    another of the same class, so that neither side sees the other's writes."""
 
     name: str
     turns: Sequence[Turn]
@@ -112,6 +120,7 @@ class Scenario:
     context: Any = None
     resumes: Sequence[Any] = ()
     checkpoint: bool = False
+    store: Mapping[tuple[str, ...], Mapping[str, dict[str, Any]]] | None = None
     asynchronous: bool = False
     """Run with `ainvoke` (deepagents' `atask`, taskforce's async wait) instead of `invoke`."""
 
@@ -126,6 +135,7 @@ class Run:
     results: list[dict[str, Any]]
     files: SharedFiles
     main_model: RecordingModel
+    store: SharedStore | None = None
 
     @property
     def final(self) -> dict[str, Any]:
@@ -164,6 +174,23 @@ def _prepare(files: SharedFiles, thread_id: str, seed: Mapping[str, str]) -> Non
         assert written.error is None, f"could not seed {path}: {written.error}"
 
 
+def stored(store: SharedStore) -> dict[tuple[tuple[str, ...], str], dict[str, Any]]:
+    """Every item of a store, by namespace and key."""
+    return {(item.namespace, item.key): item.value for item in store.search((), limit=100_000)}
+
+
+def _prepare_store(store: SharedStore, seed: Mapping[tuple[str, ...], Mapping[str, dict[str, Any]]]) -> None:
+    """The store outlives runs too: start each scenario with only its own items there."""
+    store.batch([PutOp(namespace, key, None) for namespace, key in stored(store)])
+    store.batch(
+        [
+            PutOp(namespace, key, dict(value))
+            for namespace, items in seed.items()
+            for key, value in items.items()
+        ]
+    )
+
+
 def _run(side: str, scenario: Scenario, env: ParityEnv) -> Run:
     thread_id = f"parity-{scenario.name}-{side}-{os.getpid()}-{next(_runs)}"
     files = env.taskforce_files if side == "taskforce" else env.deepagents_files
@@ -173,6 +200,11 @@ def _run(side: str, scenario: Scenario, env: ParityEnv) -> Run:
         "subagents": list(scenario.subagents),
         **scenario.agent,
     }
+    store = None
+    if scenario.store is not None:
+        store = env.taskforce_store if side == "taskforce" else env.deepagents_store
+        _prepare_store(store, scenario.store)
+        arguments["store"] = store
     if scenario.resumes or scenario.checkpoint:
         arguments["checkpointer"] = InMemorySaver()
     if side == "taskforce":
@@ -186,7 +218,7 @@ def _run(side: str, scenario: Scenario, env: ParityEnv) -> Run:
         results = asyncio.run(_ainvoke_all(agent, inputs, config, scenario.context))
     else:
         results = [agent.invoke(step, config, context=scenario.context) for step in inputs]
-    return Run(side, thread_id, results, files, model)
+    return Run(side, thread_id, results, files, model, store)
 
 
 async def _ainvoke_all(
@@ -303,6 +335,15 @@ def assert_same_files(both: Both) -> None:
     assert snapshot(both.taskforce) == snapshot(both.deepagents)
 
 
+def assert_same_store(both: Both) -> None:
+    """Same items in the main agent's store, when it has one."""
+    if both.scenario.store is not None:
+        assert both.taskforce.store is not None
+        assert both.deepagents.store is not None
+        assert both.taskforce.store.prefix != both.deepagents.store.prefix
+        assert stored(both.taskforce.store) == stored(both.deepagents.store)
+
+
 def interrupts(run: Run) -> list[list[Any]]:
     """The interrupt values each invoke stopped at (empty for one that ran to the end)."""
     return [[i.value for i in result.get("__interrupt__", [])] for result in run.results]
@@ -384,6 +425,7 @@ def assert_parity(both: Both) -> None:
     assert_ran_on_workers(both)
     assert_same_messages(both)
     assert_same_files(both)
+    assert_same_store(both)
     assert_same_interrupts(both)
     assert_same_permission_errors(both)
     assert_same_structured_response(both)

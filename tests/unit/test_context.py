@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from shared.context import (
     REDACTED,
@@ -215,3 +215,85 @@ def test_values_the_wire_would_refuse_are_refused_up_front(value: object) -> Non
         Delegation(id="d", subagent_type="writer", description="x", context={"k": value}, limits=limits)  # type: ignore[dict-item]
     with pytest.raises(ContextError, match="'k'"):
         context_for("writer", {"k": value}, NAMES, ())
+
+
+# Typed contexts: a dataclass or a pydantic model reaches the subagent as that type.
+
+
+@dataclass(frozen=True)
+class Account:
+    tenant: str
+    token: str
+    key: SecretStr
+    rows: int = 10
+    label: str = field(init=False, default="")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "label", f"{self.tenant}/{self.rows}")
+
+
+class Profile(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    tenant: str
+    depth: int = 1
+    key: SecretStr | None = None
+    display_name: str = Field(default="", alias="displayName")
+
+
+def _through_the_wire(subagent: str, context: object) -> object:
+    piece = context_for(subagent, context, NAMES, ("token",))
+    return rebuild_context(piece.values, piece.secrets, piece.secret_str_keys, piece.type_path)
+
+
+def test_a_dataclass_context_is_rebuilt_as_itself_secrets_in_their_types() -> None:
+    account = Account(tenant="acme", token="t-1", key=SecretStr("k-1"), rows=3)
+
+    piece = context_for("writer", account, NAMES, ("token",))
+    rebuilt = _through_the_wire("writer", account)
+
+    assert piece.type_path == "tests.unit.test_context:Account"
+    assert set(piece.secrets) == {"token", "key"}
+    assert "t-1" not in repr(piece)
+    assert rebuilt == account
+    assert isinstance(rebuilt, Account)
+    assert rebuilt.label == "acme/3"  # not an init field: computed again, not sent in
+    assert isinstance(rebuilt.key, SecretStr)
+    assert type(rebuilt.token) is str
+
+
+def test_a_pydantic_context_is_rebuilt_as_itself_with_its_extras_namespaced() -> None:
+    profile = Profile.model_validate(
+        {"tenant": "acme", "displayName": "Acme", "key": SecretStr("k-2"), "researcher:depth": 4, "note": "n"}
+    )
+
+    researcher = _through_the_wire("researcher", profile)
+    writer = _through_the_wire("writer", profile)
+
+    assert isinstance(researcher, Profile)
+    assert isinstance(writer, Profile)
+    assert (researcher.depth, writer.depth) == (4, 1)
+    assert researcher.display_name == writer.display_name == "Acme"  # by name, whatever the alias
+    assert researcher.model_extra == writer.model_extra == {"note": "n"}
+    assert isinstance(researcher.key, SecretStr)
+    assert researcher.key.get_secret_value() == "k-2"
+
+
+def test_a_typed_context_no_worker_can_import_is_refused_naming_it() -> None:
+    @dataclass
+    class Local:
+        tenant: str
+
+    with pytest.raises(ContextError, match=r"Local.*define the class at module level"):
+        validate_context(Local(tenant="acme"), NAMES, ())
+
+
+def test_a_mapping_context_has_no_type_to_rebuild() -> None:
+    assert context_for("writer", {"tenant": "acme"}, NAMES, ()).type_path is None
+    assert context_for("writer", None, NAMES, ()).type_path is None
+
+
+@pytest.mark.parametrize("path", ["tests.unit.test_context:NAMES", "tests.unit.test_context:Nowhere"])
+def test_a_worker_builds_only_dataclasses_and_pydantic_models(path: str) -> None:
+    with pytest.raises(ContextError, match=path):
+        rebuild_context({"tenant": "acme"}, {}, (), path)

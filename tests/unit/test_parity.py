@@ -21,6 +21,7 @@ from shared.files import shared_files
 from shared.registry import general_purpose_spec
 from shared.schemas import Inherited
 from shared.settings import Settings
+from shared.stores import SharedStore
 
 
 @tool
@@ -36,6 +37,19 @@ class TypedContext:
 
 class ModelContext(BaseModel):
     user: str
+
+
+def _classes_no_worker_can_import() -> tuple[type, type]:
+    """Classes no module-level name holds (only `REFUSED`'s values do): nothing to import."""
+
+    @dataclass
+    class LocalContext:
+        user: str
+
+    class LocalModel(BaseModel):
+        user: str
+
+    return LocalContext, LocalModel
 
 
 def _settings(**changes: Any) -> Settings:
@@ -88,12 +102,23 @@ REFUSED: dict[str, tuple[dict[str, Any], str]] = {
         "subagent 'researcher''s 'skills': '/my-skills/' would be read from each run's own workspace",
     ),
     "backend": ({"subagents": [OWN], "backend": object()}, "backend: deepagents gives it to subagents"),
-    "store": ({"subagents": [OWN], "store": InMemoryStore()}, "store: deepagents passes it"),
-    "dataclass context": (
-        {"subagents": [OWN], "context_schema": TypedContext},
-        "context_schema=TypedContext",
+    "a store other than the shared one": (
+        {"subagents": [OWN], "store": InMemoryStore()},
+        "store: deepagents passes it to subagents' tools (runtime.store), and workers can open only the "
+        "deployment's shared store, not a InMemoryStore",
     ),
-    "pydantic context": ({"subagents": [OWN], "context_schema": ModelContext}, "context_schema=ModelContext"),
+    "a shared store the workers do not open": (
+        {"subagents": [OWN], "store": SharedStore.from_url("redis://stub:6379/0", "elsewhere:store")},
+        "store: this SharedStore ('elsewhere:store') is not the one workers open",
+    ),
+    "a dataclass context no worker can import": (
+        {"subagents": [OWN], "context_schema": _classes_no_worker_can_import()[0]},
+        "context_schema=LocalContext: subagents get the context as this type, which workers import",
+    ),
+    "a pydantic context no worker can import": (
+        {"subagents": [OWN], "context_schema": _classes_no_worker_can_import()[1]},
+        "context_schema=LocalModel: subagents get the context as this type",
+    ),
 }
 
 
@@ -183,3 +208,32 @@ def test_what_workers_do_as_deepagents_does_is_accepted() -> None:
         memory=["/memories/AGENTS.md", "/routed/AGENTS.md"],
         backend=shared_files(settings).backend(),
     )
+
+
+def test_the_shared_store_and_typed_contexts_workers_import_are_accepted() -> None:
+    settings = _settings()
+    for schema in (TypedContext, ModelContext):
+        create_orchestrator(
+            "offline",
+            settings=settings,
+            subagents=[OWN],
+            store=SharedStore.from_settings(settings),
+            context_schema=schema,
+        )
+
+
+def test_every_subagent_gets_the_main_agents_store_whatever_its_spec_sets() -> None:
+    store = SharedStore.from_settings(_settings())
+    main = MainAgent(
+        model="openai:gpt-4.1",
+        tools=None,
+        skills=None,
+        memory=None,
+        interrupt_on=None,
+        permissions=None,
+        store=store,
+    )
+
+    assert inherited_by(cast(SubAgent, OWN), main) == Inherited(store=True)
+    assert inherited_by(general_purpose_spec(), main) == Inherited(model="openai:gpt-4.1", store=True)
+    assert inherited_by(cast(SubAgent, OWN), MAIN) == Inherited()

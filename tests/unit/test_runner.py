@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import fakeredis
@@ -19,8 +20,9 @@ from pydantic import Field, SecretStr
 from shared.context import REDACTED
 from shared.files import FilesBackend, read_text
 from shared.files.memory import MemoryStore
-from shared.schemas import Delegation, Limits, Report
+from shared.schemas import Delegation, Inherited, Limits, Report
 from shared.secrets import SecretBox, new_key
+from shared.stores import SharedStore
 from workers.conversations import Conversations
 from workers.reporting import report_path
 from workers.runner import Attempt, parse_delegation, run_delegation
@@ -323,3 +325,40 @@ def test_an_async_tasks_follow_up_goes_on_from_the_run_it_continues(backend: Fil
     report = run_in_task(gone)
     assert report.status == "error"
     assert "no longer kept" in report.summary
+
+
+# What the main agent's store and typed context become on a worker.
+
+
+@dataclass(frozen=True)
+class Tenancy:
+    tenant: str
+    seats: int
+
+
+@tool
+def recall(runtime: ToolRuntime[Tenancy]) -> str:
+    """Recall what the store holds for this run's tenant."""
+    if runtime.store is None:
+        return f"no store; context is a {type(runtime.context).__name__}"
+    item = runtime.store.get(("tenants",), runtime.context.tenant)
+    return f"{type(runtime.context).__name__} {runtime.context.seats} seats: {item and item.value}"
+
+
+def test_a_subagent_gets_the_store_and_the_typed_context_its_main_agent_has(backend: FilesBackend) -> None:
+    server = fakeredis.FakeServer()
+    store = SharedStore(
+        fakeredis.FakeRedis(server=server), lambda: fakeredis.FakeAsyncRedis(server=server), "t"
+    )
+    store.put(("tenants",), "acme", {"plan": "gold"})
+    specs = [spec("keeper", ScriptedModel(reply="", tool_call={"name": "recall", "args": {}}), [recall])]
+    cache = SubagentCache(specs, "offline", backend, store=store)
+    typed = {"context": {"tenant": "acme", "seats": 3}, "context_type": "tests.unit.test_runner:Tenancy"}
+
+    given = run_delegation(
+        make_delegation("keeper", inherited=Inherited(store=True), **typed), cache, backend, ATTEMPT
+    )
+    withheld = run_delegation(make_delegation("keeper", **typed), cache, backend, ATTEMPT)
+
+    assert given.summary == " Tenancy 3 seats: {'plan': 'gold'}"
+    assert withheld.summary == " no store; context is a Tenancy"  # as deepagents without a store

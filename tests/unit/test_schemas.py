@@ -82,6 +82,8 @@ def test_report_round_trips_through_json() -> None:
         ("id", "has/slash"),
         ("id", ""),
         ("subagent_type", ""),
+        ("context_type", "os.system"),
+        ("context_type", "a module:Name"),
     ],
 )
 def test_delegation_rejects_bad_fields(field: str, value: object) -> None:
