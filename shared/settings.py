@@ -103,7 +103,7 @@ class Settings(BaseSettings):
         description="Context keys whose values are secret even when passed as plain strings.",
     )
     workers: int = Field(default=2, ge=1, description="Worker processes the embedded mode starts.")
-    worker_concurrency: int = Field(default=8, ge=1, description="Delegations one worker runs at once.")
+    worker_concurrency: int = Field(default=64, ge=1, description="Delegations one worker runs at once.")
     worker_pool: WorkerPool = "threads"
     data_dir: Path = Field(default_factory=_default_data_dir)
     database_url: SecretStr | None = Field(

@@ -92,6 +92,21 @@ def show_limits(runtime: ToolRuntime) -> str:
     return json.dumps({"recursion_limit": runtime.config.get("recursion_limit")})
 
 
+class _BurningModel(_DeterministicModel):
+    """Spends `cpu_s` of its thread's CPU time before answering: a subagent whose work is
+    Python, not waiting (parsing, scoring, local tools), for the benchmarks."""
+
+    cpu_s: float = 0.2
+
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **_: Any
+    ) -> ChatResult:
+        until = time.thread_time() + self.cpu_s
+        while time.thread_time() < until:
+            sum(range(1000))
+        return ChatResult(generations=[ChatGeneration(message=self.respond(messages))])
+
+
 class _VerboseModel(_DeterministicModel):
     def respond(self, messages: list[BaseMessage]) -> AIMessage:
         return AIMessage(content="".join(f"line {n:05d} of a long report\n" for n in range(400)))
@@ -331,6 +346,7 @@ SUBAGENTS = [
     _spec("inspector", _DeterministicModel()),
     _spec("sleeper", _DeterministicModel(delay_s=1.0)),
     _spec("slowpoke", _DeterministicModel(delay_s=30.0)),
+    _spec("burner", _BurningModel()),
     _spec("researcher", _DeterministicModel(tool_name="show_context"), [show_context]),
     _spec("writer", _DeterministicModel(tool_name="show_context"), [show_context]),
     _spec("crasher", _DeterministicModel(tool_name="explode"), [explode]),
