@@ -60,9 +60,10 @@ from langchain_core.tools import BaseTool, StructuredTool
 from langgraph.types import Command
 from langgraph_sdk.schema import Run, Thread
 
-from orchestrator.client import CONNECTION_ERRORS, DelegationClient
+from orchestrator.client import DelegationClient
 from orchestrator.delegations import DelegationBuilder
 from orchestrator.parity import UnsupportedArgumentError
+from shared.celery_app import CONNECTION_ERRORS
 from shared.schemas import Inherited, Report
 
 RUNS_KEY = "taskforce_async_runs"

@@ -35,13 +35,11 @@ from dataclasses import dataclass, field, replace
 from types import FrameType
 
 from celery import Celery
-from kombu.exceptions import OperationalError
 from pydantic import ValidationError
-from redis.exceptions import RedisError
 
-from shared.celery_app import publish, queue_for
+from shared.celery_app import CONNECTION_ERRORS, publish, queue_for
 from shared.context import redact
-from shared.ledger import Publication, open_ledger
+from shared.ledger import Publication, Recording, open_ledger
 from shared.schemas import Delegation, FailureStatus, Report
 from shared.secrets import SecretBox
 from shared.settings import Settings
@@ -55,8 +53,6 @@ CHECK_EVERY_S = 1.0
 # A worker announces itself once it is ready to consume, a few seconds after it starts; until a
 # job has waited this long, an unserved queue is not yet proof that nobody is coming.
 NO_WORKER_GRACE_S = 10.0
-# What a lost connection to Redis looks like from redis-py, kombu and the socket layer.
-CONNECTION_ERRORS: tuple[type[Exception], ...] = (RedisError, OperationalError, OSError)
 _FINAL_STATES = {"reported", "dead_letter"}
 
 
@@ -88,6 +84,8 @@ class DelegationClient:
         self.inbox = self.ledger.inbox(uuid.uuid4().hex)
         self._waits: dict[str, _Wait] = {}
         self._sent: set[str] = set()
+        self._answered: dict[str, Future[Report]] = {}
+        """Reports in before their calls asked for them: a turn's calls wait one after another."""
         self._collectable: list[str] = []
         self.states: dict[str, str] = {}
         """The last state seen of each delegation still waited for (for progress displays)."""
@@ -104,36 +102,59 @@ class DelegationClient:
     def send(self, delegation: Delegation) -> Future[Report]:
         """Record and publish the delegation, or re-attach to it if its id is already recorded.
         Raises CONNECTION_ERRORS if Redis stays away through the retries."""
-        with self._lock:
-            known = self._waits.get(delegation.id)
-        if known is not None:
-            return known.future
-        self._take_slot()
-        try:
-            return self._send(delegation)
-        except BaseException:
-            self._free_slot()
-            raise
+        return self.send_all([delegation])[0]
 
-    def _send(self, delegation: Delegation) -> Future[Report]:
-        wait = _Wait(delegation, self._queue(delegation))
-        with self._lock:
-            if self._detached:
-                raise DetachedError("this client was detached: it sends nothing more")
-            self._waits[delegation.id] = wait
-            self._sent.add(delegation.id)
+    def send_all(self, delegations: Sequence[Delegation]) -> list[Future[Report]]:
+        """`send` for each delegation, a model turn's worth at once: their records and their
+        messages each take one round trip to Redis, whatever their number. Under `max_in_flight`
+        the delegations that have a free slot go together, the rest as slots free up."""
+        futures: dict[str, Future[Report]] = {}
+        batch: dict[str, Delegation] = {}
+        for delegation in delegations:
+            with self._lock:
+                known = self._waits.get(delegation.id)
+                answered = self._answered.pop(delegation.id, None)
+            if known is not None:
+                futures[delegation.id] = known.future
+                continue
+            if answered is not None:
+                futures[delegation.id] = answered
+                continue
+            if delegation.id in batch:
+                continue
+            if not self._take_slot(blocking=not batch):
+                futures.update(self._send(list(batch.values())))
+                batch = {}
+                self._take_slot(blocking=True)
+            batch[delegation.id] = delegation
+        futures.update(self._send(list(batch.values())))
+        return [futures[delegation.id] for delegation in delegations]
+
+    def _send(self, delegations: Sequence[Delegation]) -> dict[str, Future[Report]]:
+        """Send delegations that each hold a slot; the slots go back if sending fails."""
+        if not delegations:
+            return {}
+        waits = [_Wait(delegation, self._queue(delegation)) for delegation in delegations]
+        ids = [delegation.id for delegation in delegations]
         try:
-            existing = self._record_and_publish(delegation, reply_to=self.inbox)
-            if existing in _FINAL_STATES:
-                self._check([wait])
+            with self._lock:
+                if self._detached:
+                    raise DetachedError("this client was detached: it sends nothing more")
+                self._waits.update(zip(ids, waits, strict=True))
+                self._sent.update(ids)
+            states = self._record_and_publish(delegations, reply_to=self.inbox)
+            self._check([wait for wait, state in zip(waits, states, strict=True) if state in _FINAL_STATES])
         except BaseException:
             with self._lock:
-                self._waits.pop(delegation.id, None)
+                for delegation_id in ids:
+                    self._waits.pop(delegation_id, None)
             with contextlib.suppress(*CONNECTION_ERRORS):
-                self.ledger.forget([delegation.id])
+                self.ledger.forget(ids)
+            for _ in ids:
+                self._free_slot()
             raise
         self._ensure_listening()
-        return wait.future
+        return {wait.delegation.id: wait.future for wait in waits}
 
     def start(self, delegation: Delegation) -> None:
         """Record and publish the delegation without waiting for it: a background task, which
@@ -143,15 +164,22 @@ class DelegationClient:
         Raises CONNECTION_ERRORS if Redis stays away through the retries."""
         if self._detached:
             raise DetachedError("this client was detached: it sends nothing more")
-        self._record_and_publish(delegation, reply_to="")
+        self._record_and_publish([delegation], reply_to="")
 
     def _queue(self, delegation: Delegation) -> str:
         return queue_for(self.settings, delegation.queue or delegation.subagent_type)
 
-    def _record_and_publish(self, delegation: Delegation, *, reply_to: str) -> str | None:
-        """Publish the delegation unless its id is already recorded; returns the recorded
-        delegation's state, or None for a new one. `reply_to` is the inbox its report is pushed
-        to ("" for none)."""
+    def _record_and_publish(self, delegations: Sequence[Delegation], *, reply_to: str) -> list[str | None]:
+        """Publish each delegation whose id is not recorded yet; returns each one's recorded
+        state, None for a new one. `reply_to` is the inbox their reports are pushed to ("" for
+        none)."""
+        recordings = [self._recording(delegation, reply_to) for delegation in delegations]
+        states = self.ledger.record(recordings)
+        fresh = [r.publication for r, state in zip(recordings, states, strict=True) if state is None]
+        publish(self.app, fresh)
+        return states
+
+    def _recording(self, delegation: Delegation, reply_to: str) -> Recording:
         limits = timing(delegation.limits)
         publication = Publication(
             delegation.id,
@@ -159,7 +187,7 @@ class DelegationClient:
             repr([delegation.redacted()]),
             self._queue(delegation),
         )
-        existing = self.ledger.record(
+        return Recording(
             publication,
             subagent_type=delegation.subagent_type,
             reply_to=reply_to,
@@ -167,9 +195,6 @@ class DelegationClient:
             guard_s=limits.queue_timeout_s,
             ttl_s=int(limits.outstanding_s + self.settings.result_expires),
         )
-        if existing is None:
-            publish(self.app, publication)
-        return existing
 
     def peek(self, delegation_ids: Sequence[str]) -> dict[str, Report | None]:
         """Without waiting: the report of each delegation that has one, None for one still
@@ -241,7 +266,7 @@ class DelegationClient:
         ids = set(delegation_ids)
         with self._lock:
             waits = [wait for key, wait in self._waits.items() if key in ids]
-            self._sent.difference_update(ids)
+            self._forget_sent(ids)
         unwaited = sorted(ids - {wait.delegation.id for wait in waits})
         if unwaited:
             _, records = self.ledger.snapshot(unwaited)
@@ -260,7 +285,7 @@ class DelegationClient:
         caller's."""
         ids = list(delegation_ids)
         with self._lock:
-            self._sent.difference_update(ids)
+            self._forget_sent(ids)
             self._collectable.extend(ids)
         self._ensure_listening()
 
@@ -280,7 +305,7 @@ class DelegationClient:
         with self._lock:
             waits = list(self._waits.values())
             sent = [*self._sent, *self._collectable]
-            self._sent.clear()
+            self._forget_sent(self._sent)
             self._collectable.clear()
             listener = self._listener
         message = "the orchestrator stopped waiting for it (it was cancelled)"
@@ -299,7 +324,7 @@ class DelegationClient:
         with self._lock:
             self._detached = True
             waits = list(self._waits.values())
-            self._sent.clear()
+            self._forget_sent(self._sent)
             collectable, self._collectable = self._collectable, []
             listener = self._listener
         with contextlib.suppress(*CONNECTION_ERRORS):
@@ -352,11 +377,19 @@ class DelegationClient:
         for wait in waits:
             self._resolve(wait, raising or _failure(wait.delegation, status, message))
 
+    def _forget_sent(self, ids: Iterable[str]) -> None:
+        """Under the lock: these delegations are no longer this client's to tidy up."""
+        for delegation_id in list(ids):
+            self._sent.discard(delegation_id)
+            self._answered.pop(delegation_id, None)
+
     def _resolve(self, wait: _Wait, outcome: Report | Exception) -> None:
         with self._lock:
             ours = self._waits.get(wait.delegation.id) is wait
             if ours:
                 del self._waits[wait.delegation.id]
+                if isinstance(outcome, Report) and wait.delegation.id in self._sent:
+                    self._answered[wait.delegation.id] = wait.future
             self.states.pop(wait.delegation.id, None)
         if ours:
             self._free_slot()
@@ -367,12 +400,16 @@ class DelegationClient:
         else:
             wait.future.set_result(outcome)
 
-    def _take_slot(self) -> None:
+    def _take_slot(self, *, blocking: bool) -> bool:
+        """Whether a slot was taken; blocking, until one is free (or the client is detached)."""
         if self._slots is None:
-            return
+            return True
+        if not blocking:
+            return self._slots.acquire(blocking=False)
         while not self._slots.acquire(timeout=0.5):
             if self._detached:
                 raise DetachedError("this client was detached: it sends nothing more")
+        return True
 
     def _free_slot(self) -> None:
         if self._slots is not None:

@@ -31,7 +31,7 @@ def requeue_dead_letter(settings: Settings, delegation_id: str) -> None:
         raise UnknownDeadLetterError(f"no dead letter {delegation_id!r}; `taskforce dead-letters` lists them")
     publication = ledger.publication(delegation_id)
     if publication is not None:
-        publish(create_celery_app(settings), publication)
+        publish(create_celery_app(settings), [publication])
 
 
 def drop_dead_letter(settings: Settings, delegation_id: str) -> None:

@@ -40,9 +40,10 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command, interrupt
 from pydantic import ValidationError
 
-from orchestrator.client import CONNECTION_ERRORS, DelegationClient
+from orchestrator.client import DelegationClient
 from orchestrator.delegations import SCOPE_KEY, DelegationBuilder, thread_id_of
 from orchestrator.subagent_stream import areplay, replay, streams_subgraphs
+from shared.celery_app import CONNECTION_ERRORS
 from shared.context import validate_context
 from shared.progress import ProgressReader
 from shared.schemas import Delegation, Report
@@ -160,7 +161,7 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
         # reviewer's: only the tool call itself knows what to send.
         edited = cast(dict[str, Any], state).get(_EDITED_TOOL_CALLS_KEY) or {}
         config = get_config()
-        jobs: dict[str, JobHandle] = {}
+        delegations: dict[str, Delegation] = {}
         for call in last.tool_calls:
             call_id = call["id"]
             if (
@@ -177,7 +178,7 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
                 continue  # the tool call itself answers it, as deepagents' would
             if args.subagent_type not in self._descriptions:
                 continue
-            delegation = self._builder.build(
+            delegations[call_id] = self._builder.build(
                 call_id,
                 args.description,
                 args.subagent_type,
@@ -186,8 +187,8 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
                 state=state,
                 progress=self._watched(config),
             )
-            jobs[call_id] = self._send(delegation)
-        return {JOBS_KEY: jobs} if jobs else None
+        jobs = self._send_all(list(delegations.values()))
+        return {JOBS_KEY: dict(zip(delegations, jobs, strict=True))} if jobs else None
 
     async def aafter_model(self, state: DelegationState, runtime: Runtime[Any]) -> dict[str, Any] | None:
         # Sending may wait on Redis (and retries through an outage): not on the event loop.
@@ -198,14 +199,22 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
         return streams_subgraphs(config) or self._listener is not None
 
     def _send(self, delegation: Delegation, *, notify: bool = True) -> JobHandle:
+        (job,) = self._send_all([delegation], notify=notify)
+        return job
+
+    def _send_all(self, delegations: Sequence[Delegation], *, notify: bool = True) -> list[JobHandle]:
+        if not delegations:
+            return []
         try:
-            self._client.send(delegation)
+            self._client.send_all(delegations)
         except CONNECTION_ERRORS as error:
-            # This call's tool message reports it; the rest of the turn goes ahead.
-            return {"delegation_id": delegation.id, "send_error": f"could not send the job: {error}"}
+            # These calls' tool messages report it; the rest of the run goes ahead.
+            failure = f"could not send the job: {error}"
+            return [{"delegation_id": delegation.id, "send_error": failure} for delegation in delegations]
         if notify and self._listener is not None:
-            self._listener.dispatched(delegation)
-        return {"delegation_id": delegation.id}
+            for delegation in delegations:
+                self._listener.dispatched(delegation)
+        return [{"delegation_id": delegation.id} for delegation in delegations]
 
     def _prepare(
         self, description: str, subagent_type: str, runtime: ToolRuntime

@@ -60,16 +60,25 @@ INBOX_TTL_S = 300
 
 ClaimOutcome = Literal["run", "gone", "running", "queued", "reported", "dead_letter"]
 
+# Records delegations: eight arguments each, in the order of their keys. A delegation already
+# recorded keeps its record (it gets the new reply_to) and answers its state; a new one answers ''.
 _RECORD = """
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  redis.call('HSET', KEYS[1], 'reply_to', ARGV[3])
-  return redis.call('HGET', KEYS[1], 'state')
+local states = {}
+for index, key in ipairs(KEYS) do
+  local at = (index - 1) * 8
+  if redis.call('EXISTS', key) == 1 then
+    redis.call('HSET', key, 'reply_to', ARGV[at + 3])
+    states[index] = redis.call('HGET', key, 'state')
+  else
+    redis.call('HSET', key, 'state', 'queued', 'payload', ARGV[at + 1], 'queue', ARGV[at + 2],
+               'reply_to', ARGV[at + 3], 'subagent', ARGV[at + 5], 'shown', ARGV[at + 6],
+               'max_attempts', ARGV[at + 7], 'guard_ms', ARGV[at + 8], 'attempts', 0,
+               'queued_at', now)
+    redis.call('EXPIRE', key, ARGV[at + 4])
+    states[index] = ''
+  end
 end
-redis.call('HSET', KEYS[1], 'state', 'queued', 'payload', ARGV[1], 'queue', ARGV[2],
-           'reply_to', ARGV[3], 'subagent', ARGV[5], 'shown', ARGV[6], 'max_attempts', ARGV[7],
-           'guard_ms', ARGV[8], 'attempts', 0, 'queued_at', now)
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-return false
+return states
 """
 
 _CLAIM = """
@@ -241,6 +250,19 @@ class Publication:
 
 
 @dataclass(frozen=True)
+class Recording:
+    """A delegation about to be published, as its record notes it. `guard_s` is how long its
+    message may wait in a queue; `reply_to` is the inbox its report is pushed to ("" for none)."""
+
+    publication: Publication
+    subagent_type: str
+    reply_to: str
+    max_attempts: int
+    guard_s: float
+    ttl_s: int
+
+
+@dataclass(frozen=True)
 class DeadLetter:
     delegation_id: str
     subagent_type: str
@@ -304,34 +326,19 @@ class Ledger:
 
     # The orchestrator's side.
 
-    def record(
-        self,
-        publication: Publication,
-        *,
-        subagent_type: str,
-        reply_to: str,
-        max_attempts: int,
-        guard_s: float,
-        ttl_s: int,
-    ) -> str | None:
-        """Note a delegation before its message is published. Returns None for a new one, else
-        the state of the one already recorded under this id (a resumed run re-attaches to it
-        instead of sending it twice). `guard_s` is how long its message may wait in a queue."""
-        p = publication
-        state = self._record(
-            keys=[self.key(p.delegation_id)],
-            args=[
-                p.payload,
-                p.queue,
-                reply_to,
-                ttl_s,
-                subagent_type,
-                p.shown,
-                max_attempts,
-                int(guard_s * 1000),
-            ],
-        )
-        return as_text(state) if state is not None else None
+    def record(self, recordings: Sequence[Recording]) -> list[str | None]:
+        """Note delegations before their messages are published, all in one round trip. For each,
+        None if it is new, else the state of the one already recorded under its id (a resumed run
+        re-attaches to it instead of sending it twice)."""
+        if not recordings:
+            return []
+        args: list[str | int] = []
+        for r in recordings:
+            p = r.publication
+            args += [p.payload, p.queue, r.reply_to, r.ttl_s, r.subagent_type, p.shown, r.max_attempts]
+            args.append(int(r.guard_s * 1000))
+        states = self._record(keys=[self.key(r.publication.delegation_id) for r in recordings], args=args)
+        return [as_text(state) or None for state in states]
 
     def forget(self, delegation_ids: Sequence[str]) -> None:
         """Cancel, or collect after reading: the record and lease go; dead letters stay."""

@@ -44,7 +44,7 @@ def sweep(ledger: Ledger, app: Celery, settings: Settings) -> list[Lapse]:
         if lapse.action == "requeue":
             publication = ledger.publication(delegation_id)
             if publication is not None:
-                publish(app, publication)
+                publish(app, [publication])
             logger.warning(
                 "delegation %s lost its worker %s after %d attempt(s); handed to another worker",
                 delegation_id,

@@ -166,7 +166,7 @@ class LeaseKeeper:
         if self._ledger.release(run.delegation.id, run.token):
             publication = self._ledger.publication(run.delegation.id)
             if publication is not None:
-                publish(self._app, publication)
+                publish(self._app, [publication])
             logger.warning(
                 "handed delegation %s back to the queue: this worker is stopping", run.delegation.id
             )

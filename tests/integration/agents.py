@@ -107,6 +107,25 @@ class _BurningModel(_DeterministicModel):
         return ChatResult(generations=[ChatGeneration(message=self.respond(messages))])
 
 
+# Context economy (bench.economy): a subagent asked to digest a large document at length.
+
+DIGEST_CHARS = 50 * 1024
+_INPUT_PATH = re.compile(r"/inputs/\S+")
+
+
+class _DigestingModel(_DeterministicModel):
+    """Reads the whole input file its task names, then answers with a DIGEST_CHARS digest."""
+
+    def respond(self, messages: list[BaseMessage]) -> AIMessage:
+        task = next(str(m.content) for m in messages if m.type == "human")
+        if not any(isinstance(m, ToolMessage) for m in messages):
+            found = _INPUT_PATH.search(task)
+            path = found.group(0) if found else "/inputs/missing.txt"
+            return _call("read_file", "read-1", file_path=path, offset=0, limit=100_000)
+        line = f"a finding of the digest of {task[:60]}\n"
+        return AIMessage(content=(line * (DIGEST_CHARS // len(line) + 1))[:DIGEST_CHARS])
+
+
 class _VerboseModel(_DeterministicModel):
     def respond(self, messages: list[BaseMessage]) -> AIMessage:
         return AIMessage(content="".join(f"line {n:05d} of a long report\n" for n in range(400)))
@@ -347,6 +366,7 @@ SUBAGENTS = [
     _spec("sleeper", _DeterministicModel(delay_s=1.0)),
     _spec("slowpoke", _DeterministicModel(delay_s=30.0)),
     _spec("burner", _BurningModel()),
+    _spec("digester", _DigestingModel()),
     _spec("researcher", _DeterministicModel(tool_name="show_context"), [show_context]),
     _spec("writer", _DeterministicModel(tool_name="show_context"), [show_context]),
     _spec("crasher", _DeterministicModel(tool_name="explode"), [explode]),

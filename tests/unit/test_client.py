@@ -3,6 +3,7 @@ that no push can make (an unserved queue, a stuck attempt, a vanished record).""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Iterator
@@ -23,13 +24,24 @@ SECRET = "sk-client-SECRET"
 
 
 class _Publisher:
-    """Stands in for the Celery app: records what would have been published."""
+    """Stands in for the Celery app and its producer: records what would have been published,
+    and in which batch."""
 
     def __init__(self) -> None:
         self.sent: list[dict[str, Any]] = []
+        self.batches: list[list[str]] = []
+
+    def producer_or_acquire(self) -> contextlib.AbstractContextManager[_Publisher]:
+        return contextlib.nullcontext(self)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        self.batches.append([])
+        yield
 
     def send_task(self, name: str, **options: Any) -> None:
         self.sent.append({"name": name, **options})
+        self.batches[-1].append(options["task_id"])
 
 
 @pytest.fixture
@@ -198,6 +210,56 @@ def test_a_closed_client_serves_the_next_run(server: fakeredis.FakeServer) -> No
     future = client.send(_delegation("run-2:call-1:abcd"))
     _report_as_worker(server, "run-2:call-1:abcd", summary="after a close")
     assert future.result(timeout=5).summary == "after a close"
+    client.close()
+
+
+def test_a_turns_delegations_are_recorded_and_published_together(server: fakeredis.FakeServer) -> None:
+    publisher = _Publisher()
+    client = _client(publisher)
+    client.send(_delegation("d-0"))
+
+    futures = client.send_all(
+        [_delegation("d-1"), _delegation("d-0"), _delegation("d-2"), _delegation("d-1")]
+    )
+
+    assert publisher.batches == [["d-0"], ["d-1", "d-2"]]
+    assert futures[0] is futures[3]
+    _report_as_worker(server, "d-0", "zero")
+    assert futures[1].result(timeout=5).summary == "zero"
+    client.close()
+
+
+def test_a_report_in_before_its_call_asks_is_handed_over_without_asking_redis(
+    server: fakeredis.FakeServer,
+) -> None:
+    publisher = _Publisher()
+    client = _client(publisher)
+    sent = client.send(_delegation("d-1"))
+    _report_as_worker(server, "d-1", "early")
+    sent.result(timeout=5)
+    server.connected = False  # any round trip would now fail
+
+    assert client.wait(_delegation("d-1")).summary == "early"
+    server.connected = True
+    client.close()
+
+
+def test_max_in_flight_sends_what_has_slots_together_and_the_rest_as_slots_free(
+    server: fakeredis.FakeServer,
+) -> None:
+    publisher = _Publisher()
+    client = DelegationClient(publisher, _settings(), max_in_flight=2)  # type: ignore[arg-type]
+    sending = threading.Thread(target=client.send_all, args=([_delegation(f"d-{n}") for n in range(3)],))
+    sending.start()
+    sending.join(timeout=1)
+    assert sending.is_alive()
+    assert publisher.batches == [["d-0", "d-1"]]
+
+    _report_as_worker(server, "d-0")
+    sending.join(timeout=5)
+
+    assert not sending.is_alive()
+    assert publisher.batches == [["d-0", "d-1"], ["d-2"]]
     client.close()
 
 

@@ -9,7 +9,7 @@ import time
 import fakeredis
 import pytest
 
-from shared.ledger import Claim, Ledger, Publication
+from shared.ledger import Claim, Ledger, Publication, Recording
 
 INBOX = "tf:inbox:waiter"
 
@@ -21,9 +21,8 @@ def ledger() -> Ledger:
 
 def _record(ledger: Ledger, delegation_id: str = "d1", max_attempts: int = 2) -> str | None:
     publication = Publication(delegation_id, json.dumps({"id": delegation_id}), "[shown]", "tf.sleeper")
-    return ledger.record(
-        publication, subagent_type="sleeper", reply_to=INBOX, max_attempts=max_attempts, guard_s=60, ttl_s=600
-    )
+    (state,) = ledger.record([Recording(publication, "sleeper", INBOX, max_attempts, guard_s=60, ttl_s=600)])
+    return state
 
 
 def _lapse_now(ledger: Ledger, delegation_id: str = "d1") -> None:
@@ -33,6 +32,19 @@ def _lapse_now(ledger: Ledger, delegation_id: str = "d1") -> None:
 def test_recording_twice_reattaches_instead_of_sending_again(ledger: Ledger) -> None:
     assert _record(ledger) is None
     assert _record(ledger) == "queued"
+
+
+def test_recording_several_at_once_answers_each_ones_state(ledger: Ledger) -> None:
+    _record(ledger, "d1")
+    ledger.claim("d1", "t1", "w1", lease_s=10)
+    recordings = [
+        Recording(Publication(key, "{}", "[shown]", "tf.sleeper"), "sleeper", INBOX, 2, guard_s=60, ttl_s=600)
+        for key in ("d0", "d1", "d2")
+    ]
+
+    assert ledger.record(recordings) == [None, "running", None]
+    assert ledger.publication("d2") == recordings[2].publication
+    assert ledger.client.ttl(ledger.key("d2")) == 600
 
 
 def test_only_a_queued_delegation_can_be_claimed(ledger: Ledger) -> None:

@@ -44,6 +44,9 @@ class StubClient:
         self.send_threads: list[str] = []
         self.futures: dict[str, Future[Report]] = {}
 
+    def send_all(self, delegations: Sequence[Delegation]) -> list[Future[Report]]:
+        return [self.send(delegation) for delegation in delegations]
+
     def send(self, delegation: Delegation) -> Future[Report]:
         if self.refuse:
             raise RedisConnectionError("connection refused")
