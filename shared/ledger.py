@@ -81,6 +81,8 @@ end
 return states
 """
 
+RECORD_SLICE = 500
+
 _CLAIM = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'gone', 0} end
@@ -330,15 +332,18 @@ class Ledger:
         """Note delegations before their messages are published, all in one round trip. For each,
         None if it is new, else the state of the one already recorded under its id (a resumed run
         re-attaches to it instead of sending it twice)."""
-        if not recordings:
-            return []
-        args: list[str | int] = []
-        for r in recordings:
-            p = r.publication
-            args += [p.payload, p.queue, r.reply_to, r.ttl_s, r.subagent_type, p.shown, r.max_attempts]
-            args.append(int(r.guard_s * 1000))
-        states = self._record(keys=[self.key(r.publication.delegation_id) for r in recordings], args=args)
-        return [as_text(state) or None for state in states]
+        states: list[str | None] = []
+        # In slices, so that one script never holds Redis up for long.
+        for start in range(0, len(recordings), RECORD_SLICE):
+            some = recordings[start : start + RECORD_SLICE]
+            args: list[str | int] = []
+            for r in some:
+                p = r.publication
+                args += [p.payload, p.queue, r.reply_to, r.ttl_s, r.subagent_type, p.shown, r.max_attempts]
+                args.append(int(r.guard_s * 1000))
+            answered = self._record(keys=[self.key(r.publication.delegation_id) for r in some], args=args)
+            states += [as_text(state) or None for state in answered]
+        return states
 
     def forget(self, delegation_ids: Sequence[str]) -> None:
         """Cancel, or collect after reading: the record and lease go; dead letters stay."""

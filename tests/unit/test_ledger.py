@@ -9,7 +9,7 @@ import time
 import fakeredis
 import pytest
 
-from shared.ledger import Claim, Ledger, Publication, Recording
+from shared.ledger import RECORD_SLICE, Claim, Ledger, Publication, Recording
 
 INBOX = "tf:inbox:waiter"
 
@@ -19,9 +19,13 @@ def ledger() -> Ledger:
     return Ledger(fakeredis.FakeRedis(), "tf")
 
 
-def _record(ledger: Ledger, delegation_id: str = "d1", max_attempts: int = 2) -> str | None:
+def _recording(delegation_id: str, max_attempts: int = 2) -> Recording:
     publication = Publication(delegation_id, json.dumps({"id": delegation_id}), "[shown]", "tf.sleeper")
-    (state,) = ledger.record([Recording(publication, "sleeper", INBOX, max_attempts, guard_s=60, ttl_s=600)])
+    return Recording(publication, "sleeper", INBOX, max_attempts, guard_s=60, ttl_s=600)
+
+
+def _record(ledger: Ledger, delegation_id: str = "d1", max_attempts: int = 2) -> str | None:
+    (state,) = ledger.record([_recording(delegation_id, max_attempts)])
     return state
 
 
@@ -37,14 +41,27 @@ def test_recording_twice_reattaches_instead_of_sending_again(ledger: Ledger) -> 
 def test_recording_several_at_once_answers_each_ones_state(ledger: Ledger) -> None:
     _record(ledger, "d1")
     ledger.claim("d1", "t1", "w1", lease_s=10)
-    recordings = [
-        Recording(Publication(key, "{}", "[shown]", "tf.sleeper"), "sleeper", INBOX, 2, guard_s=60, ttl_s=600)
-        for key in ("d0", "d1", "d2")
-    ]
+    recordings = [_recording(key) for key in ("d0", "d1", "d2")]
 
     assert ledger.record(recordings) == [None, "running", None]
     assert ledger.publication("d2") == recordings[2].publication
     assert ledger.client.ttl(ledger.key("d2")) == 600
+
+
+def test_a_turn_larger_than_a_slice_is_recorded_whole(ledger: Ledger) -> None:
+    count = RECORD_SLICE * 2 + 1
+    _record(ledger, f"d{RECORD_SLICE + 3}")
+    recordings = [
+        Recording(
+            Publication(f"d{n}", "{}", "[shown]", "tf.sleeper"), "sleeper", INBOX, 2, guard_s=60, ttl_s=600
+        )
+        for n in range(count)
+    ]
+
+    states = ledger.record(recordings)
+
+    assert [n for n, state in enumerate(states) if state is not None] == [RECORD_SLICE + 3]
+    assert all(ledger.client.exists(ledger.key(f"d{n}")) for n in range(count))
 
 
 def test_only_a_queued_delegation_can_be_claimed(ledger: Ledger) -> None:
