@@ -70,6 +70,8 @@ class _Wait:
     delegation: Delegation
     queue: str
     future: Future[Report] = field(default_factory=Future)
+    recorded: bool = False
+    """Its record exists: a wait is registered before, so that no pushed report can miss it."""
 
 
 class DelegationClient:
@@ -143,6 +145,8 @@ class DelegationClient:
                 self._waits.update(zip(ids, waits, strict=True))
                 self._sent.update(ids)
             states = self._record_and_publish(delegations, reply_to=self.inbox)
+            for wait in waits:
+                wait.recorded = True
             self._check([wait for wait, state in zip(waits, states, strict=True) if state in _FINAL_STATES])
         except BaseException:
             with self._lock:
@@ -485,6 +489,8 @@ class DelegationClient:
         for wait in waits:
             record = records.get(wait.delegation.id)
             limits = timing(wait.delegation.limits)
+            if record is None and not wait.recorded:
+                continue  # still being sent
             if record is None:
                 self._resolve(
                     wait,

@@ -139,6 +139,25 @@ def _check(client: DelegationClient) -> None:
     client._check(list(client._waits.values()))
 
 
+def test_a_check_while_a_delegation_is_being_recorded_leaves_it_waiting(
+    server: fakeredis.FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = _client()
+    record = client.ledger.record
+
+    def checked_first(recordings: Any) -> list[str | None]:
+        _check(client)  # the listener's periodic check, before the record exists
+        return record(recordings)
+
+    monkeypatch.setattr(client.ledger, "record", checked_first)
+    future = client.send(_delegation("d-1"))
+
+    assert not future.done()
+    _report_as_worker(server, "d-1", "on time")
+    assert future.result(timeout=5).summary == "on time"
+    client.close()
+
+
 def test_a_queue_no_live_worker_serves_fails_fast_naming_it(
     server: fakeredis.FakeServer, client: DelegationClient
 ) -> None:
