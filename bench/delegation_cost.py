@@ -63,7 +63,12 @@ from orchestrator.client import DelegationClient
 from orchestrator.embedded import local_cluster
 from shared.celery_app import create_celery_app
 from shared.files import shared_files
+from shared.files.backend import FilesBackend
+from shared.files.memory import MemoryStore
 from shared.schemas import Delegation, Report
+from shared.settings import Settings
+from tests.integration.agents import SUBAGENTS
+from workers.subagents import SubagentCache
 
 INSPECTOR = test_subagents("inspector")
 TARGET_MS = 2.0
@@ -74,6 +79,7 @@ GIVE_UP_S = 30.0
 SIDES = ("taskforce", "deepagents")
 
 Mode = Literal["invoke", "ainvoke"]
+Futures = list[Future[Report]]
 Build = Callable[[GenericFakeChatModel], Any]
 """Builds the main agent of one side around a main model."""
 
@@ -163,18 +169,27 @@ class _Trace:
     received_at: float | None = None
     claimed_at_ms: int | None = None
     finished_at_ms: int | None = None
+    subagent_s: float | None = None
 
     def segments(self) -> dict[str, float] | None:
-        stamps = (self.send_s, self.queued_at, self.received_at, self.claimed_at_ms, self.finished_at_ms)
+        stamps = (
+            self.send_s,
+            self.queued_at,
+            self.received_at,
+            self.claimed_at_ms,
+            self.finished_at_ms,
+            self.subagent_s,
+        )
         if any(stamp is None for stamp in stamps):
             return None
-        send_s, queued_at, received_at, claimed_ms, finished_ms = cast(tuple[float, ...], stamps)
+        send_s, queued_at, received_at, claimed_ms, finished_ms, subagent_s = cast(tuple[float, ...], stamps)
         # The server's stamps are truncated to whole ms: +0.5 ms is their expected fraction.
         claimed, finished = claimed_ms + 0.5, finished_ms + 0.5
         return {
             "send": (queued_at - self.started_at) * 1000,
             "queue": claimed - queued_at * 1000,
-            "run": finished - claimed,
+            "run": subagent_s * 1000,
+            "report": finished - claimed - subagent_s * 1000,
             "wake": received_at * 1000 - finished,
             "total": (received_at - self.started_at) * 1000,
             "send, after queueing": (self.started_at + send_s - queued_at) * 1000,
@@ -184,9 +199,10 @@ class _Trace:
 SEGMENTS = {
     "send": "send called → message in the queue (record, then publish)",
     "queue": "message in the queue → a worker claimed it",
-    "run": "claimed → report stored",
+    "run": "the subagent's run on the worker (its report's duration_s)",
+    "report": "the rest of claimed → report stored: context, report, storing it",
     "wake": "report stored → the waiting tool call has it",
-    "total": "send called → report in hand (the four above)",
+    "total": "send called → report in hand (the five above)",
     "send, after queueing": "message in the queue → send returns (overlaps queue and run)",
 }
 
@@ -200,8 +216,8 @@ class _Probe:
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
-        send, wait, await_report, collect = (
-            DelegationClient.send,
+        send_all, wait, await_report, collect = (
+            DelegationClient.send_all,
             DelegationClient.wait,
             DelegationClient.await_report,
             DelegationClient.collect,
@@ -209,16 +225,18 @@ class _Probe:
         put: Callable[..., None] = RedisChannel._put
         traces = self.traces
 
-        def timed_send(client: DelegationClient, delegation: Delegation) -> Future[Report]:
+        def timed_send_all(
+            client: DelegationClient, delegations: Sequence[Delegation]
+        ) -> list[Future[Report]]:
             # The tool call sends again to re-attach to its future: only the first send counts.
-            first = delegation.id not in traces
-            if first:
-                traces[delegation.id] = _Trace(time.time())
-            future = send(client, delegation)
-            if first:
-                trace = traces[delegation.id]
-                trace.send_s = time.time() - trace.started_at
-            return future
+            started_at = time.time()
+            first = [delegation.id for delegation in delegations if delegation.id not in traces]
+            for delegation_id in first:
+                traces[delegation_id] = _Trace(started_at)
+            futures = send_all(client, delegations)
+            for delegation_id in first:
+                traces[delegation_id].send_s = time.time() - started_at
+            return futures
 
         def stamped_put(channel: RedisChannel, queue: str, message: dict[str, Any], **kwargs: Any) -> None:
             put(channel, queue, message, **kwargs)
@@ -229,11 +247,13 @@ class _Probe:
         def timed_wait(client: DelegationClient, delegation: Delegation) -> Report:
             report = wait(client, delegation)
             traces[delegation.id].received_at = time.time()
+            traces[delegation.id].subagent_s = report.duration_s
             return report
 
         async def timed_await(client: DelegationClient, delegation: Delegation) -> Report:
             report = await await_report(client, delegation)
             traces[delegation.id].received_at = time.time()
+            traces[delegation.id].subagent_s = report.duration_s
             return report
 
         def snapshot_collect(client: DelegationClient, delegation_ids: Iterable[str]) -> None:
@@ -253,7 +273,7 @@ class _Probe:
         with (
             patch.multiple(
                 DelegationClient,
-                send=timed_send,
+                send_all=timed_send_all,
                 wait=timed_wait,
                 await_report=timed_await,
                 collect=snapshot_collect,
@@ -265,6 +285,15 @@ class _Probe:
     def segments(self) -> dict[str, list[float]]:
         rows = [s for s in (trace.segments() for trace in self.traces.values()) if s is not None]
         return {name: [row[name] for row in rows] for name in SEGMENTS}
+
+
+def _build_ms(settings: Settings) -> float:
+    """What a worker spends on a subagent type's first delegation only: building its graph,
+    which `SubagentCache` keeps for every later one (the runs above reuse it)."""
+    cache = SubagentCache(SUBAGENTS, settings.model, FilesBackend(MemoryStore("build")), None)
+    started = time.perf_counter()
+    cache.get("inspector", None, None)
+    return (time.perf_counter() - started) * 1000
 
 
 def _breakdown(call: _Caller, build: Build, mode: Mode, runs: int) -> dict[str, list[float]]:
@@ -369,8 +398,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     console.print(_breakdown_table(breakdowns))
     console.print(
-        "queue, run and wake use the Redis server's whole-ms stamps (+0.5 ms each): good to about "
-        "1 ms; percentiles are per step, so the steps' p50s need not add up to total's"
+        "queue, report and wake use the Redis server's whole-ms stamps (+0.5 ms each): good to about "
+        "1 ms; percentiles are per step, so the steps' p50s need not add up to total's. build: "
+        f"{_build_ms(settings):.1f} ms, once per subagent type on each worker, before its first run"
     )
     console.print(
         f"ran {time.monotonic() - started:.0f} s; load average (1, 5, 15 min) "
