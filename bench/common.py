@@ -4,9 +4,15 @@ the same way, and a change to one of these rules reaches every table."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any, cast
 
 from deepagents.middleware.subagents import SubAgent
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages.utils import count_tokens_approximately
+from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import Field
 
 from shared.settings import Settings
 from tests.integration.agents import SUBAGENTS
@@ -37,3 +43,35 @@ def load_text(averages: tuple[float, float, float]) -> str:
     """A load average as printed under every table: on a shared machine it says how much the
     figures above it can be trusted."""
     return " ".join(f"{value:.2f}" for value in averages)
+
+
+class OneTurn(BaseChatModel):
+    """A main agent's model that delegates `calls` in its first turn and answers "done" to every
+    later call, a summarization request included (a main agent whose history outgrows the window
+    is summarized, on both sides). Notes the tokens of each input it is sent."""
+
+    calls: list[dict[str, Any]]
+    inputs: list[int] = Field(default_factory=list)
+
+    @property
+    def _llm_type(self) -> str:
+        return "taskforce-bench"
+
+    def bind_tools(self, tools: Sequence[Any], **_: Any) -> Any:
+        return self
+
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **_: Any
+    ) -> ChatResult:
+        self.inputs.append(count_tokens_approximately(messages))
+        first = len(self.inputs) == 1
+        message = AIMessage(content="", tool_calls=self.calls) if first else AIMessage(content="done")
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+def task_calls(subagent: str, descriptions: Sequence[str]) -> list[dict[str, Any]]:
+    """One model turn's `task` calls, one per description."""
+    return [
+        {"name": "task", "args": {"description": text, "subagent_type": subagent}, "id": f"c{n}"}
+        for n, text in enumerate(descriptions)
+    ]

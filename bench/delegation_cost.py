@@ -67,7 +67,6 @@ from shared.files.backend import FilesBackend
 from shared.files.memory import MemoryStore
 from shared.schemas import Delegation, Report
 from shared.settings import Settings
-from tests.integration.agents import SUBAGENTS
 from workers.subagents import SubagentCache
 
 INSPECTOR = test_subagents("inspector")
@@ -290,7 +289,7 @@ class _Probe:
 def _build_ms(settings: Settings) -> float:
     """What a worker spends on a subagent type's first delegation only: building its graph,
     which `SubagentCache` keeps for every later one (the runs above reuse it)."""
-    cache = SubagentCache(SUBAGENTS, settings.model, FilesBackend(MemoryStore("build")), None)
+    cache = SubagentCache(INSPECTOR, settings.model, FilesBackend(MemoryStore("build")), None)
     started = time.perf_counter()
     cache.get("inspector", None, None)
     return (time.perf_counter() - started) * 1000

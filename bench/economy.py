@@ -21,21 +21,17 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from deepagents import create_deep_agent
 from deepagents.backends.utils import create_file_data
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.messages import HumanMessage, ToolMessage
 from langchain_core.messages.utils import count_tokens_approximately
-from langchain_core.outputs import ChatGeneration, ChatResult
-from pydantic import Field
 from rich.console import Console
 from rich.table import Table
 
-from bench.common import TEST_REGISTRY, isolated_settings, load_text, test_subagents
+from bench.common import TEST_REGISTRY, OneTurn, isolated_settings, load_text, task_calls, test_subagents
 from orchestrator import create_orchestrator
 from orchestrator.embedded import local_cluster
 from shared.files import shared_files
@@ -47,35 +43,8 @@ DELEGATIONS = 50
 QUICK_DELEGATIONS = 10
 
 
-class _Delegator(BaseChatModel):
-    """Delegates every document in its first turn, then answers; notes the tokens of each input
-    it is sent (a summarization request included)."""
-
-    documents: int
-    inputs: list[int] = Field(default_factory=list)
-
-    @property
-    def _llm_type(self) -> str:
-        return "taskforce-bench"
-
-    def bind_tools(self, tools: Sequence[Any], **_: Any) -> Any:
-        return self
-
-    def _generate(
-        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **_: Any
-    ) -> ChatResult:
-        self.inputs.append(count_tokens_approximately(messages))
-        if len(self.inputs) > 1:
-            return ChatResult(generations=[ChatGeneration(message=AIMessage(content="done"))])
-        calls = [
-            {
-                "name": "task",
-                "args": {"description": f"Digest {_path(n)} at length", "subagent_type": "digester"},
-                "id": f"c{n}",
-            }
-            for n in range(self.documents)
-        ]
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(content="", tool_calls=calls))])
+def _main_model(documents: int) -> OneTurn:
+    return OneTurn(calls=task_calls("digester", [f"Digest {_path(n)} at length" for n in range(documents)]))
 
 
 def _path(number: int) -> str:
@@ -97,9 +66,9 @@ class Outcome:
     reports: int
 
 
-def _outcome(result: dict[str, Any], model: _Delegator, written_bytes: int) -> Outcome:
+def _outcome(result: dict[str, Any], model: OneTurn, written_bytes: int) -> Outcome:
     reports = [m for m in result["messages"] if isinstance(m, ToolMessage)]
-    if len(reports) != model.documents or any(m.status != "success" for m in reports):
+    if len(reports) != len(model.calls) or any(m.status != "success" for m in reports):
         raise SystemExit(f"not every delegation reported: {[m.content for m in reports][:3]}")
     return Outcome(
         returned_tokens=count_tokens_approximately(reports),
@@ -111,10 +80,11 @@ def _outcome(result: dict[str, Any], model: _Delegator, written_bytes: int) -> O
 
 
 def _deepagents(documents: int) -> Outcome:
-    model = _Delegator(documents=documents)
+    model = _main_model(documents)
     agent = create_deep_agent(model, subagents=test_subagents("digester"))
     inputs = {_path(n): create_file_data(_document(n)) for n in range(documents)}
-    result = agent.invoke({"messages": [HumanMessage(content="digest")], "files": inputs})
+    given: dict[str, Any] = {"messages": [HumanMessage(content="digest")], "files": inputs}
+    result = agent.invoke(given)
     written = sum(
         len(str(data["content"]).encode())
         for path, data in result.get("files", {}).items()
@@ -131,7 +101,7 @@ def _taskforce(documents: int) -> Outcome:
         for response in files.backend().upload_files(uploads):
             if response.error:
                 raise SystemExit(f"could not upload {response.path}: {response.error}")
-        model = _Delegator(documents=documents)
+        model = _main_model(documents)
         result = create_orchestrator(model, settings=live).invoke(
             {"messages": [HumanMessage(content="digest")]}
         )

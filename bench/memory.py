@@ -1,16 +1,19 @@
 """The orchestrating process's peak memory against the number of delegations in one model turn,
 taskforce against deepagents in-process.
 
-    python -m bench.memory            # N = 10, 100, 1,000, 10,000 (deepagents up to 1,000)
+    python -m bench.memory            # N = 10, 100, 1,000, 10,000
     python -m bench.memory --quick    # N = 10, 100, 1,000 (deepagents up to 100)
 
 Each measurement runs in a fresh Python process, so that its peak resident set size
 (`ru_maxrss`) is its own: the process builds the agent, notes its resident size, runs one turn
 of N `task` calls to the integration tests' `inspector` (which answers at once) and reports its
-peak. taskforce's workers and Redis are other processes and not counted: what is measured is
-what a main agent's host needs. The growth over the size before the turn, divided by N, is what
-each delegation costs while its report is kept in the main agent's messages; a flat column
-means memory is linear in the reports kept.
+peak. Both sides run the turn's tool calls on 64 threads (`max_concurrency`). taskforce's
+workers and Redis are other processes and not counted: what is measured is what a main agent's
+host needs. Growth is the peak over the size before the turn; *since the last N* divides its
+increase by the increase of N, the memory each further delegation costs while its report is
+kept in the main agent's messages: a steady column means memory linear in the reports kept. At
+10,000 the reports outgrow deepagents' summarization trigger (170,000 tokens), so the main
+agent's history is summarized once (the scripted model answers the request).
 """
 
 from __future__ import annotations
@@ -20,36 +23,25 @@ import os
 import resource
 import subprocess
 import sys
-from collections.abc import Sequence
 from typing import Any
 
 from deepagents import create_deep_agent
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.messages import HumanMessage, ToolMessage
 from rich.console import Console
 from rich.table import Table
 
-from bench.common import TEST_REGISTRY, isolated_settings, load_text, test_subagents
+from bench.common import TEST_REGISTRY, OneTurn, isolated_settings, load_text, task_calls, test_subagents
 from orchestrator import create_orchestrator
 from orchestrator.embedded import local_cluster
 
 SIZES = (10, 100, 1000, 10_000)
 QUICK_SIZES = (10, 100, 1000)
-DEEPAGENTS_UP_TO = 1000
+DEEPAGENTS_UP_TO = 10_000
 QUICK_DEEPAGENTS_UP_TO = 100
 
 
-class _Turns(GenericFakeChatModel):
-    def bind_tools(self, tools: Sequence[Any], **_: Any) -> Any:
-        return self
-
-
-def _main_model(count: int) -> _Turns:
-    calls = [
-        {"name": "task", "args": {"description": f"job {n}", "subagent_type": "inspector"}, "id": f"c{n}"}
-        for n in range(count)
-    ]
-    return _Turns(messages=iter([AIMessage(content="", tool_calls=calls), AIMessage(content="done")]))
+def _main_model(count: int) -> OneTurn:
+    return OneTurn(calls=task_calls("inspector", [f"job {n}" for n in range(count)]))
 
 
 def _rss_mb() -> float:
@@ -101,15 +93,21 @@ def main(quick: bool) -> None:
     deepagents_up_to = QUICK_DEEPAGENTS_UP_TO if quick else DEEPAGENTS_UP_TO
     load_before = os.getloadavg()
     table = Table(title="Orchestrating process's peak RSS, one turn of N delegations (fresh process each)")
-    for column in ("N", "side", "before the turn", "peak", "growth", "per delegation"):
+    for column in ("N", "side", "before the turn", "peak", "growth", "per delegation", "since the last N"):
         table.add_column(column, justify="right")
+    last: dict[str, tuple[int, float]] = {}
     for count in sizes:
         for side in ("taskforce", "deepagents"):
             if side == "deepagents" and count > deepagents_up_to:
-                table.add_row(f"{count:,}", side, "-", "-", "-", "not run (minutes)")
+                table.add_row(f"{count:,}", side, "", "", "", "not run (minutes)", "")
                 continue
             measured = _run_child(side, count)
             growth = measured["peak"] - measured["before"]
+            since = ""
+            if side in last:
+                previous_count, previous_growth = last[side]
+                since = f"{(growth - previous_growth) * 1024 / (count - previous_count):.1f} KB"
+            last[side] = (count, growth)
             table.add_row(
                 f"{count:,}",
                 side,
@@ -117,6 +115,7 @@ def main(quick: bool) -> None:
                 f"{measured['peak']:.0f} MB",
                 f"{growth:.1f} MB",
                 f"{growth * 1024 / count:.1f} KB",
+                since,
             )
     console.print(table)
     console.print(f"Load {load_text(load_before)} before, {load_text(os.getloadavg())} after.")
