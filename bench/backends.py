@@ -8,31 +8,34 @@ Rows: write and read of 1 KB, 100 KB and 10 MB (KB and MB are 1024-based) throug
 (`write` / `read`, which adds UTF-8 encoding, decoding and line slicing); then a literal grep over
 1,000 files of 2 KB. Each measurement runs ROUNDS rounds of a fixed number of operations, raw and
 backend rounds interleaved; the per-operation time of a round is its total time divided by its
-operations, and a row reports the median round. Uses db 15 (by default) and a namespace of its
-own, and deletes every key it wrote when it stops, interrupted or not. Prints; never fails on a
-target.
+operations, and a row reports the median round. By default it starts a private Redis on a spare
+port (the embedded one); given `--redis-url`, it uses a namespace of its own there and deletes
+every key it wrote when it stops, interrupted or not. Prints; never fails on a target.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import itertools
 import statistics
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import redis
 from redis.utils import HIREDIS_AVAILABLE
 from rich.console import Console
 from rich.table import Table
 
+from orchestrator.embedded import redis_server
 from shared.files.backend import FilesBackend
 from shared.files.redis import RedisStore
 
-DEFAULT_URL = "redis://127.0.0.1:6379/15"
 TARGET = 0.8
 TARGET_SIZES = frozenset({100 * 1024, 10 * 1024 * 1024})
 ROUNDS = 9
@@ -233,7 +236,7 @@ def _table(rows: list[Row], title: str) -> Table:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.backends", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--redis-url", default=DEFAULT_URL, help=f"Redis to measure (default {DEFAULT_URL})")
+    parser.add_argument("--redis-url", help="Redis to measure (default: a private one on a spare port)")
     parser.add_argument("--quick", action="store_true", help="about a tenth of the operations: a smoke run")
     parser.add_argument(
         "--rounds", type=int, help=f"rounds per measurement (default {ROUNDS}, {QUICK_ROUNDS} with --quick)"
@@ -241,10 +244,20 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     console = Console(width=max(Console().width, 120))
+    with contextlib.ExitStack() as stack:
+        if args.redis_url is None:
+            scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="taskforce-bench-"))
+            url = stack.enter_context(redis_server(Path(scratch)))
+            _run(url, args, console, where="a private Redis")
+        else:
+            _run(args.redis_url, args, console, where=args.redis_url)
+
+
+def _run(url: str, args: argparse.Namespace, console: Console, *, where: str) -> None:
     rounds = args.rounds or (QUICK_ROUNDS if args.quick else ROUNDS)
     namespace = f"bench:backends:{uuid.uuid4().hex[:12]}"
-    client = redis.Redis.from_url(args.redis_url)
-    store = RedisStore.from_url(args.redis_url, namespace)
+    client = redis.Redis.from_url(url)
+    store = RedisStore.from_url(url, namespace)
     backend = FilesBackend(store)
     started = time.monotonic()
     rows: list[Row] = []
@@ -267,7 +280,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(130)
     reply_parser = "hiredis" if HIREDIS_AVAILABLE else "pure-Python parser"
     client_name = f"redis-py {redis.__version__} ({reply_parser})"
-    console.print(_table(rows, f"RedisBackend vs raw {client_name}, Redis {version} at {args.redis_url}"))
+    console.print(_table(rows, f"RedisBackend vs raw {client_name}, Redis {version} on {where}"))
     console.print(
         f"median time per operation over {rounds} rounds, raw and backend rounds interleaved; "
         "ops/s = 1 / median, MB = 2^20 bytes;\n"
