@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)  ## the main job: fan a log analysis out over local workers (embedded Redis)
 	$(BIN)/taskforce demo
 
-test: $(STAMP)  ## lint, types, unit and integration tests (needs Redis at 127.0.0.1:6379)
+test: $(STAMP)  ## lint, types, unit and integration tests (they start a Redis of their own)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -20,8 +20,9 @@ from langgraph.store.memory import InMemoryStore
 
 from shared.files.backend import FilesBackend
 from shared.files.memory import MemoryStore
+from tests.conftest import TEST_REDIS, require_redis
 
-REDIS_HOST, REDIS_PORT, REDIS_DB = "127.0.0.1", 6379, 12
+REDIS_URL = f"{os.environ[TEST_REDIS]}/12"
 
 Factory = Callable[[pytest.FixtureRequest], Iterator[BackendProtocol]]
 
@@ -46,7 +47,7 @@ def redis_backend(request: pytest.FixtureRequest) -> Iterator[BackendProtocol]:
     yield FilesBackend(
         RedisStore(
             client,
-            lambda: redis.asyncio.Redis(host=REDIS_HOST, port=REDIS_PORT, db=REDIS_DB),
+            lambda: redis.asyncio.Redis.from_url(REDIS_URL),
             namespace=namespace,
         )
     )
@@ -95,17 +96,9 @@ BACKENDS: dict[str, Factory] = {
 
 @pytest.fixture(scope="session")
 def real_redis() -> redis.Redis:
-    """The real Redis (db 12); skipped without one on a laptop, failed in CI where a skip would
-    look green."""
-    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=REDIS_DB, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.ConnectionError as error:
-        message = f"no Redis at {REDIS_HOST}:{REDIS_PORT}: {error}"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return client
+    """The test Redis (tests/conftest.py), db 12."""
+    require_redis(REDIS_URL)
+    return redis.Redis.from_url(REDIS_URL)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""A real Redis (a db of its own) and real `celery worker` processes for the whole session."""
+"""The test Redis (a db of its own, see tests/conftest.py) and real `celery worker` processes for
+the whole session."""
 
 from __future__ import annotations
 
@@ -17,22 +18,12 @@ from orchestrator.embedded import worker_pool
 from shared.celery_app import queue_for
 from shared.secrets import new_key
 from shared.settings import Settings
+from tests.conftest import TEST_REDIS, require_redis
 from tests.integration.agents import DEDICATED
 
-REDIS_BASE_URL = os.environ.get("TASKFORCE_TEST_REDIS", "redis://127.0.0.1:6379")
+REDIS_BASE_URL = os.environ[TEST_REDIS]
 TEST_DB = 11
 REGISTRY = "tests.integration.agents:SUBAGENTS"
-
-
-def require_redis(url: str) -> None:
-    """Skip without Redis on a laptop; fail in CI, where a skipped suite would look green."""
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
-    except redis.ConnectionError as error:
-        message = f"no Redis at {url}: {error}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 @dataclass(frozen=True)

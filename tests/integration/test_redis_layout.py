@@ -13,7 +13,8 @@ import redis
 
 from shared.files import SharedFiles, aclose_loop_clients
 from shared.files.redis import RedisStore
-from tests.integration.conftest import REDIS_BASE_URL, TEST_DB, require_redis
+from tests.conftest import require_redis
+from tests.integration.conftest import REDIS_BASE_URL, TEST_DB
 
 URL = f"{REDIS_BASE_URL}/{TEST_DB}"
 

@@ -12,7 +12,8 @@ import pytest
 from langgraph.store.base import BaseStore
 
 from shared.stores import SharedStore
-from tests.integration.conftest import REDIS_BASE_URL, TEST_DB, require_redis
+from tests.conftest import require_redis
+from tests.integration.conftest import REDIS_BASE_URL, TEST_DB
 from tests.unit.test_stores import *  # noqa: F403 - the suite, collected here with this module's `store`
 
 pytestmark = pytest.mark.integration

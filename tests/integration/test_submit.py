@@ -20,8 +20,9 @@ from orchestrator.embedded import spawn, stop, worker_environment, worker_pool
 from orchestrator.submissions import BatchStatus, batch_results, batch_status, main_queue
 from shared.celery_app import worker_command
 from shared.settings import Settings
+from tests.conftest import require_redis
 from tests.faults.support import runs, wait_for
-from tests.integration.conftest import REDIS_BASE_URL, REGISTRY, TEST_DB, require_redis
+from tests.integration.conftest import REDIS_BASE_URL, REGISTRY, TEST_DB
 
 pytestmark = pytest.mark.integration
 

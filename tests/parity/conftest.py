@@ -20,7 +20,8 @@ from shared.files import shared_files
 from shared.secrets import new_key
 from shared.settings import Settings
 from shared.stores import SharedStore
-from tests.integration.conftest import REDIS_BASE_URL, require_redis
+from tests.conftest import require_redis
+from tests.integration.conftest import REDIS_BASE_URL
 from tests.parity.harness import WORKER_NAME, ParityEnv
 
 PARITY_DB = 12
