@@ -67,6 +67,7 @@ from shared.files.backend import FilesBackend
 from shared.files.memory import MemoryStore
 from shared.schemas import Delegation, Report
 from shared.settings import Settings
+from tests.support.models import ScriptedModel
 from workers.subagents import SubagentCache
 
 INSPECTOR = test_subagents("inspector")
@@ -83,12 +84,7 @@ Build = Callable[[GenericFakeChatModel], Any]
 """Builds the main agent of one side around a main model."""
 
 
-class _Turns(GenericFakeChatModel):
-    def bind_tools(self, tools: Sequence[Any], **_: Any) -> Any:
-        return self
-
-
-def _main_model(delegate: bool) -> _Turns:
+def _main_model(delegate: bool) -> ScriptedModel:
     task = AIMessage(
         content="",
         tool_calls=[
@@ -96,7 +92,7 @@ def _main_model(delegate: bool) -> _Turns:
         ],
     )
     answer = AIMessage(content="done")
-    return _Turns(messages=iter([task, answer] if delegate else [answer]))
+    return ScriptedModel(messages=iter([task, answer] if delegate else [answer]))
 
 
 def _check(result: dict[str, Any], delegate: bool) -> None:

@@ -83,7 +83,7 @@ def _deepagents(documents: int) -> Outcome:
     model = _main_model(documents)
     agent = create_deep_agent(model, subagents=test_subagents("digester"))
     inputs = {_path(n): create_file_data(_document(n)) for n in range(documents)}
-    given: dict[str, Any] = {"messages": [HumanMessage(content="digest")], "files": inputs}
+    given: Any = {"messages": [HumanMessage(content="digest")], "files": inputs}  # the agent's input type
     result = agent.invoke(given)
     written = sum(
         len(str(data["content"]).encode())

@@ -25,14 +25,14 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from deepagents import create_deep_agent
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.runnables import RunnableConfig
 from matplotlib.figure import Figure
 from rich.console import Console
 from rich.table import Table
@@ -42,6 +42,7 @@ from orchestrator import create_orchestrator
 from orchestrator.batch_display import percentile
 from orchestrator.embedded import local_cluster
 from shared.settings import Settings, WorkerPool
+from tests.support.models import ScriptedModel
 
 
 @dataclass(frozen=True)
@@ -73,17 +74,12 @@ QUICK_CASES = [case for case in CASES if case.count <= 100]
 PLOT = Path("docs/benchmarks-fanout.png")
 
 
-class _Turns(GenericFakeChatModel):
-    def bind_tools(self, tools: Sequence[Any], **_: Any) -> Any:
-        return self
-
-
-def _main_model(case: Case) -> _Turns:
+def _main_model(case: Case) -> ScriptedModel:
     calls = [
         {"name": "task", "args": {"description": f"job {n}", "subagent_type": case.subagent}, "id": f"c{n}"}
         for n in range(case.count)
     ]
-    return _Turns(messages=iter([AIMessage(content="", tool_calls=calls), AIMessage(content="done")]))
+    return ScriptedModel(messages=iter([AIMessage(content="", tool_calls=calls), AIMessage(content="done")]))
 
 
 def _timed(run: Callable[[], object]) -> float:
@@ -95,8 +91,8 @@ def _timed(run: Callable[[], object]) -> float:
 
 def _deepagents(case: Case, *, tuned: bool, asynchronous: bool) -> float:
     agent = create_deep_agent(_main_model(case), subagents=test_subagents(case.subagent))
-    given = {"messages": [HumanMessage(content="go")]}
-    config: dict[str, Any] = {"max_concurrency": case.count} if tuned else {}
+    given: Any = {"messages": [HumanMessage(content="go")]}  # the agent's input type, as a dict
+    config: RunnableConfig = {"max_concurrency": case.count} if tuned else {}
     if asynchronous:
         return _timed(lambda: asyncio.run(agent.ainvoke(given, config)))
     return _timed(lambda: agent.invoke(given, config))

@@ -112,7 +112,8 @@ def find_redis_server() -> str:
     )
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback TCP port nobody listens on now (another process may take it before us)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -121,7 +122,7 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def redis_server(directory: Path, port: int | None = None) -> Iterator[str]:
     """A throwaway Redis on loopback that keeps nothing on disk; yields its URL."""
-    port = port or _free_port()
+    port = port or free_port()
     log = directory / "redis.log"
     process = spawn(
         [

@@ -1,7 +1,7 @@
 """The Redis every test that needs a real one uses: `TASKFORCE_TEST_REDIS` when set (CI may point
 it at a server, as `redis://host:port`), else a private one this pytest run starts on a spare
-loopback port and stops at its end. Two runs on one machine never share a database, and none
-needs a Redis of the machine's own.
+loopback port when a test first needs it, and stops at its end. Two runs on one machine never
+share a database, and none needs a Redis of the machine's own.
 
 The rule for a Redis that does not answer is `require_redis`'s: skipped on a laptop, failed in
 CI, where a skipped suite would look green."""
@@ -22,12 +22,14 @@ TEST_REDIS = "TASKFORCE_TEST_REDIS"
 _private = contextlib.ExitStack()
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    if os.environ.get(TEST_REDIS):
-        return
-    scratch = _private.enter_context(tempfile.TemporaryDirectory(prefix="taskforce-tests-"))
-    url = _private.enter_context(redis_server(Path(scratch)))
-    os.environ[TEST_REDIS] = url.rsplit("/", 1)[0]
+def redis_for_tests(db: int) -> str:
+    """The URL of database `db` of the test Redis, started on first use. Conftests ask at import,
+    which for the directories named on the command line comes before any pytest hook."""
+    if not os.environ.get(TEST_REDIS):
+        scratch = _private.enter_context(tempfile.TemporaryDirectory(prefix="taskforce-tests-"))
+        url = _private.enter_context(redis_server(Path(scratch)))
+        os.environ[TEST_REDIS] = url.rsplit("/", 1)[0]
+    return f"{os.environ[TEST_REDIS]}/{db}"
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -7,9 +7,6 @@ talks to AWS or MinIO. Fixtures live in conftest files; this module only has the
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,22 +14,18 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import boto3
 from botocore.config import Config
 
+from orchestrator.embedded import free_port, stop
+
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 STARTUP_TIMEOUT_S = 20.0
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _answers(url: str) -> bool:
@@ -46,22 +39,6 @@ def _answers(url: str) -> bool:
     return True
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        with suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            with suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=5)
-    else:
-        # The server is gone, but anything it started in its session must go too.
-        with suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
-
-
 @contextmanager
 def moto_server(timeout_s: float = STARTUP_TIMEOUT_S) -> Iterator[str]:
     """Run `python -m moto.server` on a free loopback port; yields its endpoint URL.
@@ -70,7 +47,7 @@ def moto_server(timeout_s: float = STARTUP_TIMEOUT_S) -> Iterator[str]:
     output goes to a temporary file, not a pipe, so a chatty server can never block on a full
     pipe; the output is shown when the server fails to start.
     """
-    port = _free_port()
+    port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(
@@ -95,7 +72,7 @@ def moto_server(timeout_s: float = STARTUP_TIMEOUT_S) -> Iterator[str]:
                 time.sleep(0.05)
             yield endpoint
         finally:
-            _stop(process)
+            stop(process, grace=5)
 
 
 def s3_client(endpoint: str) -> S3Client:

@@ -7,7 +7,6 @@ stores are imported inside their fixtures, so a broken store fails its own tests
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -20,9 +19,9 @@ from langgraph.store.memory import InMemoryStore
 
 from shared.files.backend import FilesBackend
 from shared.files.memory import MemoryStore
-from tests.conftest import TEST_REDIS, require_redis
+from tests.conftest import redis_for_tests, require_redis
 
-REDIS_URL = f"{os.environ[TEST_REDIS]}/12"
+REDIS_URL = redis_for_tests(12)
 
 Factory = Callable[[pytest.FixtureRequest], Iterator[BackendProtocol]]
 

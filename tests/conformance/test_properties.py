@@ -24,7 +24,7 @@ TEXT = st.text(alphabet=st.characters(codec="utf-8"))
 """Any text UTF-8 can encode: no lone surrogates (category Cs), which no UTF-8 store can keep."""
 
 SEGMENT = st.text(
-    alphabet=st.characters(codec="utf-8", exclude_categories=("Cc",), exclude_characters="/\\"),
+    alphabet=st.characters(codec="utf-8", exclude_categories=["Cc"], exclude_characters="/\\"),
     min_size=1,
     max_size=12,
 ).filter(lambda name: name not in {".", ".."})

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 from langchain_core.messages import HumanMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 from orchestrator import create_orchestrator
@@ -25,10 +27,11 @@ def main(checkpoints: str, thread_id: str, mode: str) -> None:
     calls = [task_call(call_id, "counted", task) for call_id, task in TASKS.items()]
     # The resumed process's model is asked only for what the first one never got to.
     model = scripted(calls, "done") if mode == "start" else scripted("done")
-    config = {"configurable": {"thread_id": thread_id}}
+    config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
     with SqliteSaver.from_conn_string(checkpoints) as saver:
         agent = create_orchestrator(model, settings=Settings(), checkpointer=saver)
-        state = agent.invoke({"messages": [HumanMessage(content="go")]} if mode == "start" else None, config)
+        given: dict[str, Any] | None = {"messages": [HumanMessage(content="go")]} if mode == "start" else None
+        state = agent.invoke(given, config)  # type: ignore[arg-type]
     reports = {m.tool_call_id: m.artifact for m in state["messages"] if isinstance(m, ToolMessage)}
     print(json.dumps(reports))
 

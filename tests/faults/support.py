@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -15,19 +14,13 @@ from typing import Any
 
 import redis
 
-from orchestrator.embedded import find_redis_server, spawn, stop
-from shared.ledger import INBOX_TTL_S, KOMBU_UNACKED, open_ledger
+from orchestrator.embedded import find_redis_server, free_port, spawn, stop
+from shared.ledger import INBOX_TTL_S, KOMBU_UNACKED, as_text, open_ledger
 from shared.secrets import new_key
 from shared.settings import Settings
 from tests.integration.agents import RUNS_PREFIX
 
 REGISTRY = "tests.integration.agents:SUBAGENTS"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class RedisProcess:
@@ -117,10 +110,10 @@ def leftovers(settings: Settings) -> dict[str, Any]:
     ledger = open_ledger(settings)
     client = ledger.client
     return {
-        "records": sorted(k.decode() for k in client.keys(f"{settings.queue_prefix}:dlg:*")),
+        "records": sorted(as_text(k) for k in client.keys(f"{settings.queue_prefix}:dlg:*")),
         "leases": client.zrange(f"{settings.queue_prefix}:leases", 0, -1),
         "queued": {
-            k.decode(): client.llen(k)
+            as_text(k): client.llen(k)
             for k in client.keys(f"{settings.queue_prefix}.*")
             if client.type(k) == b"list"
         },

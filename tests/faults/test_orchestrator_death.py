@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.embedded import worker_environment, worker_pool
-from shared.ledger import open_ledger
+from shared.ledger import as_text, open_ledger
 from tests.faults.orchestrator_run import TASKS
 from tests.faults.support import (
     RedisProcess,
@@ -48,7 +48,7 @@ def test_a_killed_orchestrator_resumes_its_thread_without_sending_anything_twice
             first.kill()
             first.wait()
         _, records = open_ledger(settings).snapshot(
-            [key.decode().rsplit(":dlg:", 1)[1] for key in open_ledger(settings).client.keys("*:dlg:*")]
+            [as_text(key).rsplit(":dlg:", 1)[1] for key in open_ledger(settings).client.keys("*:dlg:*")]
         )
         assert len(records) == 3  # all sent; nobody collected them
         resumed = subprocess.run(

@@ -18,7 +18,7 @@ from langchain_core.messages import HumanMessage, ToolMessage
 from orchestrator import create_orchestrator
 from orchestrator.dead_letters import drop_dead_letter, list_dead_letters
 from orchestrator.embedded import worker_pool
-from shared.ledger import open_ledger
+from shared.ledger import as_text, open_ledger
 from shared.settings import Settings
 from tests.faults.support import (
     RedisProcess,
@@ -46,7 +46,7 @@ def _reports(state: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def _ids(settings: Settings) -> list[str]:
     client = open_ledger(settings).client
     prefix = f"{settings.queue_prefix}:dlg:"
-    return [key.decode()[len(prefix) :] for key in client.keys(prefix + "*")]
+    return [as_text(key)[len(prefix) :] for key in client.keys(prefix + "*")]
 
 
 @pytest.mark.parametrize("pool_kind", ["threads", "prefork"])
@@ -166,6 +166,6 @@ def test_a_worker_whose_tool_hangs_stops_within_its_grace_and_hands_the_delegati
 
 def _alive(pid: int) -> bool:
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return False

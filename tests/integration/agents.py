@@ -69,7 +69,7 @@ class _DeterministicModel(BaseChatModel):
 def show_context(runtime: ToolRuntime) -> str:
     """Report the runtime context this subagent received, secrets included on purpose: the
     worker must scrub them from whatever leaves it."""
-    context = runtime.context or {}
+    context: dict[str, Any] = runtime.context or {}
     shown = {
         key: (value.get_secret_value() if isinstance(value, SecretStr) else value)
         for key, value in context.items()
@@ -81,7 +81,8 @@ def show_context(runtime: ToolRuntime) -> str:
 @tool
 def explode(runtime: ToolRuntime) -> str:
     """Fail, mentioning a secret in the error, as careless tools do."""
-    secret = (runtime.context or {}).get("api_key")
+    context: dict[str, Any] = runtime.context or {}
+    secret = context.get("api_key")
     value = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
     raise RuntimeError(f"cannot reach the service with key {value}")
 

@@ -4,25 +4,26 @@ the whole session."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, ToolCall, ToolMessage
+from pydantic import SecretStr
 
 from orchestrator.embedded import worker_pool
 from shared.celery_app import queue_for
 from shared.secrets import new_key
 from shared.settings import Settings
-from tests.conftest import TEST_REDIS, require_redis
+from tests.conftest import redis_for_tests, require_redis
 from tests.integration.agents import DEDICATED
+from tests.support.models import ScriptedModel
 
-REDIS_BASE_URL = os.environ[TEST_REDIS]
 TEST_DB = 11
+REDIS_BASE_URL = redis_for_tests(TEST_DB).rsplit("/", 1)[0]
 REGISTRY = "tests.integration.agents:SUBAGENTS"
 
 
@@ -48,7 +49,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         worker_concurrency=32,
         delegation_timeout=20,
         data_dir=tmp_path_factory.mktemp("data"),
-        secrets_key=new_key(),
+        secrets_key=SecretStr(new_key()),
     )
     logs = tmp_path_factory.mktemp("worker-logs")
     # Workers started by the tests themselves serve the dedicated types.
@@ -58,13 +59,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         # deepagents would run it on them, and workers cannot (orchestrator.parity).
         yield Cluster(settings.model_copy(update={"general_purpose": False}), logs, pids)
     redis.Redis.from_url(url).flushdb()
-
-
-class ScriptedModel(GenericFakeChatModel):
-    """The main agent's model: plays back its turns and accepts any tools."""
-
-    def bind_tools(self, tools: Sequence[Any], **_: Any) -> Any:
-        return self
 
 
 def task_call(call_id: str, subagent_type: str, description: str) -> ToolCall:

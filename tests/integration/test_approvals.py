@@ -15,6 +15,7 @@ import pytest
 import redis
 from deepagents.middleware.filesystem import FilesystemPermission
 from langchain_core.messages import HumanMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 from rich.console import Console
@@ -48,15 +49,16 @@ def _paused_keys(cluster: Cluster) -> list[bytes]:
     return list(client.scan_iter(f"{cluster.settings.queue_prefix}:paused:*"))
 
 
-def _start(cluster: Cluster, thread: str, subagent: str, **options: Any) -> tuple[Any, dict[str, Any], Any]:
+def _start(cluster: Cluster, thread: str, subagent: str, **options: Any) -> tuple[Any, RunnableConfig, Any]:
     agent = create_orchestrator(
         scripted([task_call("mail", subagent, "mail bob")], "done"),
         settings=cluster.settings,
         checkpointer=InMemorySaver(),
         **options,
     )
-    config = {"configurable": {"thread_id": thread}}
-    return agent, config, agent.invoke({"messages": [HumanMessage(content="go")]}, config)
+    config: RunnableConfig = {"configurable": {"thread_id": thread}}
+    given: Any = {"messages": [HumanMessage(content="go")]}  # the agent's input type, as a dict
+    return agent, config, agent.invoke(given, config)
 
 
 def test_a_subagent_pauses_for_approval_and_runs_the_tool_only_once_approved(
@@ -123,7 +125,7 @@ def test_a_spec_without_permissions_is_held_to_the_main_agents(cluster: Cluster)
     deny = FilesystemPermission(operations=["write"], paths=["/memories/**"], mode="deny")
 
     for permissions, thread in (([deny], "denied-1"), (None, "allowed-1")):
-        files.memories.delete([PREFERENCES.removeprefix("/memories")])
+        files.memories.delete(PREFERENCES.removeprefix("/memories"))
         agent = create_orchestrator(
             scripted([task_call("note", "scribe", f"prefers tea ({thread})")], "done"),
             settings=cluster.settings,
@@ -189,12 +191,17 @@ def test_a_batch_item_parks_until_someone_answers_then_the_rerun_takes_the_answe
     assert _sent(emails) == 0
 
     asked: list[Any] = []
+
+    def answer(question: Any) -> Any:
+        asked.append(question)
+        return APPROVE
+
     answered = run_prompt(
         settings,
         None,
         Console(quiet=True),
         run_id=parked.thread_id,
-        answer=lambda q: asked.append(q) or APPROVE,
+        answer=answer,
     )
     assert [request["name"] for request in asked[0]["action_requests"]] == ["send_email"]
     assert answered.waiting == []

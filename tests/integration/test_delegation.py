@@ -6,11 +6,12 @@ import asyncio
 import json
 import os
 import time
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from celery.signals import before_task_publish
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
 from pydantic import SecretStr
 
 from orchestrator import create_orchestrator
@@ -23,7 +24,8 @@ pytestmark = pytest.mark.integration
 
 def _run(cluster: Cluster, *turns: Any, context: Any = None, **config: Any) -> dict[str, ToolMessage]:
     agent = create_orchestrator(scripted(*turns), settings=cluster.settings)
-    state = agent.invoke({"messages": [HumanMessage(content="start")]}, config or None, context=context)
+    given: Any = {"messages": [HumanMessage(content="start")]}  # the agent's input type, as a dict
+    state = agent.invoke(given, cast(RunnableConfig, config) or None, context=context)
     return tool_messages(state)
 
 
@@ -217,7 +219,9 @@ def test_a_worker_whose_spec_differs_refuses_naming_what_differs(cluster: Cluste
     inspector = next(spec for spec in SUBAGENTS if spec["name"] == "inspector")
     edited = {**inspector, "system_prompt": "You are a different inspector."}
     agent = create_orchestrator(
-        scripted([task_call("i", "inspector", "look")], "done"), settings=cluster.settings, subagents=[edited]
+        scripted([task_call("i", "inspector", "look")], "done"),
+        settings=cluster.settings,
+        subagents=[edited],  # type: ignore[list-item]
     )
 
     reports = {call: m.artifact for call, m in tool_messages(agent.invoke({"messages": []})).items()}

@@ -57,7 +57,7 @@ def _stored_checkpoints(settings: Settings, thread_prefix: str) -> bytes:
     """Everything the checkpoint store holds for these threads, as bytes to search."""
     if settings.database_url is None:
         return b"".join(path.read_bytes() for path in settings.data_dir.glob("checkpoints.sqlite*"))
-    held = []
+    held: list[bytes] = []
     with psycopg.connect(POSTGRES_URL) as connection:
         for table in ("checkpoints", "checkpoint_blobs", "checkpoint_writes"):
             rows = connection.execute(

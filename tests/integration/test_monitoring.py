@@ -22,7 +22,7 @@ from pydantic import SecretStr
 
 from orchestrator import create_orchestrator
 from orchestrator.client import DelegationClient
-from orchestrator.embedded import spawn, stop, worker_environment
+from orchestrator.embedded import free_port, spawn, stop, worker_environment
 from shared.celery_app import create_celery_app, queue_for
 from shared.ledger import open_ledger
 from shared.schemas import Delegation, Limits
@@ -30,12 +30,6 @@ from shared.settings import Settings
 from tests.integration.conftest import Cluster, scripted, task_call
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 FLOWER_USER = "ops"
@@ -74,7 +68,7 @@ class Flower:
 def flower(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flower]:
     """Started the way an operator starts it: `taskforce flower` with the credentials in a
     setting, Flower's own options after it."""
-    port = _free_port()
+    port = free_port()
     env = worker_environment(cluster.settings)
     env["TASKFORCE_FLOWER_BASIC_AUTH"] = f"{FLOWER_USER}:{FLOWER_PASSWORD}"
     log = tmp_path_factory.mktemp("flower") / "flower.log"

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 _stores = itertools.count()
 
 
-@pytest.fixture
+@pytest.fixture  # type: ignore[no-redef]  # replaces the suite's own `store`
 def store() -> Iterator[BaseStore]:
     url = f"{REDIS_BASE_URL}/{TEST_DB}"
     require_redis(url)

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -76,7 +76,7 @@ def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _submit(settings: Settings, batch: Path, lines: list[dict[str, object]]) -> str:
+def _submit(settings: Settings, batch: Path, lines: Sequence[Mapping[str, object]]) -> str:
     batch.write_text("".join(json.dumps(line) + "\n" for line in lines))
     submitted = _cli(settings, "submit", str(batch))
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr

@@ -41,7 +41,8 @@ from shared.files.store import Store
 from shared.registry import GENERAL_PURPOSE
 from shared.settings import Settings
 from shared.stores import SharedStore
-from tests.integration.conftest import ScriptedModel, scripted
+from tests.integration.conftest import scripted
+from tests.support.models import ScriptedModel
 
 Turn = list[ToolCall] | str
 """One turn of the scripted main model: tool calls, or its final text."""

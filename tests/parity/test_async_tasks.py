@@ -39,7 +39,7 @@ from shared.celery_app import create_celery_app
 from tests.parity.agents import ANALYST, RECALLER
 from tests.parity.harness import ParityEnv, RecordingModel, Run, comparable, main_tools, recording
 
-BACKGROUND = {"name": "bg-recaller", "description": "recalls in the background", "graph_id": "recaller"}
+BACKGROUND: Any = {"name": "bg-recaller", "description": "recalls in the background", "graph_id": "recaller"}
 SERVER_URL = "http://agent-protocol.test"
 _TASK_ID = re.compile(r"task_id: (\S+)")
 
@@ -168,7 +168,7 @@ def _run_side(side: str, env: ParityEnv, monkeypatch: pytest.MonkeyPatch) -> Sid
                 model, subagents=[ANALYST, BACKGROUND], settings=env.settings, checkpointer=saver
             )
         else:
-            remote = {**BACKGROUND, "url": SERVER_URL}
+            remote: Any = {**BACKGROUND, "url": SERVER_URL}  # deepagents' AsyncSubAgent
             agent = create_deep_agent(
                 model, subagents=[ANALYST, remote], backend=files.backend(), checkpointer=saver
             )

@@ -14,7 +14,9 @@ from tests.integration.conftest import task_call
 from tests.parity.agents import ARCHIVIST, Reader, ReaderProfile
 from tests.parity.harness import Both, ParityEnv, Scenario, assert_parity, run_both, stored, task_answers
 
-LIBRARY = {("library", "books"): {"celery": {"title": "Celery in depth", "shelf": "b2"}}}
+LIBRARY: dict[tuple[str, ...], dict[str, dict[str, Any]]] = {
+    ("library", "books"): {"celery": {"title": "Celery in depth", "shelf": "b2"}}
+}
 
 
 # deepagents' in-process run has langchain-core serialise a typed context inside the tool's

@@ -20,7 +20,8 @@ from orchestrator.client import DelegationClient
 from orchestrator.delegations import delegation_id
 from orchestrator.parity import UnsupportedArgumentError
 from shared.schemas import Delegation, Report
-from tests.unit.test_middleware import SUBAGENTS, StubClient, Turns
+from tests.support.models import ScriptedModel
+from tests.unit.test_middleware import SUBAGENTS, StubClient
 
 BACKGROUND = {"name": "bg", "description": "researches in the background", "graph_id": "researcher"}
 THREAD = "async-1"
@@ -84,13 +85,17 @@ def _first_run(call_id: str = "s1", description: str = "dig") -> str:
 TASK = task_id_of(_first_run())
 
 
-def _agent(client: StubClient, *turns: list[ToolCall] | str, **options: Any) -> Any:
+def _tool_names(agent: Any) -> set[str]:
+    return set(agent.get_graph().nodes["tools"].data.tools_by_name)
+
+
+def _agent(client: BackgroundClient, *turns: list[ToolCall] | str, **options: Any) -> Any:
     """The main agent, on the client's checkpointer: each invoke continues the same thread."""
     messages = [
         AIMessage(content=t) if isinstance(t, str) else AIMessage(content="", tool_calls=t) for t in turns
     ]
     return create_orchestrator(
-        Turns(messages=iter(messages)),
+        ScriptedModel(messages=iter(messages)),
         subagents=cast(Any, [*SUBAGENTS, BACKGROUND]),
         settings=client.settings,
         client=cast(DelegationClient, client),
@@ -273,7 +278,7 @@ def test_what_the_pools_cannot_do_is_refused_at_build_time_naming_the_argument(
     client = BackgroundClient()
     with pytest.raises(UnsupportedArgumentError, match=message):
         create_orchestrator(
-            Turns(messages=iter([])),
+            ScriptedModel(messages=iter([])),
             subagents=cast(Any, [*SUBAGENTS, {**BACKGROUND, **spec}]),
             settings=client.settings,
             client=cast(DelegationClient, client),
@@ -285,16 +290,16 @@ def test_agent_protocol_specs_pass_through_and_do_not_mix_with_pooled_ones() -> 
     client = BackgroundClient()
     remote = {"name": "far", "description": "on a server", "graph_id": "agent", "url": "http://127.0.0.1:9"}
     agent = create_orchestrator(
-        Turns(messages=iter([])),
+        ScriptedModel(messages=iter([])),
         subagents=cast(Any, [*SUBAGENTS, remote]),
         settings=client.settings,
         client=cast(DelegationClient, client),
     )
-    assert "start_async_task" in agent.get_graph().nodes["tools"].data.tools_by_name  # deepagents' own
+    assert "start_async_task" in _tool_names(agent)  # deepagents' own
 
     with pytest.raises(UnsupportedArgumentError, match=r"subagents: .*cannot be mixed"):
         create_orchestrator(
-            Turns(messages=iter([])),
+            ScriptedModel(messages=iter([])),
             subagents=cast(Any, [*SUBAGENTS, remote, BACKGROUND]),
             settings=client.settings,
             client=cast(DelegationClient, client),
@@ -305,13 +310,15 @@ def test_an_agent_with_only_async_subagents_has_no_task_tool_and_they_run_regist
     client = BackgroundClient(hold=True)
     settings = client.settings.model_copy(update={"subagents": "tests.unit.test_middleware:SUBAGENTS"})
     agent = create_orchestrator(
-        Turns(messages=iter([AIMessage(content="", tool_calls=[_start()]), AIMessage(content="done")])),
+        ScriptedModel(
+            messages=iter([AIMessage(content="", tool_calls=[_start()]), AIMessage(content="done")])
+        ),
         subagents=cast(Any, [BACKGROUND]),  # `researcher` comes from the registry
         settings=settings,
         client=cast(DelegationClient, client),
     )
 
-    tools = agent.get_graph().nodes["tools"].data.tools_by_name
+    tools = _tool_names(agent)
     assert "task" not in tools
     assert "start_async_task" in tools
     agent.invoke(

@@ -127,8 +127,8 @@ def exec_calls(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[tuple[li
     calls: list[tuple[list[str], dict[str, str]]] = []
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TASKFORCE_REDIS_URL", "redis://127.0.0.1:6379/0")
-    monkeypatch.setattr(cli_module.os, "execv", lambda path, args: calls.append((args, dict(os.environ))))
-    monkeypatch.setattr(cli_module.os, "execve", lambda path, args, env: calls.append((args, env)))
+    monkeypatch.setattr(os, "execv", lambda path, args: calls.append((args, dict(os.environ))))
+    monkeypatch.setattr(os, "execve", lambda path, args, env: calls.append((args, env)))
     return calls
 
 
@@ -223,7 +223,7 @@ def test_demo_exits_1_when_a_service_was_not_analysed(
 
 
 def test_the_broker_url_is_shown_without_its_password(capsys: pytest.CaptureFixture[str]) -> None:
-    cli_module._announce(Settings(_env_file=None, redis_url="redis://:hunter2@cache:6379/0"), 0)  # type: ignore[arg-type]
+    cli_module._announce(Settings(_env_file=None, redis_url="redis://:hunter2@cache:6379/0"), 0)  # type: ignore[arg-type, call-arg]
 
     shown = capsys.readouterr().out
     assert "redis://:***@cache:6379/0" in shown

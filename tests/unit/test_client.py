@@ -54,7 +54,8 @@ def server(monkeypatch: pytest.MonkeyPatch) -> fakeredis.FakeServer:
 
 
 def _settings() -> Settings:
-    return Settings(redis_url="redis://stub:6379/0", queue_prefix="tf", secrets_key=new_key(), _env_file=None)  # type: ignore[call-arg]
+    key = SecretStr(new_key())
+    return Settings(redis_url="redis://stub:6379/0", queue_prefix="tf", secrets_key=key, _env_file=None)  # type: ignore[call-arg]
 
 
 def _client(publisher: _Publisher | None = None) -> DelegationClient:

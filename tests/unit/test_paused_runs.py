@@ -7,17 +7,13 @@ from typing import Any
 
 import fakeredis
 from deepagents import create_deep_agent
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
+from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import tool
 from langgraph.types import Command
 
+from tests.support.models import ScriptedModel
 from workers.paused_runs import RedisCheckpointSaver
-
-
-class _Turns(GenericFakeChatModel):
-    def bind_tools(self, tools: Any, **_: Any) -> Any:
-        return self
 
 
 @tool
@@ -28,7 +24,10 @@ def send_email(to: str) -> str:
 
 def _agent(saver: RedisCheckpointSaver, *turns: AIMessage) -> Any:
     return create_deep_agent(
-        _Turns(messages=iter(turns)), [send_email], interrupt_on={"send_email": True}, checkpointer=saver
+        ScriptedModel(messages=iter(turns)),
+        [send_email],
+        interrupt_on={"send_email": True},
+        checkpointer=saver,
     )
 
 
@@ -36,7 +35,7 @@ def test_a_run_paused_on_one_saver_resumes_on_another_and_its_thread_can_be_dele
     server = fakeredis.FakeServer()
     first = RedisCheckpointSaver(fakeredis.FakeRedis(server=server), "tf")
     second = RedisCheckpointSaver(fakeredis.FakeRedis(server=server), "tf")
-    config = {"configurable": {"thread_id": "dlg-1"}}
+    config: RunnableConfig = {"configurable": {"thread_id": "dlg-1"}}
 
     ask = AIMessage(content="", tool_calls=[{"name": "send_email", "args": {"to": "bob"}, "id": "s1"}])
     paused = _agent(first, ask).invoke({"messages": [{"role": "user", "content": "mail bob"}]}, config)
@@ -44,7 +43,7 @@ def test_a_run_paused_on_one_saver_resumes_on_another_and_its_thread_can_be_dele
     assert question.value["action_requests"][0]["args"] == {"to": "bob"}
 
     # Another graph with another model: only Redis connects the two.
-    approve = Command(resume={question.id: {"decisions": [{"type": "approve"}]}})
+    approve: Command[Any] = Command(resume={question.id: {"decisions": [{"type": "approve"}]}})
     finished = _agent(second, AIMessage(content="emailed bob")).invoke(approve, config)
 
     assert [m.content for m in finished["messages"]][-2:] == ["sent to bob", "emailed bob"]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from deepagents.middleware.subagents import SubAgent
 
 from shared.registry import (
     GENERAL_PURPOSE,
@@ -102,14 +103,14 @@ def test_every_deepagents_key_is_accepted() -> None:
 
 
 def test_general_purpose_comes_first_by_default() -> None:
-    specs = effective_specs(registry_fixture.SUBAGENTS, general_purpose=True)
+    specs = effective_specs(cast(list[SubAgent], registry_fixture.SUBAGENTS), general_purpose=True)
     assert [spec["name"] for spec in specs] == [GENERAL_PURPOSE, "researcher", "writer"]
     assert specs[0]["description"]
     assert specs[0]["tools"] == []
 
 
 def test_general_purpose_can_be_turned_off() -> None:
-    specs = effective_specs(registry_fixture.SUBAGENTS, general_purpose=False)
+    specs = effective_specs(cast(list[SubAgent], registry_fixture.SUBAGENTS), general_purpose=False)
     assert [spec["name"] for spec in specs] == ["researcher", "writer"]
 
 

@@ -6,7 +6,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import fakeredis
 import pytest
@@ -103,7 +103,7 @@ def spec(name: str, model: ScriptedModel, tools: list[Any] | None = None) -> dic
 
 
 def make_delegation(subagent_type: str, **overrides: Any) -> Delegation:
-    limits = {"timeout_s": 10.0, "report_max_chars": 300, "recursion_limit": 20}
+    limits: dict[str, Any] = {"timeout_s": 10.0, "report_max_chars": 300, "recursion_limit": 20}
     limits.update(overrides.pop("limits", {}))
     fields: dict[str, Any] = {
         "id": f"thread-1:{subagent_type}-call",
@@ -319,7 +319,8 @@ def test_an_async_tasks_follow_up_goes_on_from_the_run_it_continues(backend: Fil
         ("human", "Which cards?"),
     ]
     assert [m.type for m in conversations.load("task-1", "t:2")][-2:] == ["human", "ai"]
-    assert SECRET.encode() not in b"".join(conversations._client.hvals(conversations.key("task-1")))
+    stored = cast(list[bytes], conversations._client.hvals(conversations.key("task-1")))
+    assert SECRET.encode() not in b"".join(stored)
 
     gone = make_delegation("analyst", id="t:3", conversation="task-1", continues="t:never-ran")
     report = run_in_task(gone)
@@ -352,7 +353,7 @@ def test_a_subagent_gets_the_store_and_the_typed_context_its_main_agent_has(back
     )
     store.put(("tenants",), "acme", {"plan": "gold"})
     specs = [spec("keeper", ScriptedModel(reply="", tool_call={"name": "recall", "args": {}}), [recall])]
-    cache = SubagentCache(specs, "offline", backend, store=store)
+    cache = SubagentCache(specs, "offline", backend, store=store)  # type: ignore[arg-type]
     typed = {"context": {"tenant": "acme", "seats": 3}, "context_type": "tests.unit.test_runner:Tenancy"}
 
     given = run_delegation(

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from shared.schemas import Delegation, Limits, Report, TokenUsage
+from shared.schemas import Delegation, FailureStatus, Limits, Report, TokenUsage
 from shared.secrets import SecretBox, SecretsKeyError, new_key
 
 SECRET = "sk-live-9f8e7d6c5b4a"
@@ -31,7 +31,7 @@ def make_delegation(**overrides: Any) -> Delegation:
 
 
 def wire_payload(**overrides: Any) -> dict[str, Any]:
-    payload = json.loads(json.dumps(make_delegation().to_wire(BOX)))
+    payload: dict[str, Any] = json.loads(json.dumps(make_delegation().to_wire(BOX)))
     payload.update(overrides)
     return payload
 
@@ -205,7 +205,7 @@ def test_tool_content_of_an_ok_report_is_the_summary() -> None:
 
 
 @pytest.mark.parametrize("status", ["error", "timeout"])
-def test_tool_content_of_a_failure_names_subagent_and_status(status: str) -> None:
+def test_tool_content_of_a_failure_names_subagent_and_status(status: FailureStatus) -> None:
     report = Report(delegation_id="d", subagent_type="writer", status=status, summary="boom")
     assert report.as_tool_content() == f"Subagent 'writer' {status}: boom"
 

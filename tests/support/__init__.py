@@ -1,0 +1,1 @@
+"""Helpers the test suites and the benchmarks share, each written once."""
