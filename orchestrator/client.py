@@ -174,13 +174,15 @@ class DelegationClient:
         return queue_for(self.settings, delegation.queue or delegation.subagent_type)
 
     def _record_and_publish(self, delegations: Sequence[Delegation], *, reply_to: str) -> list[str | None]:
-        """Publish each delegation whose id is not recorded yet; returns each one's recorded
-        state, None for a new one. `reply_to` is the inbox their reports are pushed to ("" for
-        none)."""
+        """Publish each new delegation; returns each one's recorded state, None for a new one.
+        `reply_to` is the inbox their reports are pushed to ("" for none: started, not waited
+        for). A waited-for delegation found still queued is published again: the process that
+        recorded it may have died before its message left, and a second copy runs once."""
         recordings = [self._recording(delegation, reply_to) for delegation in delegations]
         states = self.ledger.record(recordings)
-        fresh = [r.publication for r, state in zip(recordings, states, strict=True) if state is None]
-        publish(self.app, fresh)
+        due_states = (None, "queued") if reply_to else (None,)
+        due = [r.publication for r, state in zip(recordings, states, strict=True) if state in due_states]
+        publish(self.app, due)
         return states
 
     def _recording(self, delegation: Delegation, reply_to: str) -> Recording:

@@ -130,6 +130,22 @@ def test_a_resumed_run_reattaches_instead_of_sending_again(server: fakeredis.Fak
     resumed.close()
 
 
+def test_a_resumed_run_publishes_again_a_delegation_still_queued(server: fakeredis.FakeServer) -> None:
+    publisher = _Publisher()
+    first = _client(publisher)
+    first.ledger.record([first._recording(_delegation(), first.inbox)])  # killed before publishing
+    first._closed.set()
+
+    resumed_publisher = _Publisher()
+    resumed = _client(resumed_publisher)
+    future = resumed.send(_delegation())
+
+    assert [message["task_id"] for message in resumed_publisher.sent] == ["run-1:call-1:abcd"]
+    _report_as_worker(server, "run-1:call-1:abcd", summary="ran once")
+    assert future.result(timeout=5).summary == "ran once"
+    resumed.close()
+
+
 def _age(server: fakeredis.FakeServer, delegation_id: str, field: str, seconds: float) -> None:
     ledger = _ledger(server)
     now_ms, _ = ledger.snapshot([])
