@@ -84,7 +84,7 @@ def test_a_killed_batch_reruns_to_completion_without_redoing_anything(
 
         wait_for(midway, 120, "a dozen items to finish, and more to be running")
         first.send_signal(signal.SIGKILL)
-        first.wait()
+        first.communicate()  # waits, and closes its pipes
         kept = _finished(out)
         started = _started(settings)
         print(f"batch killed after {len(kept)} items finished, {started} started")

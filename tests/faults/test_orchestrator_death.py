@@ -46,7 +46,7 @@ def test_a_killed_orchestrator_resumes_its_thread_without_sending_anything_twice
             )
         finally:
             first.kill()
-            first.wait()
+            first.communicate()  # waits, and closes its pipes
         _, records = open_ledger(settings).snapshot(
             [as_text(key).rsplit(":dlg:", 1)[1] for key in open_ledger(settings).client.keys("*:dlg:*")]
         )

@@ -79,7 +79,7 @@ def test_a_killed_run_resumes_by_its_id_without_running_anything_twice(durable: 
     run_id = next(line.split()[1].rstrip(";") for line in first.stdout if line.startswith("Run "))
     wait_for(lambda: runs(durable, quick) == 1 and runs(durable, slow) == 1, 60, "both jobs to start")
     first.kill()
-    first.wait()
+    first.communicate()  # waits, and closes its pipes
 
     resumed = subprocess.run(
         [*command, "--resume", run_id], env=env, capture_output=True, text=True, timeout=120, check=False
