@@ -37,7 +37,7 @@ from matplotlib.figure import Figure
 from rich.console import Console
 from rich.table import Table
 
-from bench.common import TEST_REGISTRY, isolated_settings, load_text, test_subagents
+from bench.common import TEST_REGISTRY, isolated_settings, load_text, task_calls, test_subagents
 from orchestrator import create_orchestrator
 from orchestrator.batch_display import percentile
 from orchestrator.embedded import local_cluster
@@ -75,10 +75,7 @@ PLOT = Path("docs/benchmarks-fanout.png")
 
 
 def _main_model(case: Case) -> ScriptedModel:
-    calls = [
-        {"name": "task", "args": {"description": f"job {n}", "subagent_type": case.subagent}, "id": f"c{n}"}
-        for n in range(case.count)
-    ]
+    calls = task_calls(case.subagent, [f"job {n}" for n in range(case.count)])
     return ScriptedModel(messages=iter([AIMessage(content="", tool_calls=calls), AIMessage(content="done")]))
 
 

@@ -107,9 +107,10 @@ class DelegationClient:
         return self.send_all([delegation])[0]
 
     def send_all(self, delegations: Sequence[Delegation]) -> list[Future[Report]]:
-        """`send` for each delegation, a model turn's worth at once: their records and their
-        messages each take one round trip to Redis, whatever their number. Under `max_in_flight`
-        the delegations that have a free slot go together, the rest as slots free up."""
+        """`send` for each delegation, a model turn's worth at once: their records take one round
+        trip to Redis per 500, their messages one per kombu batch (1,000 commands). Under
+        `max_in_flight` the delegations that have a free slot go together, the rest as slots
+        free up."""
         futures: dict[str, Future[Report]] = {}
         batch: dict[str, Delegation] = {}
         for delegation in delegations:

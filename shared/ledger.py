@@ -329,7 +329,7 @@ class Ledger:
     # The orchestrator's side.
 
     def record(self, recordings: Sequence[Recording]) -> list[str | None]:
-        """Note delegations before their messages are published, all in one round trip. For each,
+        """Note delegations before their messages are published, one round trip per 500. For each,
         None if it is new, else the state of the one already recorded under its id (a resumed run
         re-attaches to it instead of sending it twice)."""
         states: list[str | None] = []
