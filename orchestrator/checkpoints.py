@@ -2,7 +2,7 @@
 job started survives its process: PostgreSQL when `TASKFORCE_DATABASE_URL` is set (shared by
 orchestrators on many machines), else SQLite in the data directory (one machine).
 
-Only graph state is checkpointed: messages and taskforce's job handles. The runtime context,
+Only graph state is checkpointed: messages and taskforce's delegation handles. The runtime context,
 where secrets travel, is never part of it.
 """
 

@@ -21,8 +21,8 @@ from shared.context import context_for
 from shared.schemas import Delegation, Inherited
 from shared.settings import Settings
 
-SCOPE_KEY = "taskforce_scope"
-"""Graph state key: what delegation ids are scoped by when the run has no thread id (set by
+STAND_IN_THREAD_ID_KEY = "taskforce_stand_in_thread_id"
+"""Graph state key: what stands in for the thread id in delegation ids when the run has none (set by
 the `task` middleware's `before_agent`); without it, two runs whose models reuse tool call ids
 would share delegations."""
 DEFAULT_RECURSION_LIMIT = 1000
@@ -68,11 +68,11 @@ class DelegationBuilder:
         delegation (a resumed thread re-attaches) and an edited one does not."""
         piece = context_for(subagent_type, context, self.names, self.settings.secret_keys)
         thread_id = thread_id_of(config)
-        scope = thread_id or state.get(SCOPE_KEY) or uuid.uuid4().hex[:12]
+        thread = thread_id or state.get(STAND_IN_THREAD_ID_KEY) or uuid.uuid4().hex[:12]
         recursion_limit = int(config.get("recursion_limit") or DEFAULT_RECURSION_LIMIT)
         route = self._routes.get(subagent_type, Route())
         return Delegation(
-            id=delegation_id(scope, tool_call_id, subagent_type, description),
+            id=delegation_id(thread, tool_call_id, subagent_type, description),
             subagent_type=subagent_type,
             description=description,
             context=piece.values,
@@ -94,8 +94,8 @@ def thread_id_of(config: RunnableConfig) -> str | None:
     return str(thread_id) if thread_id is not None else None
 
 
-def delegation_id(scope: str, tool_call_id: str, subagent_type: str, description: str) -> str:
+def delegation_id(thread: str, tool_call_id: str, subagent_type: str, description: str) -> str:
     """The same call in the same thread is the same delegation; an edited one is not."""
     digest = hashlib.sha256(f"{subagent_type}\0{description}".encode()).hexdigest()[:8]
     # Short enough to leave room for the `:r<n>` of the delegations that resume it.
-    return _UNSAFE_ID_CHARS.sub("_", f"{scope}:{tool_call_id}")[:180] + f":{digest}"
+    return _UNSAFE_ID_CHARS.sub("_", f"{thread}:{tool_call_id}")[:180] + f":{digest}"

@@ -8,7 +8,7 @@ so all of them run on the pool at once; the tool calls afterwards only wait for 
 LangGraph runs a handful of tool calls at a time, and without this the pool would never see
 more than that many delegations. A call is sent early only if the tool would accept it (the
 same schema validation) and no reviewer edited it. Each delegation id is derived from the
-thread, the tool call and its arguments, so the tool call and a resumed thread find the job
+thread, the tool call and its arguments, so the tool call and a resumed thread find the delegation
 already sent, and a call whose arguments changed sends the one it really means (and cancels
 the stale one). Handles live in private graph state until the report is in the checkpointed
 messages; then the delegation's record is collected from Redis.
@@ -41,7 +41,7 @@ from langgraph.types import Command, interrupt
 from pydantic import ValidationError
 
 from orchestrator.client import DelegationClient
-from orchestrator.delegations import SCOPE_KEY, DelegationBuilder, thread_id_of
+from orchestrator.delegations import STAND_IN_THREAD_ID_KEY, DelegationBuilder, thread_id_of
 from orchestrator.subagent_stream import areplay, replay, streams_subgraphs
 from shared.celery_app import CONNECTION_ERRORS
 from shared.context import validate_context
@@ -49,10 +49,10 @@ from shared.progress import ProgressReader
 from shared.schemas import Delegation, Report
 from shared.secrets import SecretBox
 
-JOBS_KEY = "taskforce_jobs"
+HANDLES_KEY = "taskforce_delegations"
 
 
-class JobHandle(TypedDict):
+class DelegationHandle(TypedDict):
     """What graph state keeps of one delegation (never its context: state is checkpointed)."""
 
     delegation_id: str
@@ -62,19 +62,21 @@ class JobHandle(TypedDict):
     """The delegations that answered the subagent's interrupts, collected with it."""
 
 
-def _merge_jobs(
-    current: dict[str, JobHandle] | None, update: dict[str, JobHandle | None] | None
-) -> dict[str, JobHandle]:
+def _merge_handles(
+    current: dict[str, DelegationHandle] | None, update: dict[str, DelegationHandle | None] | None
+) -> dict[str, DelegationHandle]:
     """Handles by tool call id; `None` drops a handle whose delegation has been collected."""
     merged = {**(current or {}), **(update or {})}
     return {key: value for key, value in merged.items() if value is not None}
 
 
 class DelegationState(AgentState[Any]):
-    taskforce_jobs: Annotated[NotRequired[dict[str, JobHandle]], PrivateStateAttr, _merge_jobs]
-    # What delegation ids are scoped by when the run has no thread id: without it, two runs
+    taskforce_delegations: Annotated[
+        NotRequired[dict[str, DelegationHandle]], PrivateStateAttr, _merge_handles
+    ]
+    # Stands in for the thread id in delegation ids when the run has none: without it, two runs
     # whose models reuse tool call ids would share delegations.
-    taskforce_scope: Annotated[NotRequired[str], PrivateStateAttr]
+    taskforce_stand_in_thread_id: Annotated[NotRequired[str], PrivateStateAttr]
 
 
 class DelegationListener(Protocol):
@@ -118,7 +120,7 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
         ]
         if not subagents:
             # deepagents offers no `task` tool without synchronous subagents; the middleware still
-            # scopes delegation ids and checks the context for the async-task tools.
+            # keeps a stand-in thread id and checks the context for the async-task tools.
             self.tools = []
 
     @property
@@ -129,9 +131,9 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
     def before_agent(self, state: DelegationState, runtime: Runtime[Any]) -> dict[str, Any] | None:
         if validate_context(runtime.context, self._builder.names, self._settings.secret_keys):
             SecretBox(self._settings.secrets_key).require_key()
-        if state.get(SCOPE_KEY) or thread_id_of(get_config()):
+        if state.get(STAND_IN_THREAD_ID_KEY) or thread_id_of(get_config()):
             return None
-        return {SCOPE_KEY: uuid.uuid4().hex[:12]}
+        return {STAND_IN_THREAD_ID_KEY: uuid.uuid4().hex[:12]}
 
     def before_model(self, state: DelegationState, runtime: Runtime[Any]) -> dict[str, Any] | None:
         return self._collect(state)
@@ -141,21 +143,21 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
 
     def _collect(self, state: DelegationState) -> dict[str, Any] | None:
         """Reports already in the messages (and so in any checkpoint) need no record in Redis."""
-        answered = {call: job for call, job in _jobs(state).items() if job.get("answered")}
+        answered = {call: handle for call, handle in _handles(state).items() if handle.get("answered")}
         if not answered:
             return None
         self._client.collect(
             delegation_id
-            for job in answered.values()
-            for delegation_id in [job["delegation_id"], *job.get("resumed", [])]
+            for handle in answered.values()
+            for delegation_id in [handle["delegation_id"], *handle.get("resumed", [])]
         )
-        return {JOBS_KEY: dict.fromkeys(answered)}
+        return {HANDLES_KEY: dict.fromkeys(answered)}
 
     def after_model(self, state: DelegationState, runtime: Runtime[Any]) -> dict[str, Any] | None:
         last = next((m for m in reversed(state["messages"]) if isinstance(m, AIMessage)), None)
         if last is None:
             return None
-        known = _jobs(state)
+        known = _handles(state)
         answered = {m.tool_call_id for m in state["messages"] if isinstance(m, ToolMessage)}
         # A call a reviewer edited keeps the model's arguments in the message and runs with the
         # reviewer's: only the tool call itself knows what to send.
@@ -187,8 +189,8 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
                 state=state,
                 progress=self._watched(config),
             )
-        jobs = self._send_all(list(delegations.values()))
-        return {JOBS_KEY: dict(zip(delegations, jobs, strict=True))} if jobs else None
+        handles = self._send_all(list(delegations.values()))
+        return {HANDLES_KEY: dict(zip(delegations, handles, strict=True))} if handles else None
 
     async def aafter_model(self, state: DelegationState, runtime: Runtime[Any]) -> dict[str, Any] | None:
         # Sending may wait on Redis (and retries through an outage): not on the event loop.
@@ -198,18 +200,18 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
         """Someone watches the subagents' steps: a caller streaming subgraphs, or a listener."""
         return streams_subgraphs(config) or self._listener is not None
 
-    def _send(self, delegation: Delegation, *, notify: bool = True) -> JobHandle:
-        (job,) = self._send_all([delegation], notify=notify)
-        return job
+    def _send(self, delegation: Delegation, *, notify: bool = True) -> DelegationHandle:
+        (handle,) = self._send_all([delegation], notify=notify)
+        return handle
 
-    def _send_all(self, delegations: Sequence[Delegation], *, notify: bool = True) -> list[JobHandle]:
+    def _send_all(self, delegations: Sequence[Delegation], *, notify: bool = True) -> list[DelegationHandle]:
         if not delegations:
             return []
         try:
             self._client.send_all(delegations)
         except CONNECTION_ERRORS as error:
             # These calls' tool messages report it; the rest of the run goes ahead.
-            failure = f"could not send the job: {error}"
+            failure = f"could not send the delegation: {error}"
             return [{"delegation_id": delegation.id, "send_error": failure} for delegation in delegations]
         if notify and self._listener is not None:
             for delegation in delegations:
@@ -218,7 +220,7 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
 
     def _prepare(
         self, description: str, subagent_type: str, runtime: ToolRuntime
-    ) -> tuple[Delegation, JobHandle]:
+    ) -> tuple[Delegation, DelegationHandle]:
         tool_call_id = runtime.tool_call_id or uuid.uuid4().hex
         delegation = self._builder.build(
             tool_call_id,
@@ -229,13 +231,13 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
             state=runtime.state,
             progress=self._watched(runtime.config),
         )
-        job = _jobs(runtime.state).get(tool_call_id)
-        if job is not None and job["delegation_id"] == delegation.id:
-            return delegation, job
-        if job is not None:  # the call was edited after it was sent: the old job is not wanted
+        handle = _handles(runtime.state).get(tool_call_id)
+        if handle is not None and handle["delegation_id"] == delegation.id:
+            return delegation, handle
+        if handle is not None:  # the call was edited after it was sent: the old handle is not wanted
             # Redis unreachable: the record expires instead, and the new send reports the outage.
             with contextlib.suppress(*CONNECTION_ERRORS):
-                self._client.cancel([job["delegation_id"]])
+                self._client.cancel([handle["delegation_id"]])
         return delegation, self._send(delegation)
 
     def _unknown(self, subagent_type: str) -> str:
@@ -246,11 +248,11 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
         )
 
     def _result(
-        self, report: Report, job: JobHandle, runtime: ToolRuntime, resumed: Sequence[str] = ()
+        self, report: Report, handle: DelegationHandle, runtime: ToolRuntime, resumed: Sequence[str] = ()
     ) -> Command[Any]:
-        if self._listener is not None and "send_error" not in job:
+        if self._listener is not None and "send_error" not in handle:
             # The listener knows the delegation by the id it was dispatched with.
-            self._listener.reported(report.model_copy(update={"delegation_id": job["delegation_id"]}))
+            self._listener.reported(report.model_copy(update={"delegation_id": handle["delegation_id"]}))
         message = ToolMessage(
             content=report.as_tool_content(),
             tool_call_id=runtime.tool_call_id,
@@ -258,10 +260,10 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
             artifact=report.model_dump(mode="json"),
             status="success" if report.status == "ok" else "error",
         )
-        handle: JobHandle = {"delegation_id": job["delegation_id"], "answered": True}
+        answered: DelegationHandle = {"delegation_id": handle["delegation_id"], "answered": True}
         if resumed:
-            handle["resumed"] = list(resumed)
-        return Command(update={"messages": [message], JOBS_KEY: {runtime.tool_call_id: handle}})
+            answered["resumed"] = list(resumed)
+        return Command(update={"messages": [message], HANDLES_KEY: {runtime.tool_call_id: answered}})
 
     def _progress(self, delegation: Delegation) -> ProgressReader:
         return ProgressReader(self._client.ledger.client, self._settings.queue_prefix, delegation.id)
@@ -291,22 +293,22 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
     def _task(self, description: str, subagent_type: str, runtime: ToolRuntime) -> str | Command[Any]:
         if subagent_type not in self._descriptions:
             return self._unknown(subagent_type)
-        delegation, job = self._prepare(description, subagent_type, runtime)
-        if "send_error" in job:
-            return self._result(Report.failure(delegation, "error", job["send_error"]), job, runtime)
+        delegation, handle = self._prepare(description, subagent_type, runtime)
+        if "send_error" in handle:
+            return self._result(Report.failure(delegation, "error", handle["send_error"]), handle, runtime)
         report = self._wait(delegation, runtime)
         resumed: list[str] = []
         while report.status == "interrupted":
             follow_up = self._resume(delegation, report, resumed)
             report = follow_up if isinstance(follow_up, Report) else self._wait(follow_up, runtime)
-        return self._result(report, job, runtime, resumed)
+        return self._result(report, handle, runtime, resumed)
 
     async def _atask(self, description: str, subagent_type: str, runtime: ToolRuntime) -> str | Command[Any]:
         if subagent_type not in self._descriptions:
             return self._unknown(subagent_type)
-        delegation, job = await asyncio.to_thread(self._prepare, description, subagent_type, runtime)
-        if "send_error" in job:
-            return self._result(Report.failure(delegation, "error", job["send_error"]), job, runtime)
+        delegation, handle = await asyncio.to_thread(self._prepare, description, subagent_type, runtime)
+        if "send_error" in handle:
+            return self._result(Report.failure(delegation, "error", handle["send_error"]), handle, runtime)
         report = await self._await(delegation, runtime)
         resumed: list[str] = []
         while report.status == "interrupted":
@@ -315,9 +317,9 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
             if isinstance(follow_up, Delegation):
                 follow_up = await self._await(follow_up, runtime)
             report = follow_up
-        return self._result(report, job, runtime, resumed)
+        return self._result(report, handle, runtime, resumed)
 
 
-def _jobs(state: Any) -> dict[str, JobHandle]:
-    jobs: dict[str, JobHandle] = state.get(JOBS_KEY) or {}
-    return jobs
+def _handles(state: Any) -> dict[str, DelegationHandle]:
+    handles: dict[str, DelegationHandle] = state.get(HANDLES_KEY) or {}
+    return handles

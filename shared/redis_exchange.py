@@ -14,11 +14,11 @@ Replies are read raw, without redis-py's per-command callbacks: `HMGET` gives a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import threading
-import weakref
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Sequence
 from typing import Any, TypeVar
 
 import redis
@@ -26,6 +26,7 @@ import redis.asyncio
 from redis.exceptions import NoScriptError
 
 T = TypeVar("T")
+_Closer = AsyncGenerator[None, None]
 Command = tuple[Any, ...]
 Exchange = Generator[list[Command], list[Any], T]
 
@@ -120,35 +121,42 @@ async def aexecute(client: redis.asyncio.Redis, exchange: Exchange[T], scripts: 
 
 class AsyncClients:
     """One asyncio client per event loop: an asyncio connection belongs to the loop that opened
-    it, and workers run each delegation on a loop of its own. A client keeps its loop alive, so
-    whoever ends a loop calls `aclose_loop_clients` first (the worker does, per delegation)."""
+    it, and workers run each delegation on a loop of its own.
+
+    Each client is closed when its loop shuts down, by whoever runs the loop: `asyncio.run` and
+    the worker finalize the loop's async generators before closing it (`shutdown_asyncgens`),
+    and one such generator per client closes it. A client left open would outlive its loop and
+    fail in the garbage collector with "Event loop is closed"."""
 
     def __init__(self, factory: Callable[[], redis.asyncio.Redis]) -> None:
         self._factory = factory
-        self._by_loop: dict[asyncio.AbstractEventLoop, redis.asyncio.Redis] = {}
+        # Each client with the generator that closes it, which the loop only holds weakly.
+        self._by_loop: dict[asyncio.AbstractEventLoop, tuple[redis.asyncio.Redis, _Closer]] = {}
         self._lock = threading.Lock()
-        _all_clients.add(self)
 
     def current(self) -> redis.asyncio.Redis:
         loop = asyncio.get_running_loop()
         with self._lock:
-            client = self._by_loop.get(loop)
-            if client is None:
-                client = self._by_loop[loop] = self._factory()
-        return client
+            entry = self._by_loop.get(loop)
+            if entry is None:
+                client = self._factory()
+                entry = self._by_loop[loop] = (client, _started(self._closed_at_shutdown(loop, client)))
+        return entry[0]
 
-    def release(self, loop: asyncio.AbstractEventLoop) -> redis.asyncio.Redis | None:
-        with self._lock:
-            return self._by_loop.pop(loop, None)
-
-
-_all_clients: weakref.WeakSet[AsyncClients] = weakref.WeakSet()
-
-
-async def aclose_loop_clients() -> None:
-    """Close every asyncio Redis client opened on the running loop, before the loop ends."""
-    loop = asyncio.get_running_loop()
-    for clients in list(_all_clients):
-        client = clients.release(loop)
-        if client is not None:
+    async def _closed_at_shutdown(
+        self, loop: asyncio.AbstractEventLoop, client: redis.asyncio.Redis
+    ) -> _Closer:
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._by_loop.pop(loop, None)
             await client.aclose()
+
+
+def _started(generator: _Closer) -> _Closer:
+    """Step `generator` to its first `yield`, which it reaches without awaiting anything: from
+    then on the running loop tracks it, and finalizes it when the loop shuts down."""
+    with contextlib.suppress(StopIteration):
+        generator.__anext__().send(None)  # type: ignore[attr-defined]
+    return generator

@@ -33,7 +33,7 @@ class _Wire(BaseModel):
 
 class Limits(_Wire):
     """What the caller allows one delegation. Both sides derive every time limit from these
-    (`shared.timing`), so a worker and the orchestrator never disagree about when a job is late."""
+    (`shared.timing`), so a worker and the orchestrator never disagree about when a delegation is late."""
 
     timeout_s: float = Field(gt=0)
     report_max_chars: int = Field(ge=200)

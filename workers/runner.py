@@ -21,7 +21,7 @@ from langgraph.types import Command, Interrupt
 from pydantic import ValidationError
 
 from shared.context import rebuild_context, redact
-from shared.files import aclose_loop_clients, recording_writes, using_run
+from shared.files import recording_writes, using_run
 from shared.files.workspace import DEFAULT_RUN
 from shared.progress import RELAYED_NODES, ProgressPublisher
 from shared.schemas import Delegation, FailureStatus, PendingApproval, Report, TokenUsage
@@ -253,8 +253,7 @@ def _run_detached(
         except asyncio.CancelledError:
             raise _StoppedError from None
     finally:
-        loop.run_until_complete(aclose_loop_clients())  # their connections belong to this loop
-        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.run_until_complete(loop.shutdown_asyncgens())  # also closes this loop's Redis clients
         loop.close()
 
 

@@ -19,7 +19,6 @@ from shared.files.backend import FilesBackend, recording_writes
 from shared.files.paths import InvalidPathError
 from shared.files.store import Store
 from shared.files.workspace import SharedFiles, current_run, using_run
-from shared.redis_exchange import aclose_loop_clients
 from shared.settings import Settings
 from shared.urls import mask_url
 
@@ -29,7 +28,6 @@ __all__ = [
     "InvalidPathError",
     "SharedFiles",
     "Store",
-    "aclose_loop_clients",
     "current_run",
     "open_store",
     "read_text",

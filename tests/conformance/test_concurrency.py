@@ -7,7 +7,6 @@ import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from shared.files import aclose_loop_clients
 from shared.files.backend import FilesBackend
 from tests.conformance.support import download, write_files
 
@@ -53,7 +52,6 @@ def test_gathered_async_edits_lose_no_update(our_backend: FilesBackend) -> None:
         results = await asyncio.gather(
             *(our_backend.aedit(PATH, END, f"task-{n}\n{END}") for n in range(tasks))
         )
-        await aclose_loop_clients()  # this loop's connections, before asyncio.run closes it
         return [result.error for result in results]
 
     errors = asyncio.run(append_all())

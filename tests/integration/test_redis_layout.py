@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from shared.files import SharedFiles, aclose_loop_clients
+from shared.files import SharedFiles
 from shared.files.redis import RedisStore
 from tests.conftest import require_redis
 from tests.integration.conftest import REDIS_BASE_URL, TEST_DB
@@ -92,9 +92,6 @@ def test_asyncio_clients_close_with_their_loop(namespace: str) -> None:
 
     before = open_descriptors()
     for _ in range(50):
-        loop = asyncio.new_event_loop()
-        assert loop.run_until_complete(store.aload(["/x.txt"]))[0] is not None
-        loop.run_until_complete(aclose_loop_clients())
-        loop.close()
+        assert asyncio.run(store.aload(["/x.txt"]))[0] is not None
 
     assert open_descriptors() - before < 5

@@ -35,7 +35,7 @@ from langgraph.types import Command
 from pydantic import Field
 
 from orchestrator import create_orchestrator
-from shared.files import SharedFiles, aclose_loop_clients
+from shared.files import SharedFiles
 from shared.files.scopes import run_scope
 from shared.files.store import Store
 from shared.registry import GENERAL_PURPOSE
@@ -225,10 +225,7 @@ def _run(side: str, scenario: Scenario, env: ParityEnv) -> Run:
 async def _ainvoke_all(
     agent: CompiledStateGraph[Any, Any, Any, Any], inputs: list[Any], config: RunnableConfig, context: Any
 ) -> list[dict[str, Any]]:
-    try:
-        return [await agent.ainvoke(step, config, context=context) for step in inputs]
-    finally:
-        await aclose_loop_clients()  # the files' async Redis clients belong to this loop
+    return [await agent.ainvoke(step, config, context=context) for step in inputs]
 
 
 def run_both(scenario: Scenario, env: ParityEnv) -> Both:

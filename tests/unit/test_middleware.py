@@ -202,7 +202,7 @@ def test_when_jobs_cannot_be_sent_each_call_reports_it_and_the_run_goes_on() -> 
     assert sorted(messages) == ["a", "b"]
     for message in messages.values():
         assert message.status == "error"
-        assert "could not send the job" in str(message.content)
+        assert "could not send the delegation" in str(message.content)
     assert state["messages"][-1].content == "carried on"
 
 

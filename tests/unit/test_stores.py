@@ -25,7 +25,6 @@ from langgraph.store.base import (
 )
 from langgraph.store.memory import InMemoryStore
 
-from shared.redis_exchange import aclose_loop_clients
 from shared.settings import Settings
 from shared.stores import SharedStore, StoreQueryError
 
@@ -178,16 +177,13 @@ def test_namespaces_with_periods_are_refused_even_in_a_raw_batch(store: BaseStor
 
 def test_the_async_api_is_the_same_store(store: BaseStore) -> None:
     async def scenario() -> tuple[Any, ...]:
-        try:
-            await store.aput(("async",), "k", {"v": 1})
-            await store.aput(("async", "deeper"), "k", {"v": 2})
-            item = await store.aget(("async",), "k")
-            found = await store.asearch(("async",), filter={"v": 2})
-            namespaces = await store.alist_namespaces(prefix=("async",))
-            await store.adelete(("async",), "k")
-            return item, found, namespaces, await store.aget(("async",), "k")
-        finally:
-            await aclose_loop_clients()
+        await store.aput(("async",), "k", {"v": 1})
+        await store.aput(("async", "deeper"), "k", {"v": 2})
+        item = await store.aget(("async",), "k")
+        found = await store.asearch(("async",), filter={"v": 2})
+        namespaces = await store.alist_namespaces(prefix=("async",))
+        await store.adelete(("async",), "k")
+        return item, found, namespaces, await store.aget(("async",), "k")
 
     item, found, namespaces, deleted = asyncio.run(scenario())
     assert item.value == {"v": 1}
