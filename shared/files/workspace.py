@@ -84,14 +84,18 @@ class SharedFiles:
         self.memories = FilesBackend(store.scope("memories"))
         self.skills = FilesBackend(store.scope("skills"))
         self._routes = {MEMORIES: self.memories, SKILLS: self.skills, **(routes or {})}
+        # Per instance, unlike lru_cache on the method, so the cache goes when this SharedFiles does.
+        self._recent_runs = functools.lru_cache(maxsize=256)(self._compose)
 
     def workspace(self, run_id: str) -> FilesBackend:
         """One run's own files, as stored (without the shared routes)."""
         return FilesBackend(self.store.scope(run_scope(run_id), ttl_s=self.workspace_ttl_s))
 
-    @functools.lru_cache(maxsize=256)  # noqa: B019 - one per SharedFiles, which lives as long as the process
     def for_run(self, run_id: str) -> CompositeBackend:
         """The whole filesystem as one run sees it."""
+        return self._recent_runs(run_id)
+
+    def _compose(self, run_id: str) -> CompositeBackend:
         return CompositeBackend(default=self.workspace(run_id), routes=dict(self._routes))
 
     def prune(self, older_than_s: float, *, now: datetime | None = None) -> list[str]:
