@@ -30,6 +30,10 @@ from deepagents.backends.protocol import (
     ReadResult,
     WriteResult,
 )
+
+# The three private helpers have no public equivalent in deepagents 0.7; they are what its own
+# StateBackend and StoreBackend use, so files are classified and globs matched exactly as there.
+# tests/conformance runs the same cases on StoreBackend, and fails if they change or go.
 from deepagents.backends.utils import (
     InvalidGlobPatternError,
     _get_backend_read_file_type,
