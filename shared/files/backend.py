@@ -1,22 +1,19 @@
 """deepagents' `BackendProtocol` over any `Store`: one implementation of file semantics for all.
 
-Every operation is written once, as a generator that yields the store calls it needs and gets
-their answers back. A blocking driver answers with the store's blocking methods, an async driver
-awaits the store's async twins: the sync and async tools behave identically and neither copies
-the other. Line windows, edit matching, literal grep and glob rules are deepagents' own helpers,
-so an agent sees the same results and messages as on deepagents' built-in backends.
+Every operation is written once, as a generator of the store calls it needs (`store_calls`):
+the blocking tools run it on the store's blocking methods, the async tools on their async twins,
+so the two behave identically and neither copies the other. Line windows, edit matching,
+literal grep and glob rules are deepagents' own helpers, so an agent sees the same results and
+messages as on deepagents' built-in backends.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import random
-import time
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
-from typing import Any, TypeVar
 
 from deepagents.backends.protocol import (
     BackendProtocol,
@@ -33,6 +30,10 @@ from deepagents.backends.protocol import (
     ReadResult,
     WriteResult,
 )
+
+# The three private helpers have no public equivalent in deepagents 0.7; they are what its own
+# StateBackend and StoreBackend use, so files are classified and globs matched exactly as there.
+# tests/conformance runs the same cases on StoreBackend, and fails if they change or go.
 from deepagents.backends.utils import (
     InvalidGlobPatternError,
     _get_backend_read_file_type,
@@ -46,8 +47,7 @@ from deepagents.backends.utils import (
 
 from shared.files.paths import InvalidPathError, normalize, normalize_file
 from shared.files.store import ANY, Entry, Listing, Store, Stored
-
-T = TypeVar("T")
+from shared.files.store_calls import ListDir, Load, Operation, Remove, Save, Sleep, Walk, arun, run
 
 EDIT_ATTEMPTS = 64
 """Concurrent edits of one file retry this often before giving up with an error."""
@@ -55,8 +55,6 @@ EDIT_ATTEMPTS = 64
 GREP_BATCH_BYTES = 16 * 1024 * 1024
 """Grep loads files in batches of about this many bytes: few round trips, bounded memory."""
 
-_Call = tuple[str, tuple[Any, ...], dict[str, Any]]
-_Operation = Generator[_Call, Any, T]
 _written: ContextVar[list[str] | None] = ContextVar("taskforce_written_paths", default=None)
 
 
@@ -79,38 +77,6 @@ def _note_written(path: str) -> None:
     written = _written.get()
     if written is not None and path not in written:
         written.append(path)
-
-
-def _call(name: str, *args: Any, **kwargs: Any) -> _Call:
-    return name, args, kwargs
-
-
-def _run(store: Store, operation: _Operation[T]) -> T:
-    try:
-        call = next(operation)
-        while True:
-            name, args, kwargs = call
-            if name == "sleep":
-                time.sleep(*args)
-                call = operation.send(None)
-            else:
-                call = operation.send(getattr(store, name)(*args, **kwargs))
-    except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
-
-
-async def _arun(store: Store, operation: _Operation[T]) -> T:
-    try:
-        call = next(operation)
-        while True:
-            name, args, kwargs = call
-            if name == "sleep":
-                await asyncio.sleep(*args)
-                call = operation.send(None)
-            else:
-                call = operation.send(await getattr(store, "a" + name)(*args, **kwargs))
-    except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
 
 
 def _text(stored: Stored) -> str:
@@ -141,26 +107,26 @@ def _is_directory(listing: Listing) -> bool:
     return bool(listing.files or listing.directories)
 
 
-def _ls(path: str) -> _Operation[LsResult]:
+def _ls(path: str) -> Operation[LsResult]:
     try:
         directory = normalize(path)
     except InvalidPathError as error:
         return LsResult(error=_invalid(error))
-    listing: Listing = yield _call("listing", directory)
+    listing = yield from ListDir(directory)
     entries = [_info(entry) for entry in listing.files]
     entries += [FileInfo(path=sub + "/", is_dir=True, size=0, modified_at="") for sub in listing.directories]
     entries.sort(key=lambda info: info["path"])
     return LsResult(entries=entries)
 
 
-def _read(path: str, offset: int, limit: int) -> _Operation[ReadResult]:
+def _read(path: str, offset: int, limit: int) -> Operation[ReadResult]:
     try:
         file_path = normalize_file(path)
     except InvalidPathError as error:
         return ReadResult(error=_invalid(error))
-    (stored,) = yield _call("load", [file_path])
+    (stored,) = yield from Load([file_path])
     if stored is None:
-        if _is_directory((yield _call("listing", file_path))):
+        if _is_directory((yield from ListDir(file_path))):
             return ReadResult(error=f"Error: '{file_path}' is a directory (is_directory); use ls")
         return ReadResult(error=f"File '{file_path}' not found")
     data = file_data(stored)
@@ -169,7 +135,7 @@ def _read(path: str, offset: int, limit: int) -> _Operation[ReadResult]:
     return slice_read_response(data, offset, limit)
 
 
-def _write(path: str, content: str) -> _Operation[WriteResult]:
+def _write(path: str, content: str) -> Operation[WriteResult]:
     try:
         file_path = normalize_file(path)
         encoded = content.encode("utf-8")
@@ -177,18 +143,18 @@ def _write(path: str, content: str) -> _Operation[WriteResult]:
         return WriteResult(error=_invalid(error))
     except UnicodeEncodeError as error:
         return WriteResult(error=f"Error: content is not valid text: {error.reason}")
-    yield _call("save", file_path, encoded, expect=ANY)
+    yield from Save(file_path, encoded, expect=ANY)
     _note_written(file_path)
     return WriteResult(path=file_path)
 
 
-def _edit(path: str, old: str, new: str, replace_all: bool) -> _Operation[EditResult]:  # noqa: PLR0911 - one return per way deepagents reports a failed edit
+def _edit(path: str, old: str, new: str, replace_all: bool) -> Operation[EditResult]:  # noqa: PLR0911 - one return per way deepagents reports a failed edit
     try:
         file_path = normalize_file(path)
     except InvalidPathError as error:
         return EditResult(error=_invalid(error))
     for attempt in range(EDIT_ATTEMPTS):
-        (stored,) = yield _call("load", [file_path])
+        (stored,) = yield from Load([file_path])
         if stored is None:
             return EditResult(error=f"Error: File '{file_path}' not found")
         if stored.binary:
@@ -201,23 +167,23 @@ def _edit(path: str, old: str, new: str, replace_all: bool) -> _Operation[EditRe
             encoded = content.encode("utf-8")
         except UnicodeEncodeError as error:
             return EditResult(error=f"Error: new_string is not valid text: {error.reason}")
-        version = yield _call("save", file_path, encoded, expect=stored.version, created_at=stored.created_at)
+        version = yield from Save(file_path, encoded, expect=stored.version, created_at=stored.created_at)
         if version is not None:
             _note_written(file_path)
             return EditResult(path=file_path, occurrences=int(occurrences))
         # Another writer got there first: back off a little, then edit what it wrote.
-        yield _call("sleep", random.uniform(0, 0.002 * (attempt + 1)))
+        yield from Sleep(random.uniform(0, 0.002 * (attempt + 1)))
     return EditResult(
         error=f"Error: '{file_path}' changed {EDIT_ATTEMPTS} times while being edited; try the edit again"
     )
 
 
-def _files_below(root: str) -> _Operation[list[Entry]]:
+def _files_below(root: str) -> Operation[list[Entry]]:
     """Files under a directory, or the file itself when `root` names one."""
-    entries: list[Entry] = yield _call("walk", root)
+    entries = yield from Walk(root)
     if entries or root == "/":
         return entries
-    (stored,) = yield _call("load", [root])
+    (stored,) = yield from Load([root])
     if stored is None:
         return []
     return [Entry(path=root, size=len(stored.content), modified_at=stored.modified_at)]
@@ -236,7 +202,7 @@ def _batches(entries: Sequence[Entry]) -> Iterator[list[str]]:
         yield batch
 
 
-def _grep(pattern: str, path: str | None, glob: str | None, max_count: int | None) -> _Operation[GrepResult]:
+def _grep(pattern: str, path: str | None, glob: str | None, max_count: int | None) -> Operation[GrepResult]:
     try:
         root = normalize(path or "/")
         include = compile_grep_include_glob(glob) if glob else None
@@ -250,7 +216,7 @@ def _grep(pattern: str, path: str | None, glob: str | None, max_count: int | Non
     entries.sort(key=lambda entry: entry.path)
     matches: list[GrepMatch] = []
     for batch in _batches(entries):
-        loaded: list[Stored | None] = yield _call("load", batch)
+        loaded = yield from Load(batch)
         files = {
             file_path: file_data(stored)
             for file_path, stored in zip(batch, loaded, strict=True)
@@ -264,7 +230,7 @@ def _grep(pattern: str, path: str | None, glob: str | None, max_count: int | Non
     return GrepResult(matches=matches)
 
 
-def _glob(pattern: str, path: str | None) -> _Operation[GlobResult]:
+def _glob(pattern: str, path: str | None) -> Operation[GlobResult]:
     try:
         root = normalize(path or "/")
     except InvalidPathError as error:
@@ -282,21 +248,21 @@ def _glob(pattern: str, path: str | None) -> _Operation[GlobResult]:
     return GlobResult(matches=[_info(by_path[file_path]) for file_path in found.split("\n")])
 
 
-def _delete(path: str) -> _Operation[DeleteResult]:
+def _delete(path: str) -> Operation[DeleteResult]:
     try:
         target = normalize(path)
     except InvalidPathError as error:
         return DeleteResult(error=_invalid(error))
     if target == "/":
         return DeleteResult(error="Error: refusing to delete '/', the whole filesystem; delete its entries")
-    entries: list[Entry] = yield _call("walk", target)
-    removed = yield _call("remove", [target, *(entry.path for entry in entries)])
+    entries = yield from Walk(target)
+    removed = yield from Remove([target, *(entry.path for entry in entries)])
     if not removed:
         return DeleteResult(error=f"Error: File '{target}' not found")
     return DeleteResult(path=target)
 
 
-def _upload(files: Sequence[tuple[str, bytes]]) -> _Operation[list[FileUploadResponse]]:
+def _upload(files: Sequence[tuple[str, bytes]]) -> Operation[list[FileUploadResponse]]:
     responses: list[FileUploadResponse] = []
     for path, content in files:
         try:
@@ -312,18 +278,18 @@ def _upload(files: Sequence[tuple[str, bytes]]) -> _Operation[list[FileUploadRes
             )
             continue
         raw = bytes(content)
-        yield _call("save", file_path, raw, expect=ANY)
+        yield from Save(file_path, raw, expect=ANY)
         _note_written(file_path)
         responses.append(FileUploadResponse(path=path))
     return responses
 
 
-def _download(paths: Sequence[str]) -> _Operation[list[FileDownloadResponse]]:
+def _download(paths: Sequence[str]) -> Operation[list[FileDownloadResponse]]:
     normalized: dict[int, str] = {}
     for index, path in enumerate(paths):
         with contextlib.suppress(InvalidPathError):
             normalized[index] = normalize_file(path)
-    loaded: list[Stored | None] = yield _call("load", list(normalized.values()))
+    loaded = yield from Load(list(normalized.values()))
     stored_at = dict(zip(normalized, loaded, strict=True))
     responses: list[FileDownloadResponse] = []
     for index, path in enumerate(paths):
@@ -334,7 +300,7 @@ def _download(paths: Sequence[str]) -> _Operation[list[FileDownloadResponse]]:
         elif (stored := stored_at[index]) is not None:
             responses.append(FileDownloadResponse(path=path, content=stored.content))
         else:
-            listing: Listing = yield _call("listing", normalized[index])
+            listing = yield from ListDir(normalized[index])
             error = "is_directory" if _is_directory(listing) else "file_not_found"
             responses.append(FileDownloadResponse(path=path, error=error))
     return responses
@@ -347,22 +313,22 @@ class FilesBackend(BackendProtocol):
         self.store = store
 
     def ls(self, path: str) -> LsResult:
-        return _run(self.store, _ls(path))
+        return run(self.store, _ls(path))
 
     async def als(self, path: str) -> LsResult:
-        return await _arun(self.store, _ls(path))
+        return await arun(self.store, _ls(path))
 
     def read(self, file_path: str, offset: int = 0, limit: int = 2000) -> ReadResult:
-        return _run(self.store, _read(file_path, offset, limit))
+        return run(self.store, _read(file_path, offset, limit))
 
     async def aread(self, file_path: str, offset: int = 0, limit: int = 2000) -> ReadResult:
-        return await _arun(self.store, _read(file_path, offset, limit))
+        return await arun(self.store, _read(file_path, offset, limit))
 
     def write(self, file_path: str, content: str) -> WriteResult:
-        return _run(self.store, _write(file_path, content))
+        return run(self.store, _write(file_path, content))
 
     async def awrite(self, file_path: str, content: str) -> WriteResult:
-        return await _arun(self.store, _write(file_path, content))
+        return await arun(self.store, _write(file_path, content))
 
     def edit(
         self,
@@ -371,7 +337,7 @@ class FilesBackend(BackendProtocol):
         new_string: str,
         replace_all: bool = False,
     ) -> EditResult:
-        return _run(self.store, _edit(file_path, old_string, new_string, replace_all))
+        return run(self.store, _edit(file_path, old_string, new_string, replace_all))
 
     async def aedit(
         self,
@@ -380,38 +346,38 @@ class FilesBackend(BackendProtocol):
         new_string: str,
         replace_all: bool = False,
     ) -> EditResult:
-        return await _arun(self.store, _edit(file_path, old_string, new_string, replace_all))
+        return await arun(self.store, _edit(file_path, old_string, new_string, replace_all))
 
     def grep(
         self, pattern: str, path: str | None = None, glob: str | None = None, *, max_count: int | None = None
     ) -> GrepResult:
-        return _run(self.store, _grep(pattern, path, glob, max_count))
+        return run(self.store, _grep(pattern, path, glob, max_count))
 
     async def agrep(
         self, pattern: str, path: str | None = None, glob: str | None = None, *, max_count: int | None = None
     ) -> GrepResult:
-        return await _arun(self.store, _grep(pattern, path, glob, max_count))
+        return await arun(self.store, _grep(pattern, path, glob, max_count))
 
     def glob(self, pattern: str, path: str | None = None) -> GlobResult:
-        return _run(self.store, _glob(pattern, path))
+        return run(self.store, _glob(pattern, path))
 
     async def aglob(self, pattern: str, path: str | None = None) -> GlobResult:
-        return await _arun(self.store, _glob(pattern, path))
+        return await arun(self.store, _glob(pattern, path))
 
     def delete(self, file_path: str) -> DeleteResult:
-        return _run(self.store, _delete(file_path))
+        return run(self.store, _delete(file_path))
 
     async def adelete(self, file_path: str) -> DeleteResult:
-        return await _arun(self.store, _delete(file_path))
+        return await arun(self.store, _delete(file_path))
 
     def upload_files(self, files: list[tuple[str, bytes]]) -> list[FileUploadResponse]:
-        return _run(self.store, _upload(files))
+        return run(self.store, _upload(files))
 
     async def aupload_files(self, files: list[tuple[str, bytes]]) -> list[FileUploadResponse]:
-        return await _arun(self.store, _upload(files))
+        return await arun(self.store, _upload(files))
 
     def download_files(self, paths: list[str]) -> list[FileDownloadResponse]:
-        return _run(self.store, _download(paths))
+        return run(self.store, _download(paths))
 
     async def adownload_files(self, paths: list[str]) -> list[FileDownloadResponse]:
-        return await _arun(self.store, _download(paths))
+        return await arun(self.store, _download(paths))

@@ -1,7 +1,7 @@
 """The few primitives a place that keeps bytes must offer to become a deepagents filesystem.
 
 File semantics (line windows, exact-match edits, literal grep, glob rules, error messages) live
-once, in `operations`; a store only moves bytes and metadata. Each primitive has a blocking and
+once, in `backend`; a store only moves bytes and metadata. Each primitive has a blocking and
 an async form so that the async tools of an agent never block its event loop on I/O: Redis
 answers both natively, S3 runs its blocking client in a thread.
 

@@ -17,13 +17,23 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from deepagents.backends import CompositeBackend
-from deepagents.backends.protocol import BackendProtocol
+from deepagents.backends.protocol import (
+    BackendProtocol,
+    DeleteResult,
+    EditResult,
+    FileDownloadResponse,
+    FileUploadResponse,
+    GlobResult,
+    GrepResult,
+    LsResult,
+    ReadResult,
+    WriteResult,
+)
 from langgraph.config import get_config
 
 from shared.files.backend import FilesBackend
@@ -74,14 +84,18 @@ class SharedFiles:
         self.memories = FilesBackend(store.scope("memories"))
         self.skills = FilesBackend(store.scope("skills"))
         self._routes = {MEMORIES: self.memories, SKILLS: self.skills, **(routes or {})}
+        # Per instance, unlike lru_cache on the method, so the cache goes when this SharedFiles does.
+        self._recent_runs = functools.lru_cache(maxsize=256)(self._compose)
 
     def workspace(self, run_id: str) -> FilesBackend:
         """One run's own files, as stored (without the shared routes)."""
         return FilesBackend(self.store.scope(run_scope(run_id), ttl_s=self.workspace_ttl_s))
 
-    @functools.lru_cache(maxsize=256)  # noqa: B019 - one per SharedFiles, which lives as long as the process
     def for_run(self, run_id: str) -> CompositeBackend:
         """The whole filesystem as one run sees it."""
+        return self._recent_runs(run_id)
+
+    def _compose(self, run_id: str) -> CompositeBackend:
         return CompositeBackend(default=self.workspace(run_id), routes=dict(self._routes))
 
     def prune(self, older_than_s: float, *, now: datetime | None = None) -> list[str]:
@@ -106,9 +120,10 @@ class SharedFiles:
 
 
 class RunBackend(BackendProtocol):
-    """Forwards every file operation to the current run's filesystem (see the module docstring).
+    """Forwards every file operation to the current run's filesystem.
 
-    The forwarding methods are generated below: each one only picks the run.
+    One compiled agent serves many runs, so its backend cannot be any one run's: each call picks
+    the run it is made for (see the module docstring).
     """
 
     def __init__(self, files: SharedFiles) -> None:
@@ -117,20 +132,62 @@ class RunBackend(BackendProtocol):
     def current(self) -> CompositeBackend:
         return self.files.for_run(current_run())
 
+    def ls(self, path: str) -> LsResult:
+        return self.current().ls(path)
 
-def _forward(name: str) -> Callable[..., Any]:
-    def forward(self: RunBackend, *args: Any, **kwargs: Any) -> Any:
-        return getattr(self.current(), name)(*args, **kwargs)
+    async def als(self, path: str) -> LsResult:
+        return await self.current().als(path)
 
-    async def aforward(self: RunBackend, *args: Any, **kwargs: Any) -> Any:
-        return await getattr(self.current(), name)(*args, **kwargs)
+    def read(self, file_path: str, offset: int = 0, limit: int = 2000) -> ReadResult:
+        return self.current().read(file_path, offset, limit)
 
-    method = aforward if name.startswith("a") else forward
-    method.__name__ = name
-    method.__doc__ = getattr(BackendProtocol, name).__doc__
-    return method
+    async def aread(self, file_path: str, offset: int = 0, limit: int = 2000) -> ReadResult:
+        return await self.current().aread(file_path, offset, limit)
 
+    def grep(
+        self, pattern: str, path: str | None = None, glob: str | None = None, *, max_count: int | None = None
+    ) -> GrepResult:
+        return self.current().grep(pattern, path, glob, max_count=max_count)
 
-_FORWARDED = ("ls", "read", "grep", "glob", "write", "edit", "delete", "upload_files", "download_files")
-for _name in _FORWARDED + tuple("a" + name for name in _FORWARDED):
-    setattr(RunBackend, _name, _forward(_name))
+    async def agrep(
+        self, pattern: str, path: str | None = None, glob: str | None = None, *, max_count: int | None = None
+    ) -> GrepResult:
+        return await self.current().agrep(pattern, path, glob, max_count=max_count)
+
+    def glob(self, pattern: str, path: str | None = None) -> GlobResult:
+        return self.current().glob(pattern, path)
+
+    async def aglob(self, pattern: str, path: str | None = None) -> GlobResult:
+        return await self.current().aglob(pattern, path)
+
+    def write(self, file_path: str, content: str) -> WriteResult:
+        return self.current().write(file_path, content)
+
+    async def awrite(self, file_path: str, content: str) -> WriteResult:
+        return await self.current().awrite(file_path, content)
+
+    def edit(self, file_path: str, old_string: str, new_string: str, replace_all: bool = False) -> EditResult:
+        return self.current().edit(file_path, old_string, new_string, replace_all)
+
+    async def aedit(
+        self, file_path: str, old_string: str, new_string: str, replace_all: bool = False
+    ) -> EditResult:
+        return await self.current().aedit(file_path, old_string, new_string, replace_all)
+
+    def delete(self, file_path: str) -> DeleteResult:
+        return self.current().delete(file_path)
+
+    async def adelete(self, file_path: str) -> DeleteResult:
+        return await self.current().adelete(file_path)
+
+    def upload_files(self, files: list[tuple[str, bytes]]) -> list[FileUploadResponse]:
+        return self.current().upload_files(files)
+
+    async def aupload_files(self, files: list[tuple[str, bytes]]) -> list[FileUploadResponse]:
+        return await self.current().aupload_files(files)
+
+    def download_files(self, paths: list[str]) -> list[FileDownloadResponse]:
+        return self.current().download_files(paths)
+
+    async def adownload_files(self, paths: list[str]) -> list[FileDownloadResponse]:
+        return await self.current().adownload_files(paths)

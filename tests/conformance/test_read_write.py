@@ -116,6 +116,23 @@ def test_read_a_long_file(backend: BackendProtocol) -> None:
     assert window(result) == ("row 19998\nrow 19999\n", 20_000, 19_999, 20_000, None)
 
 
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/pic.png", (TEN_LINES, None, None, None, None)),
+        ("/clip.mkv", (TEN_LINES, None, None, None, None)),
+        ("/notes.md", ("line 4\nline 5\n", 10, 4, 5, 5)),
+    ],
+    ids=["image-whole", "video-whole", "text-windowed"],
+)
+def test_read_windows_only_text_files(backend: BackendProtocol, path: str, expected: Window) -> None:
+    """Which files are read whole is deepagents' own classification: a change there shows here,
+    on the reference and on ours alike."""
+    write_files(backend, {path: TEN_LINES})
+
+    assert window(backend.read(path, offset=3, limit=2)) == expected
+
+
 def test_write_creates_a_file(backend: BackendProtocol) -> None:
     result = backend.write("/notes/a.md", "first\nsecond\n")
 

@@ -3,6 +3,7 @@ tested on every backend by `tests/conformance`."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -25,6 +26,7 @@ from shared.files.redis import RedisStore
 from shared.files.scopes import join_scope, run_scope, scope_name
 from shared.files.workspace import DEFAULT_RUN, current_run
 from shared.settings import Settings
+from tests.conformance.test_async import run_async, run_blocking
 
 
 @pytest.mark.parametrize(
@@ -164,6 +166,20 @@ def test_the_run_backend_follows_using_run(files: SharedFiles) -> None:
     with using_run("run-b"):
         assert backend.read("/a.txt").error is not None
     assert read_text(files.for_run("run-a"), "/a.txt") == "a"
+
+
+def test_the_run_backend_answers_every_operation_as_the_run_does(files: SharedFiles) -> None:
+    with using_run("run-a"):
+        blocking = run_blocking(files.backend(), "/blocking")
+        awaited = asyncio.run(run_async(files.backend(), "/awaited"))
+
+    assert blocking == awaited == run_blocking(files.for_run("run-b"), "/direct")
+    assert [entry["path"] for entry in files.for_run("run-a").ls("/").entries or []] == [
+        "/awaited/",
+        "/blocking/",
+        "/memories/",
+        "/skills/",
+    ]
 
 
 def test_the_run_backend_falls_back_to_the_graph_thread_id(files: SharedFiles) -> None:
