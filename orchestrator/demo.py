@@ -16,7 +16,7 @@ from rich.console import Console
 
 from orchestrator.session import RunOutcome, new_run_id, run_prompt
 from shared.demo.agents import ANALYST, REGISTRY
-from shared.demo.logs import SERVICES, generate_log
+from shared.demo.service_logs import SERVICES, generate_log
 from shared.files import read_text, shared_files
 from shared.settings import Settings
 
