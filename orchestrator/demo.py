@@ -29,7 +29,6 @@ SUMMARY_PATH = f"{RESULTS_DIR}/SUMMARY.md"
 class DemoOutcome:
     run: RunOutcome
     services: tuple[str, ...]
-    input_bytes: int
     exported_to: Path
 
 
@@ -81,4 +80,4 @@ def run_demo(settings: Settings, console: Console, services: tuple[str, ...] = S
     run = run_prompt(settings, demo_prompt(services), console, run_id=run_id)
     exported = settings.data_dir / "demo" / "results"
     export_results(workspace, exported)
-    return DemoOutcome(run=run, services=services, input_bytes=input_bytes, exported_to=exported)
+    return DemoOutcome(run=run, services=services, exported_to=exported)
