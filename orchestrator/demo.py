@@ -16,7 +16,7 @@ from rich.console import Console
 
 from orchestrator.session import RunOutcome, new_run_id, run_prompt
 from shared.demo.agents import ANALYST, REGISTRY
-from shared.demo.logs import SERVICES, generate_log
+from shared.demo.service_logs import SERVICES, generate_log
 from shared.files import read_text, shared_files
 from shared.settings import Settings
 
@@ -29,7 +29,6 @@ SUMMARY_PATH = f"{RESULTS_DIR}/SUMMARY.md"
 class DemoOutcome:
     run: RunOutcome
     services: tuple[str, ...]
-    input_bytes: int
     exported_to: Path
 
 
@@ -81,4 +80,4 @@ def run_demo(settings: Settings, console: Console, services: tuple[str, ...] = S
     run = run_prompt(settings, demo_prompt(services), console, run_id=run_id)
     exported = settings.data_dir / "demo" / "results"
     export_results(workspace, exported)
-    return DemoOutcome(run=run, services=services, input_bytes=input_bytes, exported_to=exported)
+    return DemoOutcome(run=run, services=services, exported_to=exported)

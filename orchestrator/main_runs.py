@@ -41,8 +41,6 @@ CANCEL_CHECK_S = 1.0
 settings = Settings()
 app = create_celery_app(settings)
 app.conf.task_queues = [queue_named(main_queue(settings))]
-# No time limits: a main run lasts as long as its delegations, and each of those has its own.
-app.conf.task_time_limit = app.conf.task_soft_time_limit = None
 box = SecretBox(settings.secrets_key)
 _checkpoints = contextlib.ExitStack()
 

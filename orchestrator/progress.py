@@ -19,6 +19,8 @@ from shared.schemas import Delegation, Report
 
 SHOWN_RUNNING = 8
 """Running delegations shown a line each; the rest are counted."""
+REPAINTS_PER_SECOND = 3
+"""Each repaint reads every shown delegation's new steps from Redis."""
 
 
 def describe_step(step: Step) -> str:
@@ -118,23 +120,13 @@ def progress_line(tracker: DelegationTracker) -> Text:
 
 @contextlib.contextmanager
 def live_progress(render: Callable[[], Text], console: Console) -> Iterator[None]:
-    """Repaints `render()` twice a second until the block ends, then once more."""
-    stop = threading.Event()
+    """Shows `render()` while the block runs. On a terminal rich repaints it from its own
+    thread and leaves the last state on screen; elsewhere (a pipe, CI, a dumb terminal) only
+    that last state is printed, once and without escape codes, so logs stay readable."""
     try:
-        with Live(render(), console=console, transient=False, auto_refresh=False) as live:
-
-            def refresh() -> None:
-                while not stop.wait(0.3):
-                    live.update(render(), refresh=True)
-
-            painter = threading.Thread(target=refresh, name="taskforce-progress", daemon=True)
-            painter.start()
-            try:
-                yield
-            finally:
-                stop.set()
-                painter.join()
-                live.update(render(), refresh=True)
+        with Live(console=console, get_renderable=render, refresh_per_second=REPAINTS_PER_SECOND) as live:
+            live.refresh()  # at once, not a repaint interval later
+            yield
     finally:
         # Whatever is printed next (an answer, an error, "interrupted") starts on its own line.
         if not console.is_terminal:

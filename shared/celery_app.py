@@ -83,6 +83,8 @@ def _send(app: Celery, publication: Publication, producer: Producer | None) -> N
         argsrepr=publication.shown,
         kwargsrepr="{}",
         expires=limits.queue_timeout_s,
+        # Time limits come with each delegation, from its own `Limits`. The app sets none: a main
+        # run (`RUN_MAIN`) lasts as long as its delegations, and each of those has its own.
         soft_time_limit=limits.soft_limit_s,
         time_limit=limits.hard_limit_s,
     )
@@ -114,8 +116,6 @@ def create_celery_app(settings: Settings) -> Celery:
             "interval_step": 0,
             "interval_max": OUTAGE_POLL_S,
         },
-        task_soft_time_limit=limits.soft_limit_s,
-        task_time_limit=limits.hard_limit_s,
         # Flower and the CLI's progress view read these events.
         worker_send_task_events=True,
         task_send_sent_event=True,

@@ -1,7 +1,9 @@
 """Every time limit of one delegation, derived in one place from its `Limits`.
 
-The worker and the orchestrator both call `timing()`: the worker to set its deadline, Celery's
-time limits and its lease; the orchestrator to set the message's expiry and how long it waits.
+The worker and the orchestrator both call `timing()`: the worker for its leases and how long
+what it publishes is kept; the orchestrator for the message's expiry, Celery's time limits and
+how long it waits. The worker's own deadline is the delegation's `timeout_s`, which every limit
+here outlasts.
 Deriving them separately is how the two sides once ended up waiting 25 minutes for a job that
 had died in its first second.
 """
@@ -32,8 +34,6 @@ def outage_retries(budget_s: float) -> int:
 
 @dataclass(frozen=True)
 class Timing:
-    deadline_s: float
-    """The worker gives up on the subagent run and reports a timeout."""
     soft_limit_s: float
     """Celery's soft time limit (enforced by the prefork pool only)."""
     hard_limit_s: float
@@ -60,7 +60,6 @@ class Timing:
 def timing(limits: Limits) -> Timing:
     hard_limit = limits.timeout_s + REPORT_GRACE_S
     return Timing(
-        deadline_s=limits.timeout_s,
         soft_limit_s=limits.timeout_s + REPORT_GRACE_S / 2,
         hard_limit_s=hard_limit,
         lease_s=limits.lease_s,

@@ -13,7 +13,7 @@ from typing import Any
 from deepagents.backends.protocol import BackendProtocol
 from langchain_core.tools import tool
 
-from shared.demo.logs import analyse_log
+from shared.demo.log_analysis import analyse_log
 from shared.files import read_text, shared_files
 from shared.settings import Settings
 

@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from orchestrator.embedded import local_cluster
-from shared.demo.logs import SERVICES
+from shared.demo.service_logs import SERVICES
 from shared.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -211,9 +211,7 @@ def test_run_exits_1_when_a_delegation_did_not_succeed(
 def test_demo_exits_1_when_a_service_was_not_analysed(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    outcome = DemoOutcome(
-        run=_outcome("ok", "error"), services=("a", "b"), input_bytes=1, exported_to=tmp_path
-    )
+    outcome = DemoOutcome(run=_outcome("ok", "error"), services=("a", "b"), exported_to=tmp_path)
     monkeypatch.setattr(cli_module, "run_demo", lambda *args, **kwargs: outcome)
 
     result = CliRunner().invoke(cli, ["demo", "--workers", "0"])

@@ -61,8 +61,7 @@ def test_time_limits_nest(timeout: float, lease: float) -> None:
     """A message must not come back while its job can still legitimately be running, and the
     orchestrator must not give up on an attempt before the worker's own deadline and report."""
     limits = timing(load(delegation_timeout=timeout, lease=lease).limits(recursion_limit=5))
-    assert limits.deadline_s == timeout
-    assert limits.deadline_s < limits.soft_limit_s < limits.hard_limit_s < limits.attempt_budget_s
+    assert timeout < limits.soft_limit_s < limits.hard_limit_s < limits.attempt_budget_s
     assert limits.visibility_timeout_s > limits.hard_limit_s
     assert limits.refresh_s * 3 <= limits.lease_s
 
