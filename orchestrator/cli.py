@@ -68,6 +68,7 @@ from shared.registry import RegistryError
 from shared.schemas import Report
 from shared.secrets import SecretsKeyError, new_key
 from shared.settings import Settings
+from shared.settings_handoff import SettingsHandOffError
 from shared.urls import mask_url
 
 cli = typer.Typer(
@@ -92,6 +93,7 @@ _USER_ERRORS = (
     BrokerConfigError,
     FilesConfigError,
     SecretsKeyError,
+    SettingsHandOffError,
     UnknownDeadLetterError,
     CheckpointsConfigError,
     UnknownRunError,

@@ -33,6 +33,11 @@ MISTAKES = {
         {"TASKFORCE_REDIS_URL": "redis://127.0.0.1:1/0", "TASKFORCE_FLOWER_BASIC_AUTH": "hunter2"},
         "TASKFORCE_FLOWER_BASIC_AUTH: Value error, must be user:password",
     ),
+    "a variable beside the settings hand-off": (
+        ["run", "hi"],
+        {"TASKFORCE_SETTINGS_JSON": '{"files_url": "memory://t"}'},  # TASKFORCE_FILES_URL is set too
+        "TASKFORCE_FILES_URL set beside TASKFORCE_SETTINGS_JSON",
+    ),
 }
 
 
