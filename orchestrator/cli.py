@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import shlex
 import signal
@@ -62,6 +63,7 @@ from shared.celery_app import (
     worker_command,
 )
 from shared.context import ContextError
+from shared.extras import MissingExtraError, needs_extra
 from shared.files import FilesConfigError
 from shared.models import ModelConfigError, is_offline
 from shared.registry import RegistryError
@@ -92,6 +94,7 @@ _USER_ERRORS = (
     ModelConfigError,
     BrokerConfigError,
     FilesConfigError,
+    MissingExtraError,
     SecretsKeyError,
     SettingsHandOffError,
     UnknownDeadLetterError,
@@ -401,6 +404,9 @@ def flower(ctx: typer.Context) -> None:
 
     TASKFORCE_FLOWER_BASIC_AUTH is `user:password`; without it Flower listens on 127.0.0.1 only.
     Flower's own options pass through, e.g. `taskforce flower --port=5555 --url_prefix=flower`."""
+    # Celery would only say it knows no `flower` command.
+    with needs_extra("flower", "`taskforce flower`"):
+        importlib.import_module("flower")
     settings = _connected_settings("flower")
     env = dict(os.environ)
     defaults: list[str] = []

