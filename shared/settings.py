@@ -1,7 +1,8 @@
 """One settings object for both sides, read from `TASKFORCE_*` variables (and an optional `.env`).
 
 Workers on other machines are configured by the same variables as the orchestrator, so a
-deployment is a matter of exporting the same environment everywhere.
+deployment is a matter of exporting the same environment everywhere. The workers an orchestrator
+starts itself get its settings in one variable instead (`shared.settings_handoff`).
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from shared.schemas import DEFAULT_LEASE_S, DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE_TIMEOUT_S, Limits
+from shared.settings_handoff import handed_off
 
 DEFAULT_SECRET_KEYS = ("api_key", "password", "secret", "token", "access_token", "private_key")
 
@@ -113,6 +115,22 @@ class Settings(BaseSettings):
         exclude=True,  # workers never checkpoint, so they never see its password
     )
     result_expires: int = Field(default=86400, ge=60, description="Seconds reports stay in Redis.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """A local worker runs on exactly the settings its orchestrator handed it, whatever else
+        its environment or `.env` says (see `shared.settings_handoff` for what still counts)."""
+        handoff = handed_off(settings_cls, env_settings)
+        if handoff is not None:
+            return init_settings, handoff
+        return init_settings, env_settings, dotenv_settings, file_secret_settings
 
     @field_validator("secret_keys", mode="before")
     @classmethod

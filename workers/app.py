@@ -1,9 +1,10 @@
 """The worker entry point: `celery -A workers.app worker` (which `taskforce worker` runs).
 
-Everything a worker needs is built once per process from the same `TASKFORCE_*` settings as the
-orchestrator: the registry, the shared files, the lease keeper and, lazily, the compiled
-subagents. A message runs only if its delegation can be claimed (see `shared.ledger`); any
-other copy is acknowledged and dropped.
+Everything a worker needs is built once per process from the same settings as the orchestrator
+(the same `TASKFORCE_*` variables, or the hand-off of the orchestrator that started it): the
+registry, the shared files, the lease keeper and, lazily, the compiled subagents. A message runs
+only if its delegation can be claimed (see `shared.ledger`); any other copy is acknowledged and
+dropped.
 """
 
 from __future__ import annotations

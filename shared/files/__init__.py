@@ -45,7 +45,7 @@ class FilesConfigError(ValueError):
 
 def open_store(url: str) -> Store:
     """The store a files URL names (see the module docstring). Stores are imported when named:
-    a worker on Redis need not pay for importing boto3."""
+    a worker on Redis needs neither boto3 (the `s3` extra) nor the time to import it."""
     scheme = urlsplit(url).scheme
     try:
         if scheme in {"redis", "rediss", "unix"}:

@@ -38,12 +38,17 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
-from botocore.exceptions import ClientError
-
+from shared.extras import needs_extra
 from shared.files.paths import InvalidPathError, normalize, normalize_file
 from shared.files.scopes import scope_name
 from shared.files.store import ANY, Entry, Expect, Listing, Store, Stored, is_binary, now_iso
 from shared.urls import mask_url
+
+# This module is imported only for an s3:// URL (`shared.files.open_store`).
+with needs_extra("s3", "an s3:// files URL"):
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -158,9 +163,6 @@ class S3Store(Store):
         AWS_ENDPOINT_URL_S3: botocore uses path-style addressing for custom endpoints.
         """
         bucket, prefix = parse_s3_url(url)
-        import boto3
-        from botocore.config import Config
-
         client = boto3.client("s3", config=Config(max_pool_connections=MAX_WORKERS))
         return cls(client, bucket, prefix)
 

@@ -27,6 +27,7 @@ from langchain_core.tools import BaseTool, tool
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 from shared.context import context_as_mapping
+from shared.settings import Settings
 
 
 class _DeterministicModel(BaseChatModel):
@@ -230,6 +231,13 @@ class _MemoReaderModel(_DeterministicModel):
         return AIMessage(content=f"{PREFERENCES} says: {results[-1].content}")
 
 
+def _counters() -> redis.Redis:
+    """The Redis the worker runs on, where the subagents below count what they did."""
+    url = Settings().redis_url
+    assert url is not None, "a worker always has a Redis"
+    return redis.Redis.from_url(url)
+
+
 # Faults: a subagent whose body counts its runs in Redis and does what its task says.
 
 RUNS_PREFIX = "taskforce-test:runs:"
@@ -241,7 +249,7 @@ def run_counted(runtime: ToolRuntime) -> str:
     """Count this run in Redis, then act on the task: `sleep=N` sleeps N seconds, `die` kills
     the worker process (a poison delegation), `hang` blocks in sync code for an hour."""
     task = next(str(m.content) for m in runtime.state["messages"] if m.type == "human")
-    runs = redis.Redis.from_url(os.environ["TASKFORCE_REDIS_URL"]).incr(RUNS_PREFIX + task)
+    runs = _counters().incr(RUNS_PREFIX + task)
     if "die" in task:
         os.kill(os.getpid(), signal.SIGKILL)
     if "hang" in task:
@@ -263,7 +271,7 @@ TICK_S = 0.3
 def tick(runtime: ToolRuntime) -> str:
     """Count one tick of this task in Redis, then take a moment."""
     task = next(str(m.content) for m in runtime.state["messages"] if m.type == "human")
-    ticks = redis.Redis.from_url(os.environ["TASKFORCE_REDIS_URL"]).incr(TICKS_PREFIX + task)
+    ticks = _counters().incr(TICKS_PREFIX + task)
     time.sleep(TICK_S)
     return f"tick {ticks}"
 
@@ -284,7 +292,7 @@ EMAILS_KEY = "taskforce-test:emails"
 @tool
 def send_email(runtime: ToolRuntime, to: str = "bob") -> str:
     """Send an email (counted in Redis)."""
-    sent = redis.Redis.from_url(os.environ["TASKFORCE_REDIS_URL"]).incr(EMAILS_KEY)
+    sent = _counters().incr(EMAILS_KEY)
     return f"sent email {sent} to {to}"
 
 

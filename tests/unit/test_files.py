@@ -4,12 +4,14 @@ tested on every backend by `tests/conformance`."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
 from typing import Any
 
 import pytest
 from langchain_core.runnables import RunnableLambda
 
+from shared.extras import MissingExtraError
 from shared.files import (
     FilesBackend,
     FilesConfigError,
@@ -106,6 +108,16 @@ def test_open_store_by_url(tmp_path: Any) -> None:
 def test_open_store_refuses_bad_urls(url: str, message: str) -> None:
     with pytest.raises(FilesConfigError, match=message):
         open_store(url)
+
+
+def test_an_s3_url_without_boto3_says_which_extra_brings_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "boto3", None)
+    monkeypatch.delitem(sys.modules, "shared.files.s3", raising=False)  # imported again, without it
+
+    with pytest.raises(MissingExtraError) as caught:
+        open_store("s3://bucket/prefix")
+
+    assert str(caught.value) == "an s3:// files URL needs boto3: pip install 'taskforce[s3]'"
 
 
 def test_shared_files_needs_a_url() -> None:
