@@ -38,6 +38,7 @@ from orchestrator.client import DelegationClient
 from shared.celery_app import create_celery_app
 from tests.parity.agents import ANALYST, RECALLER
 from tests.parity.harness import ParityEnv, RecordingModel, Run, comparable, main_tools, recording
+from tests.support.models import tool_call
 
 BACKGROUND: Any = {"name": "bg-recaller", "description": "recalls in the background", "graph_id": "recaller"}
 SERVER_URL = "http://agent-protocol.test"
@@ -108,24 +109,20 @@ class _Runs:
         return list(reversed(runs))[:limit]
 
 
-def _call(name: str, call_id: str, **args: Any) -> ToolCall:
-    return ToolCall(name=name, args=args, id=call_id, type="tool_call")
-
-
 STEPS: list[list[list[ToolCall] | str]] = [
     [
-        [_call("start_async_task", "s1", description="remember: apple", subagent_type="bg-recaller")],
+        [tool_call("start_async_task", "s1", description="remember: apple", subagent_type="bg-recaller")],
         "started",
     ],
     [
-        [_call("check_async_task", "c1", task_id="{task_id}")],
-        [_call("list_async_tasks", "l1")],
+        [tool_call("check_async_task", "c1", task_id="{task_id}")],
+        [tool_call("list_async_tasks", "l1")],
         "checked",
     ],
-    [[_call("update_async_task", "u1", task_id="{task_id}", message="which word?")], "updated"],
+    [[tool_call("update_async_task", "u1", task_id="{task_id}", message="which word?")], "updated"],
     [
-        [_call("check_async_task", "c2", task_id="{task_id}")],
-        [_call("list_async_tasks", "l2", status_filter="success")],
+        [tool_call("check_async_task", "c2", task_id="{task_id}")],
+        [tool_call("list_async_tasks", "l2", status_filter="success")],
         "done",
     ],
 ]

@@ -16,7 +16,7 @@ from deepagents.middleware.filesystem import FilesystemPermission
 from langchain.agents import AgentState
 from langchain.agents.middleware.types import AgentMiddleware
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage, HumanMessage, ToolCall, ToolMessage
+from langchain_core.messages import HumanMessage, ToolMessage
 from langchain_core.tools import tool
 from langgraph.cache.memory import InMemoryCache
 from langgraph.checkpoint.memory import InMemorySaver
@@ -33,7 +33,7 @@ from shared.schemas import Delegation, Inherited, Report
 from shared.settings import Settings
 from shared.spec_digest import spec_digests
 from shared.stores import SharedStore
-from tests.support.models import ScriptedModel
+from tests.support.models import scripted, tool_call
 from tests.unit.test_async_tasks import BackgroundClient
 from tests.unit.test_middleware import SUBAGENTS
 
@@ -80,17 +80,6 @@ def _client(settings: Settings) -> DelegationClient:
 def _sent(client: DelegationClient) -> list[Delegation]:
     """Each delegation once: the tool call re-sends what `after_model` sent, to attach to it."""
     return list({d.id: d for d in cast(BackgroundClient, client).sent_delegations}.values())
-
-
-def _scripted(*turns: list[ToolCall] | str) -> ScriptedModel:
-    messages = [
-        AIMessage(content=t) if isinstance(t, str) else AIMessage(content="", tool_calls=t) for t in turns
-    ]
-    return ScriptedModel(messages=iter(messages))
-
-
-def _call(name: str, call_id: str, **args: Any) -> ToolCall:
-    return ToolCall(name=name, args=args, id=call_id, type="tool_call")
 
 
 def _offered(agent: Any) -> list[str]:
@@ -235,11 +224,11 @@ def test_the_main_agent_works_in_the_shared_files_of_its_run() -> None:
     files = shared_files(settings)
     files.for_run("someone-else").write("/memories/team.md", "prefer small steps")
     turn = [
-        _call("write_file", "w", file_path="/notes/plan.md", content="1. look\n2. leap"),
-        _call("read_file", "r", file_path="/memories/team.md"),
+        tool_call("write_file", "w", file_path="/notes/plan.md", content="1. look\n2. leap"),
+        tool_call("read_file", "r", file_path="/memories/team.md"),
     ]
     agent = create_orchestrator(
-        _scripted(turn, "done"), subagents=cast(Any, SUBAGENTS), settings=settings, client=_client(settings)
+        scripted(turn, "done"), subagents=cast(Any, SUBAGENTS), settings=settings, client=_client(settings)
     )
 
     state = agent.invoke(
@@ -274,9 +263,9 @@ def test_delegations_go_where_their_spec_routes_them_and_the_listener_hears_of_e
     routed = {"name": "gpu-analyst", "description": "crunches", "queue": "gpu", "tools": []}
     client = _client(settings)
     listener = Recorder()
-    model = _scripted(
-        [_call("task", "a", description="crunch", subagent_type="gpu-analyst")],
-        [_call("task", "b", description="read", subagent_type="researcher")],
+    model = scripted(
+        [tool_call("task", "a", description="crunch", subagent_type="gpu-analyst")],
+        [tool_call("task", "b", description="read", subagent_type="researcher")],
         "done",
     )
     # A spec without a model runs on the main agent's, which workers import by this name.

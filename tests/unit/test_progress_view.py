@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -27,6 +27,7 @@ from orchestrator.progress import (
 )
 from shared.progress import ProgressPublisher, Step
 from shared.schemas import Delegation, Limits, Report, ReportStatus
+from tests.support.waiting import eventually
 
 CURSOR_SHOWN = "\x1b[?25h"
 
@@ -54,15 +55,6 @@ class Screen:
 def console(*, terminal: bool, width: int = 60) -> tuple[Console, io.StringIO]:
     out = io.StringIO()
     return Console(file=out, force_terminal=terminal, width=width), out
-
-
-def eventually(condition: Callable[[], bool], timeout_s: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def test_off_a_terminal_only_the_final_state_is_printed_once_and_plainly() -> None:

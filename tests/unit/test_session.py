@@ -13,7 +13,7 @@ from typing import Any, cast
 
 import pytest
 import redis
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolCall, ToolMessage
+from langchain_core.messages import BaseMessage, HumanMessage, ToolMessage
 from langchain_core.tools import tool
 from langgraph.types import interrupt
 from rich.console import Console
@@ -28,7 +28,7 @@ from shared.celery_app import create_celery_app, queue_for
 from shared.offline_model import OFFLINE_MARK
 from shared.schemas import Report
 from shared.settings import Settings
-from tests.support.models import ScriptedModel
+from tests.support.models import ScriptedModel, scripted, tool_call
 
 RESEARCHER = {"name": "researcher", "description": "researches", "tools": [], "model": "offline"}
 
@@ -56,17 +56,6 @@ def _console() -> Console:
     return Console(file=io.StringIO())
 
 
-def _scripted(*turns: list[ToolCall] | str) -> ScriptedModel:
-    messages = [
-        AIMessage(content=t) if isinstance(t, str) else AIMessage(content="", tool_calls=t) for t in turns
-    ]
-    return ScriptedModel(messages=iter(messages))
-
-
-def _call(name: str, call_id: str, **args: Any) -> ToolCall:
-    return ToolCall(name=name, args=args, id=call_id, type="tool_call")
-
-
 MainModel = Callable[[ScriptedModel], None]
 
 
@@ -90,7 +79,7 @@ def _checkpointed_messages(settings: Settings, run_id: str) -> list[BaseMessage]
     client = DelegationClient(create_celery_app(settings), settings)
     with open_checkpointer(settings) as saver, contextlib.closing(client):
         agent = create_orchestrator(
-            _scripted(),
+            scripted(),
             [ask],
             subagents=cast(Any, [RESEARCHER]),
             settings=settings,
@@ -136,7 +125,7 @@ def test_a_finished_run_resumed_by_its_id_gives_its_answer_again_without_running
     unit_redis: str, tmp_path: Path, main_model: MainModel
 ) -> None:
     settings = _settings(unit_redis, tmp_path)
-    main_model(_scripted("the answer"))  # one turn: a second model call would fail
+    main_model(scripted("the answer"))  # one turn: a second model call would fail
     done = run_prompt(settings, "question", _console())
 
     again = run_prompt(settings, None, _console(), run_id=done.run_id)
@@ -158,7 +147,9 @@ def test_resuming_a_run_the_checkpoints_do_not_hold_names_it_and_where_they_are(
 
 def _asking_model() -> ScriptedModel:
     """Asks two questions in one turn, then finishes."""
-    return _scripted([_call("ask", "q1", question="colour?"), _call("ask", "q2", question="size?")], "done")
+    return scripted(
+        [tool_call("ask", "q1", question="colour?"), tool_call("ask", "q2", question="size?")], "done"
+    )
 
 
 def _answers(settings: Settings, run_id: str) -> dict[str, str]:
@@ -211,7 +202,7 @@ def test_a_delegation_no_worker_takes_is_reported_and_left_nowhere_in_redis(
     instead of hanging, with nothing left behind for a worker started later to pick up."""
     monkeypatch.setattr(client_module, "CHECK_EVERY_S", 0.05)
     settings = _settings(unit_redis, tmp_path, queue_timeout=0.2)
-    main_model(_scripted([_call("task", "t", description="dig", subagent_type="researcher")], "gave up"))
+    main_model(scripted([tool_call("task", "t", description="dig", subagent_type="researcher")], "gave up"))
 
     outcome = run_prompt(settings, "dig", _console())
 

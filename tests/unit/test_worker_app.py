@@ -12,7 +12,6 @@ import importlib
 import os
 import socket
 import sys
-import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
@@ -35,6 +34,7 @@ from shared.secrets import new_key
 from shared.settings import Settings
 from shared.spec_digest import spec_digests
 from shared.timing import timing
+from tests.support.waiting import eventually
 from workers import broker_recovery
 
 RUNS: list[str] = []
@@ -322,15 +322,6 @@ class _Consumer:
         self.hostname = hostname
 
 
-def _wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
 def test_a_ready_worker_announces_its_queues_and_a_stopping_one_retires_them_and_hands_work_back(
     load_worker: LoadWorker,
 ) -> None:
@@ -355,8 +346,8 @@ def test_a_ready_worker_announces_its_queues_and_a_stopping_one_retires_them_and
 
     signals.worker_shutting_down.send(sender="w1@unit", sig="SIGTERM", how="warm", exitcode=0)
 
-    assert _wait_for(lambda: not any(ledger.serving(queue, silence) for queue in queues))
-    assert _wait_for(lambda: run.stopped == "handed back")
+    assert eventually(lambda: not any(ledger.serving(queue, silence) for queue in queues))
+    assert eventually(lambda: run.stopped == "handed back")
     leases.finish(run, Report(delegation_id=delegation.id, subagent_type="counter", status="ok", summary="x"))
     # Back in the queue for another worker; the caller still waits, for its real report.
     assert _state(worker, delegation.id) == "queued"
