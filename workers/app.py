@@ -28,7 +28,7 @@ from shared.secrets import SecretBox
 from shared.settings import Settings
 from shared.stores import SharedStore
 from shared.timing import timing
-from workers import broker_recovery
+from workers import broker_recovery, stopping
 from workers.conversations import Conversations
 from workers.leases import LeaseKeeper
 from workers.paused_runs import RedisCheckpointSaver
@@ -81,8 +81,9 @@ def keeper(worker: str) -> LeaseKeeper:
     """This process's keeper; a prefork child starts its own (threads do not survive a fork).
     `worker` is the Celery node name, which the ledger and reports show."""
     pid = os.getpid()
-    if pid not in _keepers:
+    if pid not in _keepers:  # only in a prefork child: the main process's starts with the worker
         _keepers[pid] = LeaseKeeper(open_ledger(settings), app, settings, worker).start()
+        stopping.leave_on_stop(_leave)
     return _keepers[pid]
 
 
@@ -95,6 +96,17 @@ def _serve(sender: Any, **_: Any) -> None:
 
 @signals.worker_shutting_down.connect  # type: ignore[untyped-decorator]
 def _stop_serving(**_: Any) -> None:
+    _leave()
+    stopping.pass_on_stop()  # prefork children run delegations under keepers of their own
+
+
+@signals.worker_process_init.connect  # type: ignore[untyped-decorator]
+def _start_child(**_: Any) -> None:
+    stopping.ignore_hand_back()
+
+
+def _leave() -> None:
+    """Stop serving and, after the grace period, hand back what still runs in this process."""
     running = _keepers.get(os.getpid())
     if running is not None:
         running.shutdown(settings.worker_shutdown_grace)

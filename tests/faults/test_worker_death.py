@@ -133,10 +133,18 @@ def test_a_poison_delegation_is_dead_lettered_after_three_attempts_and_its_sibli
     assert_nothing_left(settings)
 
 
+@pytest.mark.parametrize(
+    ("pool_kind", "stopped_by"),
+    [("threads", "process group"), ("prefork", "process group"), ("prefork", "main process")],
+)
 def test_a_worker_whose_tool_hangs_stops_within_its_grace_and_hands_the_delegation_back(
-    server: RedisProcess, tmp_path: Path
+    server: RedisProcess, tmp_path: Path, pool_kind: str, stopped_by: str
 ) -> None:
-    settings = fault_settings(server, tmp_path, worker_shutdown_grace=2.0, delegation_timeout=8.0)
+    """SIGTERM as systemd sends it (to the process group) or as `docker stop` does (to the
+    main process only): either way a prefork child hands its delegation back after the grace."""
+    settings = fault_settings(
+        server, tmp_path, worker_shutdown_grace=2.0, delegation_timeout=8.0, worker_pool=pool_kind
+    )
     task = "hang in sync code"
     with worker_pool(settings, tmp_path, 2) as pids, ThreadPoolExecutor(1) as pool:
         names = _names(pids)
@@ -145,7 +153,10 @@ def test_a_worker_whose_tool_hangs_stops_within_its_grace_and_hands_the_delegati
         )
         wait_for(lambda: runs(settings, task) == 1, 30, "the hung tool to start")
         first = names[next(iter(_running_on(settings).values()))]
-        kill_process_group(first, signal.SIGTERM)
+        if stopped_by == "main process":
+            os.kill(first, signal.SIGTERM)
+        else:
+            kill_process_group(first, signal.SIGTERM)
         stopped_in = wait_for(lambda: not _alive(first), 15, "the first worker to stop")
         # Handed back, not lost: the other worker takes it and gives up at its deadline.
         report = _reports(running.result(timeout=60))["h"]
@@ -154,7 +165,8 @@ def test_a_worker_whose_tool_hangs_stops_within_its_grace_and_hands_the_delegati
         stopped_again_in = wait_for(lambda: not _alive(second), 15, "the second worker to stop")
 
     print(
-        f"hung tool: SIGTERMed workers stopped in {stopped_in:.1f} s (grace 2 s) and {stopped_again_in:.1f} s"
+        f"hung tool, {pool_kind}, SIGTERM to the {stopped_by}: workers stopped in {stopped_in:.1f} s "
+        f"(grace 2 s) and {stopped_again_in:.1f} s"
     )
     assert stopped_in < settings.worker_shutdown_grace + 5
     assert stopped_again_in < 5  # its hung thread is still asleep, and does not hold it
