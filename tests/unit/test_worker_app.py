@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import socket
 import sys
 import uuid
@@ -35,7 +36,7 @@ from shared.settings import Settings
 from shared.spec_digest import spec_digests
 from shared.timing import timing
 from tests.support.waiting import eventually
-from workers import broker_recovery
+from workers import broker_recovery, stopping
 
 RUNS: list[str] = []
 """What `count_run` was called with, in this process: each entry is one run of a subagent."""
@@ -107,7 +108,11 @@ def load_worker(unit_redis: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lo
         loaded.append(module)
         return module
 
+    # A task run here starts a child's keeper, which takes over SIGTERM as in a prefork child.
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, stopping.HAND_BACK_SIGNAL)}
     yield load
+    for signum, handler in handlers.items():
+        signal.signal(signum, handler)
     for module in loaded:
         signals.worker_ready.disconnect(module._serve)
         signals.worker_shutting_down.disconnect(module._stop_serving)
