@@ -71,7 +71,7 @@ def _stop_when_cancelled(record: BatchRecord, clients: list[DelegationClient], d
             return
 
 
-@app.task(name=RUN_MAIN)  # type: ignore[untyped-decorator]
+@app.task(name=RUN_MAIN, shared=False)  # type: ignore[untyped-decorator]
 def run_main(payload: dict[str, Any]) -> None:
     record = BatchRecord(settings, payload["batch_id"])
     item_id = str(payload["id"])

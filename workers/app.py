@@ -120,7 +120,7 @@ def _progress_of(delegation: Delegation) -> ProgressPublisher:
     )
 
 
-@app.task(name=RUN_DELEGATION, bind=True)  # type: ignore[untyped-decorator]
+@app.task(name=RUN_DELEGATION, bind=True, shared=False)  # type: ignore[untyped-decorator]
 def run_delegation_task(self: Task[Any, Any], payload: dict[str, Any]) -> None:
     leases = keeper(self.request.hostname or socket.gethostname())
     try:

@@ -20,7 +20,6 @@ from types import ModuleType
 from typing import Any, cast
 
 import pytest
-from celery import _state as celery_state
 from celery import signals
 from kombu.transport import redis as kombu_redis
 from langchain_core.tools import tool
@@ -78,7 +77,6 @@ LoadWorker = Callable[..., ModuleType]
 def load_worker(unit_redis: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[LoadWorker]:
     """Imports `workers.app` afresh with these settings; `None` leaves a variable unset."""
     loaded: list[ModuleType] = []
-    registered: set[Callable[..., Any]] = set()
     RUNS.clear()
 
     def load(**variables: str | None) -> ModuleType:
@@ -98,13 +96,7 @@ def load_worker(unit_redis: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lo
         # The import patches kombu for good, as it should in a worker: not in this process.
         monkeypatch.setattr(kombu_redis.Channel, "_connparams", kombu_redis.Channel._connparams)
         sys.modules.pop(WORKER_APP, None)
-        before = set(celery_state._on_app_finalizers)
-        try:
-            module = importlib.import_module(WORKER_APP)
-        finally:
-            # `@app.task` also registers the task with every Celery app created later in the
-            # process (Celery's shared tasks): the next import's app would get this one's.
-            registered.update(celery_state._on_app_finalizers - before)
+        module = importlib.import_module(WORKER_APP)
         loaded.append(module)
         return module
 
@@ -118,7 +110,6 @@ def load_worker(unit_redis: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lo
         signals.worker_shutting_down.disconnect(module._stop_serving)
         for keeper in module._keepers.values():
             keeper._stop.set()  # LeaseKeeper has no stop of its own: a worker's lasts as long as it
-    celery_state._on_app_finalizers.difference_update(registered)
     sys.modules.pop(WORKER_APP, None)
 
 
