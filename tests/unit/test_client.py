@@ -249,6 +249,23 @@ def test_a_closed_client_serves_the_next_run(server: fakeredis.FakeServer) -> No
     client.close()
 
 
+def test_closing_wakes_the_listener_with_a_word_never_taken_for_a_report(
+    server: fakeredis.FakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = _client()
+    future = client.send(_delegation())
+    _ledger(server).client.lpush(client.inbox, client_module._WAKE)  # as a close would push it
+    _report_as_worker(server, "run-1:call-1:abcd", summary="after the word")
+    assert future.result(timeout=5).summary == "after the word"
+
+    client.close()
+
+    assert client._listener is not None
+    assert not client._listener.is_alive()
+    assert not _ledger(server).client.exists(client.inbox), "the inbox goes with its listener"
+    assert "cannot read" not in caplog.text
+
+
 def test_a_turns_delegations_are_recorded_and_published_together(server: fakeredis.FakeServer) -> None:
     publisher = _Publisher()
     client = _client(publisher)
