@@ -39,7 +39,7 @@ from pydantic import ValidationError
 
 from shared.celery_app import CONNECTION_ERRORS, publish, queue_for
 from shared.context import redact
-from shared.ledger import Publication, Recording, open_ledger
+from shared.ledger import INBOX_TTL_S, Publication, Recording, open_ledger
 from shared.schemas import Delegation, FailureStatus, Report
 from shared.secrets import SecretBox
 from shared.settings import Settings
@@ -440,12 +440,18 @@ class DelegationClient:
 
     def _stop_listening(self, listener: threading.Thread | None) -> None:
         """Wake the listener from its blocking pop with a word in its own inbox, rather than
-        wait up to half a second for the pop to time out: a batch closes a client per item."""
+        wait up to half a second for the pop to time out: a batch closes a client per item.
+        The inbox goes afterwards, with the word if the listener was not popping."""
         if listener is None or listener is threading.current_thread():
             return
         with contextlib.suppress(*CONNECTION_ERRORS):
-            self._waker.lpush(self.inbox, _WAKE)
+            wake = self._waker.pipeline(transaction=False)
+            wake.lpush(self.inbox, _WAKE)
+            wake.expire(self.inbox, INBOX_TTL_S)  # should this process die before the delete
+            wake.execute()
         listener.join(timeout=5)
+        with contextlib.suppress(*CONNECTION_ERRORS):
+            self._waker.delete(self.inbox)
 
     def _listen(self) -> None:
         """Runs until the client closes: starting a thread and a connection per run would cost
@@ -481,8 +487,6 @@ class DelegationClient:
                     for wait in waits:
                         self._resolve(wait, _failure(wait.delegation, "error", lost))
                 self._closed.wait(0.5)
-        with contextlib.suppress(*CONNECTION_ERRORS):
-            blocking.delete(self.inbox)  # a wake-up word nobody popped; reports nobody waits for
         blocking.close()
 
     def _deliver(self, raw_reports: list[bytes | str]) -> None:
