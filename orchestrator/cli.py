@@ -70,7 +70,7 @@ from shared.registry import RegistryError
 from shared.schemas import Report
 from shared.secrets import SecretsKeyError, new_key
 from shared.settings import Settings
-from shared.settings_handoff import SettingsHandOffError
+from shared.settings_handoff import HANDOFF_VARIABLE, SettingsHandOffError
 from shared.urls import mask_url
 
 cli = typer.Typer(
@@ -601,9 +601,14 @@ def _settings_problems(error: ValidationError) -> str:
     """Names the variable to fix. Pydantic's own text would also echo the value, which may be a
     password or a key."""
     prefix = str(Settings.model_config.get("env_prefix", ""))
+    # Handed settings come from one variable, not from one per field.
+    handed = HANDOFF_VARIABLE in os.environ
     problems = []
     for problem in error.errors(include_url=False, include_input=False):
-        where = [f"{prefix}{problem['loc'][0]}".upper()] if problem["loc"] else []
+        where: list[str] = []
+        if problem["loc"]:
+            field = str(problem["loc"][0])
+            where = [f"{HANDOFF_VARIABLE} {field}" if handed else f"{prefix}{field}".upper()]
         problems.append(": ".join([*where, problem["msg"]]))
     return "; ".join(problems)
 

@@ -21,7 +21,7 @@ from orchestrator.session import RunOutcome
 from shared.schemas import Report
 from shared.settings import Settings
 
-MISTAKES = {
+MISTAKES: dict[str, tuple[list[str], dict[str, str | None], str]] = {
     "unknown command": (["bogus"], {}, "No such command 'bogus'."),
     "invalid path": (["files", "cat", "/../x"], {}, "Invalid value for PATH: /../x: invalid_path"),
     "missing prompt": (["run"], {}, "give a PROMPT, or --resume RUN_ID"),
@@ -38,6 +38,11 @@ MISTAKES = {
         ["run", "hi"],
         {"TASKFORCE_SETTINGS_JSON": '{"files_url": "memory://t"}'},  # TASKFORCE_FILES_URL is set too
         "TASKFORCE_FILES_URL set beside TASKFORCE_SETTINGS_JSON",
+    ),
+    "a bad value in the settings hand-off": (
+        ["run", "hi"],
+        {"TASKFORCE_SETTINGS_JSON": '{"files_url": "memory://t", "lease": -1}', "TASKFORCE_FILES_URL": None},
+        "TASKFORCE_SETTINGS_JSON lease: Input should be greater than or equal to 1",
     ),
 }
 
@@ -65,7 +70,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, subprocess.Compl
         case: subprocess.Popen(
             [sys.executable, "-m", "orchestrator", *args],
             cwd=directory,
-            env={**base, **env},
+            env={name: value for name, value in {**base, **env}.items() if value is not None},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
