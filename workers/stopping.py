@@ -35,7 +35,10 @@ def ignore_hand_back() -> None:
 def leave_on_stop(leave: Callable[[], None]) -> None:
     """In a prefork child about to run its first delegation (billiard has set its own SIGTERM
     handler by then, which this keeps for the second one): call `leave` once, on the first
-    SIGTERM or `HAND_BACK_SIGNAL`. Must run on the child's main thread, as its tasks do."""
+    SIGTERM or `HAND_BACK_SIGNAL`. Off a main thread (no prefork child runs tasks there) signals
+    cannot be handled, and it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        return
     read_end, write_end = os.pipe()
     os.set_blocking(write_end, False)  # a flood of signals must not block the handler
     exit_on_sigterm = signal.getsignal(signal.SIGTERM)

@@ -45,3 +45,11 @@ def test_a_child_with_nothing_running_ignores_the_word_to_hand_back() -> None:
     ignore_hand_back()
     os.kill(os.getpid(), HAND_BACK_SIGNAL)  # would end this process if it were not ignored
     assert signal.getsignal(HAND_BACK_SIGNAL) == signal.SIG_IGN
+
+
+def test_off_the_main_thread_nothing_is_taken_over() -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    worker = threading.Thread(target=leave_on_stop, args=(lambda: None,))
+    worker.start()
+    worker.join()
+    assert signal.getsignal(signal.SIGTERM) is before
