@@ -7,7 +7,6 @@ import inspect
 import re
 import sys
 import uuid
-from dataclasses import dataclass
 from typing import Any, cast
 
 import pytest
@@ -17,7 +16,6 @@ from langchain.agents import AgentState
 from langchain.agents.middleware.types import AgentMiddleware
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import HumanMessage, ToolMessage
-from langchain_core.tools import tool
 from langgraph.cache.memory import InMemoryCache
 from langgraph.checkpoint.memory import InMemorySaver
 from pydantic import BaseModel
@@ -36,20 +34,10 @@ from shared.stores import SharedStore
 from tests.support.models import scripted, tool_call
 from tests.unit.test_async_tasks import BackgroundClient
 from tests.unit.test_middleware import SUBAGENTS
+from tests.unit.test_parity import TypedContext, lookup
 
 REGISTRY = "tests.unit.test_middleware:SUBAGENTS"
 OWN = {"name": "researcher", "description": "researches", "tools": [], "model": "offline"}
-
-
-@tool
-def lookup(query: str) -> str:
-    """Look something up."""
-    return query
-
-
-@dataclass
-class TypedContext:
-    user: str
 
 
 class Answer(BaseModel):
