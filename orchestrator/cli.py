@@ -69,7 +69,7 @@ from shared.models import ModelConfigError, is_offline
 from shared.registry import RegistryError
 from shared.schemas import Report
 from shared.secrets import SecretsKeyError, new_key
-from shared.settings import Settings
+from shared.settings import Settings, setting_variable
 from shared.settings_handoff import HANDOFF_VARIABLE, SettingsHandOffError
 from shared.urls import mask_url
 
@@ -600,7 +600,6 @@ def demo(
 def _settings_problems(error: ValidationError) -> str:
     """Names the variable to fix. Pydantic's own text would also echo the value, which may be a
     password or a key."""
-    prefix = str(Settings.model_config.get("env_prefix", ""))
     # Handed settings come from one variable, not from one per field.
     handed = HANDOFF_VARIABLE in os.environ
     problems = []
@@ -608,7 +607,7 @@ def _settings_problems(error: ValidationError) -> str:
         where: list[str] = []
         if problem["loc"]:
             field = str(problem["loc"][0])
-            where = [f"{HANDOFF_VARIABLE} {field}" if handed else f"{prefix}{field}".upper()]
+            where = [f"{HANDOFF_VARIABLE} {field}" if handed else setting_variable(field)]
         problems.append(": ".join([*where, problem["msg"]]))
     return "; ".join(problems)
 

@@ -26,14 +26,14 @@ from pydantic import SecretStr
 from shared.celery_app import create_celery_app, unique_worker_name, worker_command
 from shared.extras import install_hint
 from shared.secrets import new_key
-from shared.settings import Settings
+from shared.settings import Settings, setting_variable
 from shared.settings_handoff import HANDOFF_VARIABLE, dump_for_handoff
 
 _STOP_GRACE_S = 10.0
 # Every variable a setting is read from. A worker inherits none of them: the hand-off carries
 # its settings (and would refuse a variable beside it), and the orchestrator-only ones are none
 # of a worker's business.
-_SETTING_VARIABLES = {f"TASKFORCE_{name.upper()}" for name in Settings.model_fields}
+_SETTING_VARIABLES = {setting_variable(name) for name in Settings.model_fields}
 
 
 class EmbeddedError(RuntimeError):

@@ -19,6 +19,12 @@ from shared.settings_handoff import handed_off
 DEFAULT_SECRET_KEYS = ("api_key", "password", "secret", "token", "access_token", "private_key")
 
 WorkerPool = Literal["threads", "prefork", "solo"]
+ENV_PREFIX = "TASKFORCE_"
+
+
+def setting_variable(field: str) -> str:
+    """The environment variable a setting is read from, as messages name it."""
+    return f"{ENV_PREFIX}{field}".upper()
 
 
 def _default_data_dir() -> Path:
@@ -28,7 +34,7 @@ def _default_data_dir() -> Path:
 class Settings(BaseSettings):
     """Every knob taskforce has; defaults suit one machine and the embedded Redis."""
 
-    model_config = SettingsConfigDict(env_prefix="TASKFORCE_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", extra="ignore")
 
     redis_url: str | None = Field(
         default=None,
