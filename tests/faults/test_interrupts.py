@@ -3,7 +3,6 @@ way the run ends within seconds and leaves no job queued or running."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from tests.faults.support import (
     wait_for,
 )
 from tests.integration.conftest import scripted, task_call
+from tests.support.environment import without_settings
 
 pytestmark = pytest.mark.faults
 
@@ -71,7 +71,7 @@ def test_ctrl_c_in_connected_mode_exits_at_once_and_cancels_every_job(
 
 
 def test_ctrl_c_in_embedded_mode_exits_at_once_and_stops_everything(tmp_path: Path) -> None:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("TASKFORCE_")}
+    env = without_settings()
     env["TASKFORCE_DATA_DIR"] = str(tmp_path)
     cli = _cli(env)
 

@@ -17,6 +17,7 @@ import redis
 from orchestrator.embedded import local_cluster
 from shared.demo.service_logs import SERVICES
 from shared.settings import Settings
+from tests.support.environment import without_settings
 
 pytestmark = pytest.mark.integration
 
@@ -50,12 +51,8 @@ def test_embedded_mode_starts_redis_and_workers_and_stops_every_one(tmp_path: Pa
     assert {child.pid for child in me.children(recursive=True)} == before
 
 
-def _environment_without_settings() -> dict[str, str]:
-    return {key: value for key, value in os.environ.items() if not key.startswith("TASKFORCE_")}
-
-
 def _cli(*args: str, data_dir: Path) -> subprocess.Popen[str]:
-    env = _environment_without_settings()
+    env = without_settings()
     env["TASKFORCE_DATA_DIR"] = str(data_dir)
     return subprocess.Popen(
         [sys.executable, "-m", "orchestrator", *args],
@@ -98,7 +95,7 @@ def test_ctrl_c_during_a_run_stops_everything_it_started(tmp_path: Path) -> None
 
 def _shell(command: str, cwd: Path) -> subprocess.Popen[str]:
     """A command as a user pastes it: through a shell, with `taskforce` on PATH and no settings."""
-    env = _environment_without_settings()
+    env = without_settings()
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     return subprocess.Popen(
         command, shell=True, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

@@ -20,6 +20,7 @@ from orchestrator.demo import DemoOutcome
 from orchestrator.session import RunOutcome
 from shared.schemas import Report
 from shared.settings import Settings
+from tests.support.environment import clear_settings, without_settings
 
 MISTAKES: dict[str, tuple[list[str], dict[str, str | None], str]] = {
     "unknown command": (["bogus"], {}, "No such command 'bogus'."),
@@ -50,16 +51,14 @@ MISTAKES: dict[str, tuple[list[str], dict[str, str | None], str]] = {
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Whatever the developer exported must not change what the commands under test see."""
-    for name in list(os.environ):
-        if name.upper().startswith("TASKFORCE_"):
-            monkeypatch.delenv(name)
+    clear_settings(monkeypatch)
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, subprocess.CompletedProcess[str]]:
     """Every case in one go: each process spends seconds importing the agent stack, in parallel
     that is paid once. Runs in an empty directory, so no `.env` file joins in."""
-    base = {name: value for name, value in os.environ.items() if not name.upper().startswith("TASKFORCE_")}
+    base = without_settings()
     # A store in this process only: nothing needs Redis.
     base["TASKFORCE_FILES_URL"] = "memory://t"
     directory = tmp_path_factory.mktemp("cli")

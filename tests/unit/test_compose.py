@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from shared.settings import Settings
+from tests.support.environment import clear_settings
 
 COMPOSE_FILE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
 REQUIRED = {
@@ -181,9 +182,7 @@ def test_the_orchestrator_runs_the_mounted_batch_with_checkpoints_on_postgres(
 def test_each_taskforce_service_environment_is_valid_settings(
     services: dict[str, Any], name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for variable in list(os.environ):
-        if variable.upper().startswith("TASKFORCE_"):
-            monkeypatch.delenv(variable)
+    clear_settings(monkeypatch)
     for variable, value in _environment(services[name]).items():
         if value is not None:
             monkeypatch.setenv(variable, value)

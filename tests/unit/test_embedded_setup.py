@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ from pydantic import SecretStr
 
 from orchestrator.embedded import EmbeddedError, find_redis_server, worker_environment
 from shared.settings import Settings
+from tests.support.environment import clear_settings
 
 
 @pytest.fixture
@@ -46,9 +46,7 @@ def test_the_bundled_redis_is_preferred() -> None:
 
 def _become_a_worker(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
     """This process's settings variables become the ones a spawned worker would have."""
-    for key in list(os.environ):
-        if key.upper().startswith("TASKFORCE_"):
-            monkeypatch.delenv(key)
+    clear_settings(monkeypatch)
     for key, value in env.items():
         if key.upper().startswith("TASKFORCE_"):
             monkeypatch.setenv(key, value)

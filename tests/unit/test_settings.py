@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from pydantic import ValidationError
 
 from shared.settings import DEFAULT_SECRET_KEYS, Settings
 from shared.timing import timing
+from tests.support.environment import clear_settings
 
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Whatever the developer exported must not leak into the defaults under test."""
-    for name in list(os.environ):
-        if name.upper().startswith("TASKFORCE_"):
-            monkeypatch.delenv(name)
+    clear_settings(monkeypatch)
 
 
 def load(**values: object) -> Settings:

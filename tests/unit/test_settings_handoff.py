@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -10,14 +9,13 @@ from pydantic import SecretStr
 
 from shared.settings import Settings
 from shared.settings_handoff import HANDOFF_VARIABLE, SettingsHandOffError, dump_for_handoff
+from tests.support.environment import clear_settings
 
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Whatever the developer exported, or keeps in a `.env`, must not join in."""
-    for name in list(os.environ):
-        if name.upper().startswith("TASKFORCE_"):
-            monkeypatch.delenv(name)
+    clear_settings(monkeypatch)
     monkeypatch.chdir(tmp_path)
 
 
