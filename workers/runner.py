@@ -4,15 +4,13 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import logging
-import queue
-import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from deepagents.backends.protocol import BackendProtocol
 from langchain_core.messages import BaseMessage, HumanMessage
@@ -21,12 +19,15 @@ from langgraph.types import Command, Interrupt
 from pydantic import ValidationError
 
 from shared.context import rebuild_context, redact
+from shared.errors import error_text, scrubbed_traceback
 from shared.files import recording_writes, using_run
 from shared.files.workspace import DEFAULT_RUN
 from shared.progress import RELAYED_NODES, ProgressPublisher
 from shared.schemas import Delegation, FailureStatus, PendingApproval, Report, TokenUsage
 from shared.secrets import SecretBox
+from shared.timing import timing
 from workers.conversations import Conversations
+from workers.event_loop import LoopStalledError, OnStart, ProcessLoop
 from workers.reporting import cap_summary, final_text
 from workers.subagents import SubagentCache
 
@@ -60,59 +61,8 @@ class _StoppedError(Exception):
     """The run was cancelled from outside: its lease was lost or the worker is stopping."""
 
 
-OnStart = Callable[["asyncio.Task[Any]"], None]
-_P = ParamSpec("_P")
-_T = TypeVar("_T")
-
-
-class _DaemonThreadExecutor(ThreadPoolExecutor):
-    """Runs blocking calls (sync models and tools) on daemon threads, shared by every
-    delegation of the process and reused while busy.
-
-    A call the deadline gave up on may never return. ThreadPoolExecutor's threads are joined at
-    interpreter exit, so one hung tool would keep the worker from ever stopping; a daemon
-    thread ends with the process, and a hung one only costs the pool a thread. Python cannot
-    interrupt the call itself. Starting a thread per call instead costs milliseconds a call."""
-
-    IDLE_S = 60.0
-
-    def __init__(self) -> None:
-        super().__init__(thread_name_prefix="delegation")
-        self._calls: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
-        self._idle = threading.Semaphore(0)
-
-    def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
-        future: Future[_T] = Future()
-
-        def call() -> None:
-            if not future.set_running_or_notify_cancel():
-                return
-            try:
-                future.set_result(fn(*args, **kwargs))
-            except BaseException as error:
-                future.set_exception(error)
-
-        self._calls.put(call)
-        if not self._idle.acquire(blocking=False):
-            threading.Thread(target=self._serve, name=self._thread_name_prefix, daemon=True).start()
-        return future
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                call = self._calls.get(timeout=self.IDLE_S)
-            except queue.Empty:
-                if self._idle.acquire(blocking=False):
-                    return  # idle, and nobody counts on this thread: leave
-                continue  # a call was handed to this thread as idle: it is coming
-            call()
-            self._idle.release()
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """Shared by every delegation's event loop, which shuts its executor down on close."""
-
-
-_BLOCKING_CALLS = _DaemonThreadExecutor()
+# Every delegation of this process runs on its one loop (see `workers.event_loop` for why).
+_LOOP = ProcessLoop()
 
 
 class PauseGoneError(LookupError):
@@ -233,28 +183,22 @@ async def _invoke_by_deadline(
         raise
 
 
-def _run_detached(
+def _run_on_process_loop(
     subagents: SubagentCache,
     delegation: Delegation,
     on_start: OnStart | None,
     outlets: Outlets,
 ) -> dict[str, Any]:
-    """Run on a loop of our own whose executor is not waited for at the end: `asyncio.run`
-    would wait for a blocking call (a sync model or tool) that the deadline already gave up
-    on, holding the worker slot for as long as that call hangs."""
-    loop = asyncio.new_event_loop()
-    loop.set_default_executor(_BLOCKING_CALLS)
+    """The waiting thread gives up a little after the deadline in case the loop itself is
+    blocked, so that its Celery slot and the caller are never held longer than that."""
     try:
-        task = loop.create_task(_invoke_by_deadline(subagents, delegation, outlets))
-        if on_start is not None:
-            on_start(task)
-        try:
-            return loop.run_until_complete(task)
-        except asyncio.CancelledError:
-            raise _StoppedError from None
-    finally:
-        loop.run_until_complete(loop.shutdown_asyncgens())  # also closes this loop's Redis clients
-        loop.close()
+        return _LOOP.run(
+            _invoke_by_deadline(subagents, delegation, outlets),
+            on_start=on_start,
+            wait_s=timing(delegation.limits).soft_limit_s,
+        )
+    except concurrent.futures.CancelledError:
+        raise _StoppedError from None
 
 
 def run_delegation(
@@ -291,43 +235,57 @@ def _run_in_workspace(
     started = time.monotonic()
     fields: dict[str, Any] = {"worker": attempt.worker, "attempts": attempt.number}
     secrets = delegation.secret_values()
-    with recording_writes() as written:
+    written: list[str] = []
 
-        def failed(status: FailureStatus, message: str) -> Report:
-            return Report.failure(
-                delegation,
-                status,
-                message,
-                duration_s=time.monotonic() - started,
-                artifacts=tuple(written),
-                **fields,
-            )
+    def failed(status: FailureStatus, message: str) -> Report:
+        return Report.failure(
+            delegation,
+            status,
+            message,
+            duration_s=time.monotonic() - started,
+            artifacts=tuple(written),
+            **fields,
+        )
 
-        try:
-            result = _run_detached(subagents, delegation, on_start, outlets)
-            approvals = _pending_approvals(result.get("__interrupt__") or [], secrets)
-        except _StoppedError:
-            return failed("cancelled", "the run was stopped on this worker")
-        except _DeadlinePassedError:
-            return failed(
-                "timeout",
-                f"no report after {delegation.limits.timeout_s:g} s; "
-                "the delegation was given up at its deadline",
-            )
-        except Exception as error:  # any failure of one subagent becomes its report, never a crash
-            logger.warning("delegation %s failed: %s", delegation.id, type(error).__name__)
-            return failed("error", redact(f"{type(error).__name__}: {error}", secrets))
-    common: dict[str, Any] = {
-        "delegation_id": delegation.id,
-        "subagent_type": delegation.subagent_type,
-        "artifacts": tuple(written),
-        "usage": TokenUsage.of_messages(result.get("messages", [])),
-        "duration_s": time.monotonic() - started,
-        **fields,
-    }
-    if approvals:
-        summary = f"waiting for a human to answer {len(approvals)} interrupt(s)"
-        return Report(status="interrupted", summary=summary, interrupts=approvals, **common)
-    # Outside the recording: the full report is not one of the subagent's own files.
-    summary, full_path = cap_summary(redact(final_text(result), secrets), delegation, backend)
-    return Report(status="ok", summary=summary, full_report_path=full_path, **common)
+    # Every way out of here is a report: a delegation whose worker raised past this point would
+    # keep its lease renewed and its caller waiting until the attempt's budget ran out.
+    try:
+        with recording_writes() as written:
+            result = _run_on_process_loop(subagents, delegation, on_start, outlets)
+        approvals = _pending_approvals(result.get("__interrupt__") or [], secrets)
+        common: dict[str, Any] = {
+            "delegation_id": delegation.id,
+            "subagent_type": delegation.subagent_type,
+            "artifacts": tuple(written),
+            "usage": TokenUsage.of_messages(result.get("messages", [])),
+            "duration_s": time.monotonic() - started,
+            **fields,
+        }
+        if approvals:
+            summary = f"waiting for a human to answer {len(approvals)} interrupt(s)"
+            return Report(status="interrupted", summary=summary, interrupts=approvals, **common)
+        # Outside the recording: the full report is not one of the subagent's own files.
+        summary, full_path = cap_summary(redact(final_text(result), secrets), delegation, backend)
+        return Report(status="ok", summary=summary, full_report_path=full_path, **common)
+    except _StoppedError:
+        return failed("cancelled", "the run was stopped on this worker")
+    except _DeadlinePassedError:
+        return failed(
+            "timeout",
+            f"no report after {delegation.limits.timeout_s:g} s; the delegation was given up at its deadline",
+        )
+    except LoopStalledError:
+        logger.error(
+            "delegation %s: this worker's event loop was blocked past the deadline; "
+            "an async tool or model client that blocks instead of awaiting stalls every "
+            "delegation of the process",
+            delegation.id,
+        )
+        return failed(
+            "timeout",
+            f"no report after {delegation.limits.timeout_s:g} s; the worker's event loop was "
+            "blocked (an async tool that blocks instead of awaiting?)",
+        )
+    except Exception as error:  # any failure of one subagent becomes its report, never a crash
+        logger.warning("delegation %s failed:\n%s", delegation.id, scrubbed_traceback(error, secrets))
+        return failed("error", error_text(error, secrets))
