@@ -44,6 +44,7 @@ from orchestrator.checkpoints import open_checkpointer
 from orchestrator.client import DelegationClient, DetachedError
 from orchestrator.session import reports_in
 from shared.celery_app import create_celery_app
+from shared.errors import error_text
 from shared.schemas import Report, TokenUsage
 from shared.settings import Settings
 
@@ -209,7 +210,7 @@ class ItemRunner:
                 status="failed",
                 thread_id=thread_id,
                 attempt=attempt,
-                error=f"{type(error).__name__}: {error}",
+                error=error_text(error),
                 duration_s=time.monotonic() - started,
             )
         finally:

@@ -31,6 +31,7 @@ from orchestrator.checkpoints import open_checkpointer
 from orchestrator.client import DelegationClient
 from orchestrator.submissions import FINAL_STATES, RUN_MAIN, BatchRecord, main_queue
 from shared.celery_app import create_celery_app, queue_named
+from shared.errors import error_text
 from shared.secrets import SecretBox
 from shared.settings import Settings
 
@@ -96,9 +97,7 @@ def run_main(payload: dict[str, Any]) -> None:
             on_client=clients.append,
         )
     except Exception as error:  # an unreadable message is this item's failure, not the worker's
-        result = ItemResult(
-            id=item_id, status="failed", thread_id="", attempt=1, error=f"{type(error).__name__}: {error}"
-        )
+        result = ItemResult(id=item_id, status="failed", thread_id="", attempt=1, error=error_text(error))
     finally:
         done.set()
     stopped = result.status == "failed" and record.cancelled()

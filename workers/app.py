@@ -19,11 +19,12 @@ from typing import Any
 from celery import Task, signals
 
 from shared.celery_app import RUN_DELEGATION, create_celery_app, delegation_queue
+from shared.errors import error_text, scrubbed_traceback
 from shared.files import SharedFiles, shared_files
 from shared.ledger import Ledger, open_ledger
 from shared.progress import ProgressPublisher
 from shared.registry import effective_specs, load_registry, queue_name
-from shared.schemas import Delegation
+from shared.schemas import Delegation, Report
 from shared.secrets import SecretBox
 from shared.settings import Settings
 from shared.stores import SharedStore
@@ -69,7 +70,14 @@ def subagents() -> SubagentCache:
     # so does the shared store, given to subagents whose main agent has it.
     paused_runs = RedisCheckpointSaver(ledger().client, settings.queue_prefix)
     store = SharedStore.from_settings(settings)
-    return SubagentCache(specs, settings.model, files().backend(), paused_runs, store=store)
+    return SubagentCache(
+        specs,
+        settings.subagents_default_model,
+        files().backend(),
+        paused_runs,
+        store=store,
+        model_arguments=settings.model_arguments,
+    )
 
 
 @cache
@@ -132,13 +140,22 @@ def run_delegation_task(self: Task[Any, Any], payload: dict[str, Any]) -> None:
     if run is None:
         return
     attempt = Attempt(worker=leases.worker, number=run.attempt)
-    report = run_delegation(
-        delegation,
-        subagents(),
-        files().backend(),
-        attempt,
-        on_start=run.bind,
-        progress=_progress_of,
-        conversations=conversations(),
-    )
+    try:
+        report = run_delegation(
+            delegation,
+            subagents(),
+            files().backend(),
+            attempt,
+            on_start=run.bind,
+            progress=_progress_of,
+            conversations=conversations(),
+        )
+    except Exception as error:  # e.g. the shared files or Redis failing around the run itself
+        secrets = delegation.secret_values()
+        logger.error("delegation %s failed:\n%s", delegation.id, scrubbed_traceback(error, secrets))
+        report = Report.failure(
+            delegation, "error", error_text(error, secrets), worker=attempt.worker, attempts=attempt.number
+        )
+    # Always: a claimed delegation left without a report keeps its caller waiting for the
+    # attempt's whole budget.
     leases.finish(run, report)
