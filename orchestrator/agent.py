@@ -102,6 +102,7 @@ def create_orchestrator(
         permissions=permissions,
         store=store,
         context_schema=context_schema,
+        subagent_model=settings.subagent_model,
     )
     # Every type a delegation may go to: those `task` offers, and those async subagents run as.
     routed = [*offered, *(spec for spec in targets.values() if spec not in offered)]
@@ -122,7 +123,7 @@ def create_orchestrator(
     )
     background = [PoolAsyncSubAgentMiddleware(client, builder, pooled)] if pooled else []
     return create_deep_agent(
-        make_model(model if model is not None else settings.model),
+        _main_model(model, settings),
         tools,
         system_prompt=system_prompt,
         middleware=[delegation, *background, *middleware],
@@ -153,3 +154,8 @@ def _async_targets(
     known = {spec["name"]: spec for spec in load_registry(settings.subagents)}
     known |= {spec["name"]: spec for spec in offered}
     return async_targets(pooled, known)
+
+
+def _main_model(model: str | BaseChatModel | None, settings: Settings) -> BaseChatModel:
+    chosen = model if model is not None else settings.model
+    return make_model(chosen, settings.model_arguments(chosen) if isinstance(chosen, str) else None)

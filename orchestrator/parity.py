@@ -31,7 +31,13 @@ from langgraph.store.base import BaseStore
 from pydantic import BaseModel
 
 from shared.files.workspace import RunBackend
-from shared.registry import GENERAL_PURPOSE, MEMORY_KEY, general_purpose_spec, import_path_of
+from shared.registry import (
+    GENERAL_PURPOSE,
+    MEMORY_KEY,
+    MODEL_OPTIONS_KEY,
+    general_purpose_spec,
+    import_path_of,
+)
 from shared.schemas import Inherited
 from shared.settings import Settings
 from shared.stores import SharedStore
@@ -54,6 +60,8 @@ class MainAgent:
     permissions: list[FilesystemPermission] | None
     store: BaseStore | None = None
     context_schema: object = None
+    subagent_model: str | None = None
+    """What subagents that name no model run on instead of `model` (TASKFORCE_SUBAGENT_MODEL)."""
 
 
 def _tool_paths(tools: Sequence[Any], receiver: str) -> tuple[str, ...]:
@@ -105,7 +113,12 @@ def inherited_by(spec: SubAgent, main: MainAgent) -> Inherited:
     if main.tools and ("tools" not in spec or default_general_purpose):
         fields["tools"] = _tool_paths(main.tools, name)
     if "model" not in spec:
-        fields |= _model(main.model, name)
+        fields |= _model(main.subagent_model or main.model, name)
+        if "model_path" in fields and cast(dict[str, Any], spec).get(MODEL_OPTIONS_KEY):
+            raise UnsupportedArgumentError(
+                f"subagent {name!r}: its {MODEL_OPTIONS_KEY!r} configure a model built from a string, and "
+                "it runs on the main agent's model object; give it a 'model' string"
+            )
     if default_general_purpose and main.skills is not None:
         fields["skills"] = list(main.skills)
     if main.store is not None:

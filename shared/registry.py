@@ -26,7 +26,10 @@ MEMORY_KEY = "memory"
 QUEUE_KEY = "queue"
 """The other addition: the queue the subagent's delegations go to, `<prefix>.<queue>`; unset,
 its own name. Subagents that share a queue share the workers that consume it (`-Q`)."""
-TASKFORCE_KEYS = frozenset({MEMORY_KEY, QUEUE_KEY})
+MODEL_OPTIONS_KEY = "model_options"
+"""And the client arguments of the model the subagent runs on (`max_retries`, `timeout`,
+`base_url`, ...), over those `TASKFORCE_MODEL_OPTIONS` gives that model string."""
+TASKFORCE_KEYS = frozenset({MEMORY_KEY, QUEUE_KEY, MODEL_OPTIONS_KEY})
 _KNOWN_KEYS = frozenset(SubAgent.__annotations__) | TASKFORCE_KEYS
 _QUEUE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _UNSUPPORTED = {
@@ -89,20 +92,34 @@ def validate_specs(specs: object) -> list[SubAgent]:
         unknown = sorted(set(spec) - _KNOWN_KEYS)
         if unknown:
             raise RegistryError(f"subagent {spec['name']!r} has unknown keys {unknown}")
-        memory = spec.get(MEMORY_KEY, [])
-        paths_ok = isinstance(memory, list | tuple) and all(str(p).startswith("/") for p in memory)
-        if not paths_ok or not all(isinstance(p, str) for p in memory):
-            raise RegistryError(f"subagent {spec['name']!r}: {MEMORY_KEY!r} must be a list of absolute paths")
-        queue = spec.get(QUEUE_KEY, spec["name"])
-        if not isinstance(queue, str) or not _QUEUE_NAME.fullmatch(queue):
-            raise RegistryError(
-                f"subagent {spec['name']!r}: {QUEUE_KEY!r} must be a name of letters, digits, '_', '.', '-'"
-            )
+        _check_own_keys(spec)
         if spec["name"] in seen:
             raise RegistryError(f"subagent name {spec['name']!r} appears twice in the registry")
         seen.add(spec["name"])
         checked.append(cast(SubAgent, spec))
     return checked
+
+
+def _check_own_keys(spec: dict[str, Any]) -> None:
+    """taskforce's own keys, which deepagents knows nothing of and would not check."""
+    name = spec["name"]
+    memory = spec.get(MEMORY_KEY, [])
+    paths_ok = isinstance(memory, list | tuple) and all(str(p).startswith("/") for p in memory)
+    if not paths_ok or not all(isinstance(p, str) for p in memory):
+        raise RegistryError(f"subagent {name!r}: {MEMORY_KEY!r} must be a list of absolute paths")
+    queue = spec.get(QUEUE_KEY, name)
+    if not isinstance(queue, str) or not _QUEUE_NAME.fullmatch(queue):
+        raise RegistryError(
+            f"subagent {name!r}: {QUEUE_KEY!r} must be a name of letters, digits, '_', '.', '-'"
+        )
+    options = spec.get(MODEL_OPTIONS_KEY, {})
+    if not isinstance(options, dict) or not all(isinstance(key, str) for key in options):
+        raise RegistryError(f"subagent {name!r}: {MODEL_OPTIONS_KEY!r} must be a dict of arguments")
+    if options and not isinstance(spec.get("model", ""), str):
+        raise RegistryError(
+            f"subagent {name!r}: {MODEL_OPTIONS_KEY!r} configures a model built from a string, and its "
+            "'model' is an object already built: give the arguments to that object instead"
+        )
 
 
 def queue_name(spec: SubAgent) -> str:

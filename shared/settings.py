@@ -7,10 +7,11 @@ starts itself get its settings in one variable instead (`shared.settings_handoff
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, JsonValue, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from shared.schemas import DEFAULT_LEASE_S, DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE_TIMEOUT_S, Limits
@@ -19,6 +20,8 @@ from shared.settings_handoff import handed_off
 DEFAULT_SECRET_KEYS = ("api_key", "password", "secret", "token", "access_token", "private_key")
 
 WorkerPool = Literal["threads", "prefork", "solo"]
+EVERY_MODEL = "*"
+"""The `TASKFORCE_MODEL_OPTIONS` key whose arguments every model string gets."""
 ENV_PREFIX = "TASKFORCE_"
 
 
@@ -54,6 +57,16 @@ class Settings(BaseSettings):
         description='More stores mounted at path prefixes, as JSON: {"/datasets/": "s3://bucket/data"}.',
     )
     model: str = Field(default="offline", description="init_chat_model string, or 'offline'.")
+    subagent_model: str | None = Field(
+        default=None,
+        description="Model of every subagent whose spec names none (general-purpose included); "
+        "unset: the main agent's, as in deepagents.",
+    )
+    model_options: dict[str, dict[str, JsonValue]] = Field(
+        default_factory=dict,
+        description="Model client arguments by model string ('*': every model), as JSON: "
+        '{"*": {"max_retries": 6, "timeout": 120}, "openai:llama": {"base_url": "http://gpu:8000/v1"}}.',
+    )
     subagents: str | None = Field(
         default=None,
         description="Import path of the subagent registry, e.g. 'myapp.agents:SUBAGENTS'.",
@@ -167,6 +180,20 @@ class Settings(BaseSettings):
                 # The message must not echo the value: it holds a password.
                 raise ValueError("must be user:password, several separated by commas")
         return value
+
+    def model_arguments(self, model: str, own: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The client arguments of `model`: those for every model, then those for this model
+        string, then `own` (a spec's `model_options`), each overriding the one before."""
+        return {
+            **self.model_options.get(EVERY_MODEL, {}),
+            **self.model_options.get(model.strip(), {}),
+            **(own or {}),
+        }
+
+    @property
+    def subagents_default_model(self) -> str:
+        """What a subagent whose spec names no model runs on."""
+        return self.subagent_model or self.model
 
     def limits(self, recursion_limit: int) -> Limits:
         """What these settings allow one delegation; `shared.timing` derives every time limit

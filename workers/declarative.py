@@ -13,7 +13,7 @@ build there: nothing else is compiled.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 import deepagents.graph
@@ -24,8 +24,10 @@ from deepagents.middleware.subagents import SubAgent
 from langchain_core.language_models import BaseChatModel
 
 from shared.models import make_model
-from shared.registry import TASKFORCE_KEYS, general_purpose_spec, import_object
+from shared.registry import MODEL_OPTIONS_KEY, TASKFORCE_KEYS, general_purpose_spec, import_object
 from shared.schemas import Inherited
+
+ModelArguments = Callable[[str, Mapping[str, Any] | None], dict[str, Any]]
 
 
 class _Completed(Exception):  # noqa: N818 - a result carried out of create_deep_agent, not an error
@@ -46,19 +48,35 @@ _SLOT = "SubAgentMiddleware"
 """The name `create_deep_agent` finds the middleware by, in its own module."""
 
 
+def no_arguments(model: str, own: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """For a worker whose settings give models no client arguments."""
+    return dict(own or {})
+
+
 def completed_spec(
-    spec: SubAgent, inherited: Inherited, default_model: str | BaseChatModel, backend: BackendProtocol
+    spec: SubAgent,
+    inherited: Inherited,
+    default_model: str | BaseChatModel,
+    backend: BackendProtocol,
+    model_arguments: ModelArguments = no_arguments,
 ) -> SubAgent:
     """`spec` as `create_deep_agent` would run it under a main agent with `inherited`'s
-    arguments (the default general-purpose spec: deepagents' own general-purpose subagent)."""
+    arguments (the default general-purpose spec: deepagents' own general-purpose subagent).
+    `model_arguments` gives a model string its client arguments (`Settings.model_arguments`);
+    the spec's `model_options` go to whichever model the subagent runs on."""
     own: dict[str, Any] = {key: value for key, value in spec.items() if key not in TASKFORCE_KEYS}
+    own_options = cast(dict[str, Any], spec).get(MODEL_OPTIONS_KEY)
     if isinstance(own.get("model"), str):
-        own["model"] = make_model(own["model"])  # `offline`, and OpenAI-compatible servers
-    main_model = (
-        import_object(inherited.model_path)
-        if inherited.model_path is not None
-        else make_model(inherited.model or default_model)
-    )
+        own["model"] = make_model(own["model"], model_arguments(own["model"], own_options))
+    if inherited.model_path is not None:
+        main_model: object = import_object(inherited.model_path)
+    else:
+        chosen = inherited.model or default_model
+        inherits = "model" not in own
+        main_model = make_model(
+            chosen,
+            model_arguments(chosen, own_options if inherits else None) if isinstance(chosen, str) else None,
+        )
     rules = [FilesystemPermission(**rule) for rule in inherited.permissions or []]  # type: ignore[arg-type]
     arguments: dict[str, Any] = {
         "tools": [import_object(path) for path in inherited.tools] if inherited.tools is not None else None,

@@ -28,7 +28,7 @@ from langgraph.store.base import BaseStore
 from shared.registry import MEMORY_KEY
 from shared.schemas import Inherited
 from shared.spec_digest import differing_fields, spec_digests
-from workers.declarative import completed_spec
+from workers.declarative import ModelArguments, completed_spec, no_arguments
 
 
 @dataclass(frozen=True)
@@ -46,9 +46,10 @@ def build_subagent(
     paused_runs: BaseCheckpointSaver[str] | None = None,
     *,
     store: BaseStore | None = None,
+    model_arguments: ModelArguments = no_arguments,
 ) -> Subagent:
     inherited = inherited or Inherited()
-    completed: dict[str, Any] = dict(completed_spec(spec, inherited, default_model, backend))
+    completed: dict[str, Any] = dict(completed_spec(spec, inherited, default_model, backend, model_arguments))
     memory = cast(dict[str, Any], spec).get(MEMORY_KEY)
     if memory:
         completed["middleware"] = [
@@ -88,6 +89,7 @@ class SubagentCache:
         paused_runs: BaseCheckpointSaver[str] | None = None,
         *,
         store: BaseStore | None = None,
+        model_arguments: ModelArguments = no_arguments,
     ):
         self._specs = {spec["name"]: spec for spec in specs}
         self._digests = {name: spec_digests(spec) for name, spec in self._specs.items()}
@@ -95,6 +97,7 @@ class SubagentCache:
         self._backend = backend
         self._paused_runs = paused_runs
         self._store = store
+        self._model_arguments = model_arguments
         self._built: dict[tuple[str, str], Subagent] = {}
         self._lock = threading.Lock()
 
@@ -128,5 +131,6 @@ class SubagentCache:
                     inherited,
                     self._paused_runs,
                     store=self._store,
+                    model_arguments=self._model_arguments,
                 )
             return self._built[key]

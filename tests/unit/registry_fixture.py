@@ -21,5 +21,9 @@ UNKNOWN_KEYS = [{"name": "researcher", "description": "d", "colour": "red", "bud
 MEMORY_NOT_A_LIST = [{"name": "librarian", "description": "d", "memory": "/memories/AGENTS.md"}]
 MEMORY_RELATIVE = [{"name": "librarian", "description": "d", "memory": ["memories/AGENTS.md"]}]
 WITH_MEMORY = [{"name": "librarian", "description": "d", "memory": ["/memories/AGENTS.md"]}]
+MODEL_OPTIONS_NOT_A_DICT = [{"name": "writer", "description": "d", "model_options": ["timeout", 5]}]
+MODEL_OPTIONS_ON_AN_OBJECT = [
+    {"name": "writer", "description": "d", "model": object(), "model_options": {"a": 1}}
+]
 COMPILED = [{"name": "compiled", "description": "d", "runnable": object()}]
 ASYNC = [{"name": "remote", "description": "d", "graph_id": "remote-graph"}]

@@ -3,6 +3,7 @@ refused when the agent is built, with an error naming the argument: never a sile
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Any, cast
@@ -185,6 +186,25 @@ def test_general_purpose_runs_on_the_main_agents_model_tools_and_skills() -> Non
     assert inherited == Inherited(
         tools=("tests.unit.test_parity:lookup",), model="openai:gpt-4.1", skills=["/skills/"]
     )
+
+
+def test_a_subagent_model_setting_replaces_the_main_agents_model_for_subagents() -> None:
+    main = dataclasses.replace(MAIN, subagent_model="openai:gpt-4.1-mini")
+
+    assert inherited_by(general_purpose_spec(), main).model == "openai:gpt-4.1-mini"
+    assert (
+        inherited_by(cast(SubAgent, {"name": "bare", "description": "d"}), main).model
+        == "openai:gpt-4.1-mini"
+    )
+    assert inherited_by(cast(SubAgent, OWN), main) == Inherited()  # its own model stays
+
+
+def test_model_options_for_an_inherited_model_object_are_refused_naming_the_key() -> None:
+    main = dataclasses.replace(MAIN, model=SCRIPTED)
+    spec = cast(SubAgent, {"name": "bare", "description": "d", "model_options": {"timeout": 5}})
+
+    with pytest.raises(UnsupportedArgumentError, match="subagent 'bare': its 'model_options'"):
+        inherited_by(spec, main)
 
 
 def test_a_general_purpose_spec_of_ones_own_is_a_declarative_spec() -> None:

@@ -60,6 +60,8 @@ def test_registry_must_be_a_list(attribute: str, type_name: str) -> None:
         ("UNKNOWN_KEYS", "subagent 'researcher' has unknown keys ['budget', 'colour']"),
         ("MEMORY_NOT_A_LIST", "subagent 'librarian': 'memory' must be a list of absolute paths"),
         ("MEMORY_RELATIVE", "subagent 'librarian': 'memory' must be a list of absolute paths"),
+        ("MODEL_OPTIONS_NOT_A_DICT", "subagent 'writer': 'model_options' must be a dict of arguments"),
+        ("MODEL_OPTIONS_ON_AN_OBJECT", "'model_options' configures a model built from a string"),
         ("COMPILED", "registry entry 0 ('compiled'): compiled subagents cannot be rebuilt"),
         ("ASYNC", "registry entry 0 ('remote'): async (remote) subagents are not sent"),
     ],
