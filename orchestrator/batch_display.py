@@ -8,6 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from orchestrator.batch import BatchOutcome, BatchProgress
+from shared.schemas import TokenUsage
 
 
 def _duration(seconds: float | None) -> str:
@@ -45,7 +46,7 @@ def percentile(values: list[float], percent: int) -> float:
 
 def summary_table(outcome: BatchOutcome) -> Table:
     durations = [result.duration_s for result in outcome.results]
-    tokens = sum(result.usage.total_tokens for result in outcome.results)
+    usage = sum((result.usage for result in outcome.results), TokenUsage())
     table = Table(title=f"Batch {outcome.batch_id}", show_header=False)
     table.add_column(justify="right")
     table.add_column()
@@ -59,7 +60,7 @@ def summary_table(outcome: BatchOutcome) -> Table:
     table.add_row(
         "item time p50 / p95", f"{percentile(durations, 50):.1f} s / {percentile(durations, 95):.1f} s"
     )
-    table.add_row("tokens", f"{tokens:,}")
+    table.add_row("tokens", f"{usage.input_tokens:,} in, {usage.output_tokens:,} out")
     return table
 
 

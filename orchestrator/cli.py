@@ -44,7 +44,7 @@ from orchestrator.dead_letters import (
 from orchestrator.demo import demo_settings, run_demo
 from orchestrator.embedded import EmbeddedError, keep_files, local_cluster
 from orchestrator.files_cli import files_cli
-from orchestrator.progress import delegation_table, live_progress
+from orchestrator.progress import delegation_table, live_progress, usage_line
 from orchestrator.session import new_run_id, run_prompt
 from orchestrator.submissions import (
     UnknownBatchError,
@@ -65,8 +65,8 @@ from shared.celery_app import (
 from shared.context import ContextError
 from shared.extras import MissingExtraError, needs_extra
 from shared.files import FilesConfigError
-from shared.models import ModelConfigError, is_offline
-from shared.registry import RegistryError
+from shared.models import OFFLINE, ModelConfigError, is_offline, model_name
+from shared.registry import RegistryError, effective_specs, load_registry
 from shared.schemas import Report
 from shared.secrets import SecretsKeyError, new_key
 from shared.settings import Settings, setting_variable
@@ -169,13 +169,27 @@ def _announce(settings: Settings, workers: int) -> None:
         else f"Broker: {broker}; shared files: {mask_url(settings.files_url)}"
     )
     console.print(f"{where}; local workers: {workers} × {settings.worker_concurrency}")
-    if is_offline(settings.model):
+    models = _subagent_models(settings)
+    subagents = ", ".join(f"{model} ({', '.join(names)})" for model, names in models.items())
+    console.print(f"Models: main agent {model_name(settings.model)}; subagents {subagents}", markup=False)
+    if is_offline(settings.model) or OFFLINE in models:
         console.print(
-            "[yellow]Model: offline[/], a deterministic stand-in that needs no API key. "
-            "Set TASKFORCE_MODEL (e.g. openai:gpt-4.1-mini) to use a real model."
+            "[yellow]offline[/] is a deterministic stand-in that needs no API key. Set "
+            "TASKFORCE_MODEL (e.g. openai:gpt-4.1-mini), and TASKFORCE_SUBAGENT_MODEL for subagents "
+            "of another, to use a real model."
         )
-    else:
-        console.print(f"Model: {settings.model}")
+
+
+def _subagent_models(settings: Settings) -> dict[str, list[str]]:
+    """Which model each subagent type runs on, as the workers will build it: its spec's own,
+    else TASKFORCE_SUBAGENT_MODEL, else the main agent's."""
+    specs = effective_specs(load_registry(settings.subagents), general_purpose=settings.general_purpose)
+    models: dict[str, list[str]] = {}
+    for spec in specs:
+        models.setdefault(model_name(spec.get("model") or settings.subagents_default_model), []).append(
+            spec["name"]
+        )
+    return models
 
 
 def _print_command_line(text: str) -> None:
@@ -286,6 +300,7 @@ def run(
     console.print(Panel(Text(outcome.answer or "(no answer)"), title="Answer"))
     console.print(delegation_table(outcome.reports))
     console.print(f"{len(outcome.reports)} delegations in {outcome.elapsed_s:.1f} s; run id {outcome.run_id}")
+    console.print(usage_line(outcome.usage, outcome.reports))
     local.show_kept_files(outcome.run_id)
     _fail_unless_all_ok(outcome.reports)
 
@@ -593,8 +608,16 @@ def demo(
         f"{ok} of {len(outcome.services)} services analysed in {outcome.run.elapsed_s:.1f} s. "
         f"Full analyses and SUMMARY.md: {outcome.exported_to}"
     )
+    console.print(usage_line(outcome.run.usage, outcome.run.reports))
     local.show_kept_files(outcome.run.run_id)
     _fail_unless_all_ok(outcome.run.reports)
+    if ok < len(outcome.services):
+        # A main model that delegated too little is a failed demo, not a quiet success.
+        error_console.print(
+            f"[red]error:[/] the main agent delegated {len(outcome.run.reports)} of "
+            f"{len(outcome.services)} services; the demo needs one delegation per service"
+        )
+        raise typer.Exit(1)
 
 
 def _settings_problems(error: ValidationError) -> str:

@@ -15,7 +15,7 @@ from rich.text import Text
 
 from orchestrator.client import DelegationClient
 from shared.progress import ProgressReader, Step
-from shared.schemas import Delegation, Report
+from shared.schemas import Delegation, Report, TokenUsage
 
 SHOWN_RUNNING = 8
 """Running delegations shown a line each; the rest are counted."""
@@ -141,6 +141,7 @@ def delegation_table(reports: list[Report]) -> Table:
         ("status", "left"),
         ("duration", "right"),
         ("report", "right"),
+        ("tokens in / out", "right"),
         ("worker", "left"),
         ("full text / files", "left"),
     ]:
@@ -160,7 +161,20 @@ def delegation_table(reports: list[Report]) -> Table:
             Text(report.status, style=colours[report.status]),
             f"{report.duration_s:.2f} s",
             f"{len(report.summary):,} chars",
+            f"{report.usage.input_tokens:,} / {report.usage.output_tokens:,}",
             report.worker or "-",
             ", ".join([*files, *report.artifacts]) or "-",
         )
     return table
+
+
+def usage_line(main_agent: TokenUsage, reports: list[Report]) -> str:
+    """Tokens as the providers reported them, the main agent's apart from its subagents': the
+    first thing to check when a run costs more than it should."""
+    delegated = sum((report.usage for report in reports), TokenUsage())
+    total = main_agent + delegated
+    return (
+        f"Tokens: {total.input_tokens:,} in, {total.output_tokens:,} out "
+        f"(main agent {main_agent.input_tokens:,} / {main_agent.output_tokens:,}; "
+        f"{len(reports)} delegations {delegated.input_tokens:,} / {delegated.output_tokens:,})"
+    )

@@ -21,7 +21,7 @@ from orchestrator.checkpoints import open_checkpointer, require_run
 from orchestrator.client import DelegationClient
 from orchestrator.progress import DelegationTracker, live_progress, progress_line
 from shared.celery_app import create_celery_app
-from shared.schemas import Report
+from shared.schemas import Report, TokenUsage
 from shared.settings import Settings
 
 
@@ -33,6 +33,8 @@ class RunOutcome:
     elapsed_s: float
     waiting: list[Interrupt] = field(default_factory=list)
     """What the run waits for a person to answer (nobody was asked): resume it to answer."""
+    usage: TokenUsage = field(default_factory=TokenUsage)
+    """The main agent's own model calls; each report carries its delegation's."""
 
 
 def new_run_id() -> str:
@@ -89,4 +91,5 @@ def run_prompt(
         reports=reports_in(messages),
         elapsed_s=time.monotonic() - started,
         waiting=questions,
+        usage=TokenUsage.of_messages(messages),
     )
