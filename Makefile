@@ -40,6 +40,7 @@ bench: $(STAMP)  ## every table of docs/benchmarks.md, as it was made (about 14 
 	$(BIN)/python -m bench.economy
 	$(BIN)/python -m bench.backends
 	$(BIN)/python -m bench.batch --items 100
+	$(BIN)/python -m bench.real_provider
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache *.egg-info
