@@ -368,7 +368,10 @@ def _handler(provider: _Provider) -> type[BaseHTTPRequestHandler]:
                 self._error(429, "Rate limit reached for requests", "requests", "rate_limit_exceeded")
                 return
             if refusal is not None:
-                self._error(refusal, "The server is overloaded.", "server_error")
+                if refusal >= 500:
+                    self._error(refusal, "The server is overloaded.", "server_error")
+                else:
+                    self._error(refusal, "A scripted refusal.", "invalid_request_error")
                 return
             prompt = completion = 0
             try:
@@ -470,6 +473,8 @@ class FakeProvider:
         finally:
             process.terminate()
             process.wait(10)
+            if process.stdout is not None:
+                process.stdout.close()
 
 
 @dataclass(frozen=True)
