@@ -6,10 +6,12 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, cast
 
 import fakeredis
 import pytest
+from deepagents.backends.protocol import WriteResult
 from langchain.tools import ToolRuntime
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
@@ -23,6 +25,7 @@ from shared.files.memory import MemoryStore
 from shared.schemas import Delegation, Inherited, Limits, Report
 from shared.secrets import SecretBox, new_key
 from shared.stores import SharedStore
+from workers import runner as runner_module
 from workers.conversations import Conversations
 from workers.reporting import report_path
 from workers.runner import Attempt, parse_delegation, run_delegation
@@ -363,3 +366,44 @@ def test_a_subagent_gets_the_store_and_the_typed_context_its_main_agent_has(back
 
     assert given.summary == " Tenancy 3 seats: {'plan': 'gold'}"
     assert withheld.summary == " no store; context is a Tenancy"  # as deepagents without a store
+
+
+class _RefusingBackend(FilesBackend):
+    """Shared files that refuse every write, as a full disk or an unreachable bucket would."""
+
+    def write(self, file_path: str, content: str) -> WriteResult:
+        return WriteResult(error=f"permission denied: {file_path}")
+
+
+def test_a_full_report_that_cannot_be_stored_is_an_error_report() -> None:
+    refusing = _RefusingBackend(MemoryStore(uuid.uuid4().hex))
+    delegation = make_delegation("analyst", limits={"report_max_chars": 200})
+
+    report = run(delegation, [spec("analyst", ScriptedModel(reply="x" * 1000))], refusing)
+
+    assert report.status == "error"
+    assert report.summary.startswith("OSError: could not store the full report at /reports/analyst/")
+    assert (report.worker, report.attempts) == (ATTEMPT.worker, ATTEMPT.number)
+
+
+@tool
+async def blocks_the_loop() -> str:
+    """An async tool that blocks instead of awaiting."""
+    time.sleep(1.5)
+    return "woke"
+
+
+def test_a_blocked_event_loop_is_given_up_at_the_deadline_and_said_so(
+    backend: FilesBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The waiting thread's grace past the deadline, shortened for the test.
+    monkeypatch.setattr(runner_module, "timing", lambda limits: SimpleNamespace(soft_limit_s=0.3))
+    model = ScriptedModel(tool_call={"name": "blocks_the_loop", "args": {}})
+    delegation = make_delegation("blocker", limits={"timeout_s": 0.1})
+
+    started = time.monotonic()
+    report = run(delegation, [spec("blocker", model, [blocks_the_loop])], backend)
+
+    assert time.monotonic() - started < 1.4, "the waiter did not wait for the blocked loop"
+    assert report.status == "timeout"
+    assert "event loop was blocked" in report.summary

@@ -27,6 +27,7 @@ from pydantic import BaseModel, SecretStr
 
 from orchestrator.client import DelegationClient
 from shared.celery_app import RUN_DELEGATION, BrokerConfigError, create_celery_app, queue_for
+from shared.context import REDACTED
 from shared.progress import ProgressReader, progress_key
 from shared.registry import RegistryError, queue_name
 from shared.schemas import Delegation, Inherited, Report
@@ -218,6 +219,30 @@ def test_a_delegation_runs_once_and_its_report_reaches_the_caller(load_worker: L
 
     assert RUNS == ["tally the logs"]
     assert _state(worker, delegation.id) == "reported"
+    client.close()
+
+
+def test_a_failure_around_the_run_itself_still_reports_to_the_caller(
+    load_worker: LoadWorker, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    worker = load_worker()
+
+    def failing(delegation: Delegation, *_: Any, **__: Any) -> None:
+        raise OSError(f"shared files unreachable for key {SECRET}")
+
+    monkeypatch.setattr(worker, "run_delegation", failing)
+    client = _client(worker.settings)
+    delegation = _delegation(worker.settings)
+    future = client.send(delegation)
+
+    _run(worker, *_take_message(worker, queue_for(worker.settings, "counter")))
+    report = future.result(timeout=10)
+
+    assert report.status == "error"
+    assert report.summary == f"OSError: shared files unreachable for key {REDACTED}"
+    assert _state(worker, delegation.id) == "reported"
+    assert "Traceback (most recent call last)" in caplog.text
+    assert SECRET not in caplog.text
     client.close()
 
 
