@@ -176,5 +176,6 @@ def usage_line(main_agent: TokenUsage, reports: list[Report]) -> str:
     return (
         f"Tokens: {total.input_tokens:,} in, {total.output_tokens:,} out "
         f"(main agent {main_agent.input_tokens:,} / {main_agent.output_tokens:,}; "
-        f"{len(reports)} delegations {delegated.input_tokens:,} / {delegated.output_tokens:,})"
+        f"{len(reports)} delegation{'' if len(reports) == 1 else 's'} "
+        f"{delegated.input_tokens:,} / {delegated.output_tokens:,})"
     )

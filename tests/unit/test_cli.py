@@ -18,7 +18,7 @@ from orchestrator import cli as cli_module
 from orchestrator.cli import cli
 from orchestrator.demo import DemoOutcome
 from orchestrator.session import RunOutcome
-from shared.schemas import Report
+from shared.schemas import Report, TokenUsage
 from shared.settings import Settings
 from tests.support.environment import clear_settings, without_settings
 
@@ -275,6 +275,69 @@ def test_demo_exits_1_when_a_service_was_not_analysed(
 
     assert result.exit_code == 1, result.output
     assert "1 of 2 services analysed" in result.stdout
+
+
+@pytest.mark.usefixtures("no_cluster")
+def test_demo_exits_1_when_the_main_agent_delegated_nothing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    outcome = DemoOutcome(run=_outcome(), services=("a", "b"), exported_to=tmp_path)
+    monkeypatch.setattr(cli_module, "run_demo", lambda *args, **kwargs: outcome)
+
+    result = CliRunner().invoke(cli, ["demo", "--workers", "0"])
+
+    assert result.exit_code == 1, result.output
+    assert "0 of 2 services analysed" in result.stdout
+    assert "the main agent delegated 0 of 2 services" in result.stderr
+
+
+@pytest.mark.usefixtures("no_cluster")
+def test_run_shows_the_tokens_of_the_main_agent_and_of_its_delegations(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    reports = [
+        _report("ok").model_copy(
+            update={"usage": TokenUsage(input_tokens=1200, output_tokens=30, total_tokens=1230)}
+        )
+    ]
+    main = TokenUsage(input_tokens=500, output_tokens=70, total_tokens=570)
+    outcome = RunOutcome(run_id="run-1", answer="done", reports=reports, elapsed_s=0.1, usage=main)
+    monkeypatch.setattr(cli_module, "run_prompt", lambda *args, **kwargs: outcome)
+
+    result = CliRunner().invoke(cli, ["run", "hi", "--workers", "0"])
+
+    shown = " ".join(result.stdout.split())
+    assert "Tokens: 1,700 in, 100 out (main agent 500 / 70; 1 delegation 1,200 / 30)" in shown
+
+
+def test_the_model_line_names_what_main_agent_and_each_subagent_run_on(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        model="openai:gpt-4.1",
+        subagent_model="openai:gpt-4.1-mini",
+        subagents="tests.provider.agents:SUBAGENTS",
+    )
+
+    cli_module._announce(settings, 0)
+
+    shown = " ".join(capsys.readouterr().out.split())
+    assert (
+        "Models: main agent openai:gpt-4.1; subagents openai:gpt-4.1-mini (general-purpose, reviewer), "
+        "openai:fake-writer (writer)"
+    ) in shown
+    assert "offline" not in shown
+
+
+def test_an_offline_subagent_under_a_real_main_model_is_said_to_be_offline(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cli_module._announce(Settings(_env_file=None, model="openai:gpt-4.1", subagent_model="offline"), 0)  # type: ignore[call-arg]
+
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "subagents offline (general-purpose)" in shown
+    assert "deterministic stand-in" in shown
 
 
 def test_the_broker_url_is_shown_without_its_password(capsys: pytest.CaptureFixture[str]) -> None:
