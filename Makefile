@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test unit integration conformance faults bench clean
+.PHONY: demo test unit integration conformance provider faults bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ integration: $(STAMP)
 
 conformance: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider tests/conformance
+
+provider: $(STAMP)
+	$(BIN)/python -m pytest -p no:cacheprovider tests/provider
 
 faults: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider tests/faults
