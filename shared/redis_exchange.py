@@ -121,12 +121,13 @@ async def aexecute(client: redis.asyncio.Redis, exchange: Exchange[T], scripts: 
 
 class AsyncClients:
     """One asyncio client per event loop: an asyncio connection belongs to the loop that opened
-    it, and workers run each delegation on a loop of its own.
+    it, and a process may run several (a worker's one loop, each `asyncio.run` of a caller's).
 
-    Each client is closed when its loop shuts down, by whoever runs the loop: `asyncio.run` and
-    the worker finalize the loop's async generators before closing it (`shutdown_asyncgens`),
-    and one such generator per client closes it. A client left open would outlive its loop and
-    fail in the garbage collector with "Event loop is closed"."""
+    Each client is closed when its loop shuts down, by whoever runs the loop: `asyncio.run`
+    finalizes the loop's async generators before closing it (`shutdown_asyncgens`), and one
+    such generator per client closes it. A client left open would outlive its loop and fail in
+    the garbage collector with "Event loop is closed". A worker's loop never shuts down, so its
+    client serves every delegation of the process."""
 
     def __init__(self, factory: Callable[[], redis.asyncio.Redis]) -> None:
         self._factory = factory

@@ -13,6 +13,7 @@ serialised by LangGraph's own serializer, so the stored bytes mean the same to a
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
@@ -35,8 +36,9 @@ _SEP = "\x00"
 
 
 class RedisCheckpointSaver(BaseCheckpointSaver[str]):
-    """Checkpoints of paused subagents. The async methods call the sync ones: each delegation
-    runs on an event loop of its own thread, so a Redis round trip blocks nobody else."""
+    """Checkpoints of paused subagents. The async methods run the sync ones on the loop's
+    executor: every delegation of a worker shares one event loop (`workers.event_loop`), which a
+    Redis round trip, or a wait through a Redis outage, must not hold up."""
 
     def __init__(self, client: redis.Redis, namespace: str, ttl_s: int = PAUSE_TTL_S) -> None:
         super().__init__()
@@ -163,7 +165,7 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
         self._client.delete(*self._keys(thread_id))
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        return self.get_tuple(config)
+        return await asyncio.to_thread(self.get_tuple, config)
 
     async def alist(
         self,
@@ -173,7 +175,10 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
-        for found in self.list(config, filter=filter, before=before, limit=limit):
+        listed = await asyncio.to_thread(
+            lambda: list(self.list(config, filter=filter, before=before, limit=limit))
+        )
+        for found in listed:
             yield found
 
     async def aput(
@@ -183,15 +188,15 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        return self.put(config, checkpoint, metadata, new_versions)
+        return await asyncio.to_thread(self.put, config, checkpoint, metadata, new_versions)
 
     async def aput_writes(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
     ) -> None:
-        self.put_writes(config, writes, task_id, task_path)
+        await asyncio.to_thread(self.put_writes, config, writes, task_id, task_path)
 
     async def adelete_thread(self, thread_id: str) -> None:
-        self.delete_thread(thread_id)
+        await asyncio.to_thread(self.delete_thread, thread_id)
 
     # Versions as the in-memory saver makes them: strings that sort in order.
     get_next_version = InMemorySaver.get_next_version

@@ -103,7 +103,9 @@ async def _invoke(subagents: SubagentCache, delegation: Delegation, outlets: Out
         "recursion_limit": delegation.limits.recursion_limit,
         "run_name": delegation.subagent_type,
     }
-    given: dict[str, Any] | Command[Any] = {"messages": _given_messages(delegation, outlets.conversations)}
+    # Redis round trips go to the loop's executor: the loop is every delegation's of the process.
+    messages = await asyncio.to_thread(_given_messages, delegation, outlets.conversations)
+    given: dict[str, Any] | Command[Any] = {"messages": messages}
     paused_runs = subagent.paused_runs
     if paused_runs is not None and delegation.conversation is not None:
         raise ValueError(
@@ -115,8 +117,8 @@ async def _invoke(subagents: SubagentCache, delegation: Delegation, outlets: Out
         thread_id = delegation.resumes or delegation.id
         config["configurable"] = {"thread_id": thread_id}
         if delegation.resumes is None:
-            paused_runs.delete_thread(thread_id)  # another attempt starts afresh
-        elif paused_runs.get_tuple(config) is None:
+            await paused_runs.adelete_thread(thread_id)  # another attempt starts afresh
+        elif await paused_runs.aget_tuple(config) is None:
             raise PauseGoneError(f"the paused run of delegation {thread_id} is gone; delegate again")
         else:
             given = Command(resume=delegation.resume)
@@ -127,10 +129,14 @@ async def _invoke(subagents: SubagentCache, delegation: Delegation, outlets: Out
     else:
         result = await _run_publishing(subagent.graph, given, config, context, outlets.progress)
     if paused_runs is not None and not result.get("__interrupt__"):
-        paused_runs.delete_thread(delegation.resumes or delegation.id)
+        await paused_runs.adelete_thread(delegation.resumes or delegation.id)
     if delegation.conversation is not None and outlets.conversations is not None:
-        outlets.conversations.save(
-            delegation.conversation, delegation.id, result.get("messages", []), delegation.secret_values()
+        await asyncio.to_thread(
+            outlets.conversations.save,
+            delegation.conversation,
+            delegation.id,
+            result.get("messages", []),
+            delegation.secret_values(),
         )
     return result
 
@@ -154,7 +160,7 @@ async def _run_publishing(
             if node == "__interrupt__":
                 interrupts.extend(update)
             elif node in RELAYED_NODES and isinstance(update, dict) and update.get("messages"):
-                progress.publish(node, update["messages"])
+                await asyncio.to_thread(progress.publish, node, update["messages"])
     return {**state, "__interrupt__": interrupts} if interrupts else state
 
 

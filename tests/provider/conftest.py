@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import redis
@@ -17,6 +16,7 @@ from orchestrator.embedded import worker_pool
 from shared.secrets import new_key
 from shared.settings import Settings
 from tests.conftest import redis_for_tests, require_redis
+from tests.integration.conftest import Cluster
 from tests.provider.agents import MAIN_MODEL
 from tests.support.fake_provider import FakeProvider, RemoteProvider
 
@@ -26,14 +26,8 @@ LATENCY_S = 0.05
 
 
 @dataclass(frozen=True)
-class ProviderCluster:
-    settings: Settings
+class ProviderCluster(Cluster):
     provider: RemoteProvider
-    logs: Path
-    worker_pids: list[int]
-
-    def worker_log_text(self) -> str:
-        return "\n".join(log.read_text(errors="replace") for log in sorted(self.logs.glob("worker-*.log")))
 
 
 @pytest.fixture(scope="session")
@@ -61,7 +55,7 @@ def provider_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provi
         logs = tmp_path_factory.mktemp("provider-worker-logs")
         try:
             with worker_pool(settings, logs, 2, "--loglevel", "INFO") as pids:
-                yield ProviderCluster(settings, provider, logs, pids)
+                yield ProviderCluster(settings, logs, pids, provider)
         finally:
             for key, value in given.items():
                 if value is None:

@@ -23,11 +23,13 @@ from orchestrator import create_orchestrator
 from orchestrator.batch import run_batch
 from orchestrator.client import DelegationClient
 from orchestrator.session import reports_in
+from orchestrator.submissions import batch_results
 from shared.celery_app import create_celery_app
 from shared.files import read_text, shared_files
 from shared.schemas import Report
 from shared.settings import Settings
 from tests.integration.conftest import scripted, task_call, tool_messages
+from tests.integration.test_submit import _main_worker, _submit, _until_finished
 from tests.provider.agents import MAIN_MODEL
 from tests.provider.conftest import ProviderCluster
 from tests.support.fake_provider import RemoteProvider
@@ -219,3 +221,19 @@ def test_a_provider_error_reports_its_type_and_message_and_logs_its_traceback(
     logged = provider_cluster.worker_log_text()
     assert "Traceback (most recent call last)" in logged
     assert "sk-provider-tests" not in logged
+
+
+def test_submitted_runs_on_a_main_run_worker_use_the_real_client(
+    provider_cluster: ProviderCluster, provider: RemoteProvider, tmp_path: Path
+) -> None:
+    settings = provider_cluster.settings
+    lines = [{"id": f"sub-{n}", "prompt": _prompt(3)} for n in range(4)]
+
+    with _main_worker(settings, tmp_path):
+        batch_id = _submit(settings, tmp_path / "in.jsonl", lines)
+        found = _until_finished(settings, batch_id, 120)
+
+    assert found.counts == {"ok": 4}, found
+    results = batch_results(settings, batch_id)
+    assert all(len(result.delegations) == 3 and result.usage.input_tokens > 0 for result in results)
+    assert "fake-main" in provider.stats().models
