@@ -34,6 +34,23 @@ SUBAGENTS: list[dict[str, Any]] = [
         "model": WRITER_MODEL,
     },
     {
+        # The same subagent over the Responses API, streamed, as deepagents talks to OpenAI.
+        "name": "responder",
+        "description": "Writes a one-line note on a topic, over the Responses API.",
+        "system_prompt": "You write one short note. Call lookup_fact on the topic first.",
+        "tools": [lookup_fact],
+        "model": WRITER_MODEL,
+        "model_options": {"use_responses_api": True, "streaming": True},
+    },
+    {
+        "name": "streamer",
+        "description": "Writes a one-line note on a topic, streaming chat completions.",
+        "system_prompt": "You write one short note. Call lookup_fact on the topic first.",
+        "tools": [lookup_fact],
+        "model": WRITER_MODEL,
+        "model_options": {"streaming": True, "stream_usage": True},
+    },
+    {
         "name": "reviewer",
         "description": "Reviews a topic and writes its verdict to a file, once a person approves.",
         "system_prompt": "You review one topic and write your verdict down. Call lookup_fact first.",

@@ -82,6 +82,21 @@ def test_200_delegations_over_two_workers_all_report_ok(
     assert set(stats.models) == {"fake-main", "fake-writer"}
 
 
+@pytest.mark.parametrize(
+    ("subagent", "path"), [("responder", "/responses"), ("streamer", "/chat/completions")]
+)
+def test_streamed_answers_and_the_responses_api_on_workers(
+    provider_cluster: ProviderCluster, provider: RemoteProvider, subagent: str, path: str
+) -> None:
+    """A spec's `model_options` choose the API and streaming, for that subagent only."""
+    agent = create_orchestrator(settings=provider_cluster.settings)
+
+    state = agent.invoke(_given(_prompt(10, subagent)), _config(subagent))
+
+    _all_ok(reports_in(state["messages"]), 10)
+    assert provider.stats().paths.get(path, 0) >= 2 * 10
+
+
 def test_repeated_runs_on_the_same_workers_never_meet_a_closed_loop(
     provider_cluster: ProviderCluster, provider: RemoteProvider
 ) -> None:

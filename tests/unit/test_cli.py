@@ -325,7 +325,7 @@ def test_the_model_line_names_what_main_agent_and_each_subagent_run_on(
     shown = " ".join(capsys.readouterr().out.split())
     assert (
         "Models: main agent openai:gpt-4.1; subagents openai:gpt-4.1-mini (general-purpose, reviewer), "
-        "openai:fake-writer (writer)"
+        "openai:fake-writer (writer, responder, streamer)"
     ) in shown
     assert "offline" not in shown
 
