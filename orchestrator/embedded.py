@@ -21,9 +21,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import redis
+from celery import Celery
 from pydantic import SecretStr
 
-from shared.celery_app import create_celery_app, unique_worker_name, worker_command
+from shared.celery_app import CONNECTION_ERRORS, create_celery_app, unique_worker_name, worker_command
 from shared.extras import install_hint
 from shared.secrets import new_key
 from shared.settings import Settings, setting_variable
@@ -221,13 +222,21 @@ def _wait_until_ready(
                     raise EmbeddedError(
                         f"a worker exited at start-up (code {process.returncode}):\n{_tail(log)}"
                     )
-            answered = {name for reply in app.control.ping(timeout=0.5) for name in reply}
-            if names <= answered:
+            if names <= _answering(app):
                 return
             if time.monotonic() > deadline:
                 raise EmbeddedError(f"workers did not come up within 90 s:\n{_tail(logs[0])}")
     finally:
         app.close()
+
+
+def _answering(app: Celery) -> set[str]:
+    """The workers that answer a ping. A broker connection dropped mid-ping (a busy Redis
+    closing an idle client, say) only means no answer this round: the caller asks again."""
+    try:
+        return {name for reply in app.control.ping(timeout=0.5) for name in reply}
+    except CONNECTION_ERRORS:
+        return set()
 
 
 def keep_files(settings: Settings) -> Settings:
