@@ -186,6 +186,7 @@ class PoolAsyncSubAgentMiddleware(AsyncSubAgentMiddleware[Any, Any]):
         )
         task_id = task_id_of(delegation.id)
         try:
+            self._client.file_under_current_run([delegation])
             self._client.start(delegation.model_copy(update={"conversation": task_id}))
         except CONNECTION_ERRORS as e:
             return f"Failed to launch async subagent '{subagent_type}': {e}"
@@ -244,6 +245,7 @@ class PoolAsyncSubAgentMiddleware(AsyncSubAgentMiddleware[Any, Any]):
                 continues=runs.get("continues"),
                 unanswered=tuple(runs["asked"]),
             )
+            self._client.file_under_current_run([follow_up])
             self._client.start(follow_up)
         except CONNECTION_ERRORS as e:
             return f"Failed to update async subagent: {e}"

@@ -45,6 +45,7 @@ from shared.secrets import SecretBox
 from shared.settings import Settings
 from shared.sweeper import sweep
 from shared.timing import Timing, timing
+from shared.tracing import leave_parent
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +110,21 @@ class DelegationClient:
         """Record and publish the delegation, or re-attach to it if its id is already recorded.
         Raises CONNECTION_ERRORS if Redis stays away through the retries."""
         return self.send_all([delegation])[0]
+
+    def file_under_current_run(self, delegations: Sequence[Delegation]) -> None:
+        """Called from inside the tool run that asked for these delegations: their subagents'
+        runs join its trace (`shared.tracing`). A trace is never worth a failed tool call, so
+        an unreachable Redis only costs the nesting."""
+        traced = [delegation for delegation in delegations if delegation.caller.traced]
+        if not traced:
+            return
+        ttl_s = max(timing(delegation.limits).outstanding_s for delegation in traced)
+        try:
+            leave_parent(self.ledger.client, self.settings.queue_prefix, [d.id for d in traced], ttl_s)
+        except CONNECTION_ERRORS as error:
+            logger.warning(
+                "the trace of %d delegation(s) stays apart from its caller's: %s", len(traced), error
+            )
 
     def send_all(self, delegations: Sequence[Delegation]) -> list[Future[Report]]:
         """`send` for each delegation, a model turn's worth at once: their records take one round

@@ -20,6 +20,7 @@ from langchain_core.runnables import RunnableConfig
 from shared.context import context_for
 from shared.schemas import Delegation, Inherited
 from shared.settings import Settings
+from shared.tracing import caller_run
 
 STAND_IN_THREAD_ID_KEY = "taskforce_stand_in_thread_id"
 """Graph state key: what stands in for the thread id in delegation ids when the run has none (set by
@@ -85,6 +86,7 @@ class DelegationBuilder:
             queue=route.queue,
             spec=dict(route.digests),
             inherited=route.inherited,
+            caller=caller_run(config),
             **fields,
         )
 

@@ -231,6 +231,7 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
             state=runtime.state,
             progress=self._watched(runtime.config),
         )
+        self._client.file_under_current_run([delegation])
         handle = _handles(runtime.state).get(tool_call_id)
         if handle is not None and handle["delegation_id"] == delegation.id:
             return delegation, handle
@@ -287,6 +288,7 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
         step = {"id": f"{paused.id}:r{len(resumed)}", "resumes": paused.id, "resume": answers}
         follow_up = Delegation.model_validate({**paused.model_dump(), **step})
         resumed.append(follow_up.id)
+        self._client.file_under_current_run([follow_up])
         sent = self._send(follow_up, notify=False)
         return Report.failure(follow_up, "error", sent["send_error"]) if "send_error" in sent else follow_up
 

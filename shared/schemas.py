@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, SecretStr, model_v
 from shared.context import REDACTED, redact
 from shared.secrets import SecretBox
 
-SCHEMA_VERSION: Literal[4] = 4
+SCHEMA_VERSION: Literal[5] = 5
 
 ReportStatus = Literal["ok", "interrupted", "error", "timeout", "cancelled", "dead_letter"]
 FailureStatus = Literal["error", "timeout", "cancelled", "dead_letter"]
@@ -60,10 +60,21 @@ class Inherited(_Wire):
     the subagent the same store, opened from its own settings, as `runtime.store`."""
 
 
+class CallerRun(_Wire):
+    """What of the caller's run its subagent's runs carry, as deepagents' in-process subagent
+    inherits them from the `task` tool's config: the caller's tags and metadata (callbacks are
+    objects and stay behind), and whether the caller traces to LangSmith, in which case the
+    worker files the subagent's runs under the caller's `task` tool run (`shared.tracing`)."""
+
+    traced: bool = False
+    tags: tuple[str, ...] = ()
+    metadata: dict[str, JsonValue] = Field(default_factory=dict)
+
+
 class Delegation(_Wire):
     """One `task` call, as a worker needs it: no parent messages, no parent state."""
 
-    version: Literal[4] = SCHEMA_VERSION
+    version: Literal[5] = SCHEMA_VERSION
     id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")
     subagent_type: str = Field(min_length=1)
     description: str
@@ -84,6 +95,7 @@ class Delegation(_Wire):
     """Digests of the spec the orchestrator offered, by field (`shared.spec_digest`): the
     worker runs the delegation only if its own spec matches."""
     inherited: Inherited = Field(default_factory=Inherited)
+    caller: CallerRun = Field(default_factory=CallerRun)
     resumes: str | None = None
     """The id of the delegation whose paused subagent this one continues, with `resume`: the
     answers to its interrupts by interrupt id, as `Command(resume=...)` takes them."""
@@ -175,7 +187,7 @@ class PendingApproval(_Wire):
 class Report(_Wire):
     """What comes back from one delegation: short enough for the parent's context window."""
 
-    version: Literal[4] = SCHEMA_VERSION
+    version: Literal[5] = SCHEMA_VERSION
     delegation_id: str
     subagent_type: str
     status: ReportStatus

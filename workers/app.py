@@ -35,6 +35,7 @@ from workers.leases import LeaseKeeper
 from workers.paused_runs import RedisCheckpointSaver
 from workers.runner import Attempt, parse_delegation, run_delegation
 from workers.subagents import SubagentCache
+from workers.tracing import ParentWatcher
 
 # langchain-core warns about serialising a tool's injected runtime, and the warning text
 # contains the runtime context, secrets included, which would land in worker logs.
@@ -78,6 +79,11 @@ def subagents() -> SubagentCache:
         store=store,
         model_arguments=settings.model_arguments,
     )
+
+
+@cache
+def trace_parents() -> ParentWatcher:
+    return ParentWatcher(ledger().client, settings.queue_prefix)
 
 
 @cache
@@ -149,6 +155,7 @@ def run_delegation_task(self: Task[Any, Any], payload: dict[str, Any]) -> None:
             on_start=run.bind,
             progress=_progress_of,
             conversations=conversations(),
+            trace_parents=trace_parents(),
         )
     except Exception as error:  # e.g. the shared files or Redis failing around the run itself
         secrets = delegation.secret_values()

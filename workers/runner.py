@@ -30,6 +30,7 @@ from workers.conversations import Conversations
 from workers.event_loop import LoopStalledError, OnStart, ProcessLoop
 from workers.reporting import cap_summary, final_text
 from workers.subagents import SubagentCache
+from workers.tracing import ParentWatcher, filed_under_caller
 
 logger = logging.getLogger(__name__)
 
@@ -92,9 +93,25 @@ class Outlets:
 
     progress: ProgressPublisher | None = None
     conversations: Conversations | None = None
+    trace_parents: ParentWatcher | None = None
 
 
-async def _invoke(subagents: SubagentCache, delegation: Delegation, outlets: Outlets) -> dict[str, Any]:
+def run_metadata(delegation: Delegation, attempt: Attempt) -> dict[str, Any]:
+    """The caller's metadata and taskforce's own, on every run of the subagent; `thread_id` is
+    the caller's, so LangSmith shows the subagent in the caller's thread, as in process."""
+    own = {
+        "ls_agent_type": "subagent",
+        "taskforce_delegation_id": delegation.id,
+        "taskforce_attempt": attempt.number,
+        "taskforce_worker": attempt.worker,
+    }
+    thread = {"thread_id": delegation.thread_id} if delegation.thread_id is not None else {}
+    return {**delegation.caller.metadata, **thread, **own}
+
+
+async def _invoke(
+    subagents: SubagentCache, delegation: Delegation, attempt: Attempt, outlets: Outlets
+) -> dict[str, Any]:
     subagent = subagents.get(delegation.subagent_type, delegation.spec, delegation.inherited)
     context = rebuild_context(
         delegation.context, delegation.secrets, delegation.secret_str_keys, delegation.context_type
@@ -102,6 +119,8 @@ async def _invoke(subagents: SubagentCache, delegation: Delegation, outlets: Out
     config: RunnableConfig = {
         "recursion_limit": delegation.limits.recursion_limit,
         "run_name": delegation.subagent_type,
+        "tags": list(delegation.caller.tags),
+        "metadata": run_metadata(delegation, attempt),
     }
     # Redis round trips go to the loop's executor: the loop is every delegation's of the process.
     messages = await asyncio.to_thread(_given_messages, delegation, outlets.conversations)
@@ -124,10 +143,11 @@ async def _invoke(subagents: SubagentCache, delegation: Delegation, outlets: Out
             given = Command(resume=delegation.resume)
     elif delegation.resumes is not None:
         raise PauseGoneError(f"subagent {delegation.subagent_type!r} never pauses: nothing to resume")
-    if outlets.progress is None:
-        result: dict[str, Any] = await subagent.graph.ainvoke(given, config, context=context)
-    else:
-        result = await _run_publishing(subagent.graph, given, config, context, outlets.progress)
+    with filed_under_caller(delegation, outlets.trace_parents):
+        if outlets.progress is None:
+            result: dict[str, Any] = await subagent.graph.ainvoke(given, config, context=context)
+        else:
+            result = await _run_publishing(subagent.graph, given, config, context, outlets.progress)
     if paused_runs is not None and not result.get("__interrupt__"):
         await paused_runs.adelete_thread(delegation.resumes or delegation.id)
     if delegation.conversation is not None and outlets.conversations is not None:
@@ -177,12 +197,12 @@ def _pending_approvals(interrupts: list[Interrupt], secrets: list[str]) -> tuple
 
 
 async def _invoke_by_deadline(
-    subagents: SubagentCache, delegation: Delegation, outlets: Outlets
+    subagents: SubagentCache, delegation: Delegation, attempt: Attempt, outlets: Outlets
 ) -> dict[str, Any]:
     deadline = asyncio.timeout(delegation.limits.timeout_s)
     try:
         async with deadline:
-            return await _invoke(subagents, delegation, outlets)
+            return await _invoke(subagents, delegation, attempt, outlets)
     except TimeoutError:
         if deadline.expired():
             raise _DeadlinePassedError from None
@@ -192,6 +212,7 @@ async def _invoke_by_deadline(
 def _run_on_process_loop(
     subagents: SubagentCache,
     delegation: Delegation,
+    attempt: Attempt,
     on_start: OnStart | None,
     outlets: Outlets,
 ) -> dict[str, Any]:
@@ -199,7 +220,7 @@ def _run_on_process_loop(
     blocked, so that its Celery slot and the caller are never held longer than that."""
     try:
         return _LOOP.run(
-            _invoke_by_deadline(subagents, delegation, outlets),
+            _invoke_by_deadline(subagents, delegation, attempt, outlets),
             on_start=on_start,
             wait_s=timing(delegation.limits).soft_limit_s,
         )
@@ -216,13 +237,16 @@ def run_delegation(
     on_start: OnStart | None = None,
     progress: Callable[[Delegation], ProgressPublisher] | None = None,
     conversations: Conversations | None = None,
+    trace_parents: ParentWatcher | None = None,
 ) -> Report:
     """`on_start` receives the asyncio task of the run, for whoever may have to cancel it;
     `progress` opens the stream a delegation that asks for its progress publishes to;
-    `conversations` keeps async tasks' messages between their runs."""
+    `conversations` keeps async tasks' messages between their runs; `trace_parents` files
+    the subagent's LangSmith runs under its caller's `task` run (`workers.tracing`)."""
     outlets = Outlets(
         progress=progress(delegation) if progress is not None and delegation.progress else None,
         conversations=conversations,
+        trace_parents=trace_parents,
     )
     # The main agent's run: its workspace is where this subagent's files and report go.
     with using_run(delegation.thread_id or DEFAULT_RUN):
@@ -257,7 +281,7 @@ def _run_in_workspace(
     # keep its lease renewed and its caller waiting until the attempt's budget ran out.
     try:
         with recording_writes() as written:
-            result = _run_on_process_loop(subagents, delegation, on_start, outlets)
+            result = _run_on_process_loop(subagents, delegation, attempt, on_start, outlets)
         approvals = _pending_approvals(result.get("__interrupt__") or [], secrets)
         common: dict[str, Any] = {
             "delegation_id": delegation.id,

@@ -47,6 +47,9 @@ class StubClient:
     def send_all(self, delegations: Sequence[Delegation]) -> list[Future[Report]]:
         return [self.send(delegation) for delegation in delegations]
 
+    def file_under_current_run(self, delegations: Sequence[Delegation]) -> None:
+        self.events.extend(("traced", d.description) for d in delegations if d.caller.traced)
+
     def send(self, delegation: Delegation) -> Future[Report]:
         if self.refuse:
             raise RedisConnectionError("connection refused")
