@@ -181,7 +181,7 @@ class ItemRunner:
             raise
         result: ItemResult | None = None
         try:
-            state = self._run(item, thread_id, client)
+            state = self._run(item, thread_id, client, batch_id)
             messages: list[BaseMessage] = state.get("messages", [])
             reports = reports_in(messages)
             reason = _failure_reason(reports)
@@ -218,11 +218,17 @@ class ItemRunner:
             client.close()
         return result
 
-    def _run(self, item: BatchItem, thread_id: str, client: DelegationClient) -> dict[str, Any]:
+    def _run(
+        self, item: BatchItem, thread_id: str, client: DelegationClient, batch_id: str
+    ) -> dict[str, Any]:
         """The item's state once it has an answer or a question: from its checkpoint if it got
-        one before a kill, by resuming its thread if it was cut short, else from its prompt."""
+        one before a kill, by resuming its thread if it was cut short, else from its prompt.
+        Its runs, and its subagents' on the workers, carry the batch and item ids in LangSmith."""
         agent = create_orchestrator(settings=self.settings, client=client, checkpointer=self.checkpointer)
-        config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
+        config: RunnableConfig = {
+            "configurable": {"thread_id": thread_id},
+            "metadata": {"taskforce_batch_id": batch_id, "taskforce_item_id": item.id},
+        }
         snapshot = agent.get_state(config)
         if _answered(snapshot.values) and not snapshot.next:
             state = snapshot.values  # it finished before the kill, and wrote no line
