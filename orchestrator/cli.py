@@ -44,6 +44,9 @@ from orchestrator.dead_letters import (
 from orchestrator.demo import demo_settings, run_demo
 from orchestrator.embedded import EmbeddedError, keep_files, local_cluster
 from orchestrator.files_cli import files_cli
+from orchestrator.pool_metrics_cli import MetricsUnavailableError
+from orchestrator.pool_metrics_cli import scrape as scrape_pool
+from orchestrator.pool_metrics_cli import serve as serve_pool
 from orchestrator.progress import delegation_table, live_progress, usage_line
 from orchestrator.session import new_run_id, run_prompt
 from orchestrator.submissions import (
@@ -101,6 +104,7 @@ _USER_ERRORS = (
     CheckpointsConfigError,
     UnknownRunError,
     UnknownBatchError,
+    MetricsUnavailableError,
 )
 
 INTERRUPTED = 130
@@ -580,6 +584,24 @@ def drop(delegation_id: Annotated[str, typer.Argument(help="The delegation id th
     """Delete a dead letter for good."""
     drop_dead_letter(_connected_settings("dead-letters drop"), delegation_id)
     console.print(f"dropped {delegation_id}")
+
+
+@cli.command()
+def metrics(
+    serve_on: Annotated[
+        int | None,
+        typer.Option(
+            "--serve", metavar="PORT", min=1, max=65535, help="Serve them on this port until stopped."
+        ),
+    ] = None,
+) -> None:
+    """Print the pool's Prometheus metrics, read from Redis (for cron, or a sidecar with --serve)."""
+    settings = _connected_settings("metrics")
+    if serve_on is None:
+        sys.stdout.write(scrape_pool(settings))
+        return
+    console.print(f"serving the pool's metrics on http://0.0.0.0:{serve_on}/metrics (Ctrl-C stops)")
+    serve_pool(settings, serve_on)
 
 
 @cli.command("secrets-key")

@@ -90,7 +90,7 @@ if state ~= 'queued' then return {state, 0} end
 local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('HSET', KEYS[1], 'state', 'running', 'owner', ARGV[2], 'worker', ARGV[3], 'claimed_at', now)
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[1])
-return {'run', attempts}
+return {'run', attempts, now - tonumber(redis.call('HGET', KEYS[1], 'queued_at') or now)}
 """
 
 _REFRESH = """
@@ -228,6 +228,8 @@ return removed
 class Claim:
     outcome: ClaimOutcome
     attempt: int
+    waited_ms: int = 0
+    """With `run`: how long the delegation waited in its queue for this attempt."""
 
 
 @dataclass(frozen=True)
@@ -396,11 +398,11 @@ class Ledger:
     # The worker's side.
 
     def claim(self, delegation_id: str, token: str, worker: str, lease_s: float) -> Claim:
-        outcome, attempt = self._claim(
+        outcome, attempt, *waited = self._claim(
             keys=[self.key(delegation_id), self._leases],
             args=[delegation_id, token, worker, int(lease_s * 1000)],
         )
-        return Claim(cast(ClaimOutcome, as_text(outcome)), int(attempt))
+        return Claim(cast(ClaimOutcome, as_text(outcome)), int(attempt), int(waited[0]) if waited else 0)
 
     def refresh(self, held: Iterable[tuple[str, str]], lease_s: float) -> list[str]:
         """Renew the leases this process holds (id, token); returns the ids it no longer holds
@@ -448,6 +450,37 @@ class Ledger:
         if row[0] in {"requeue", "dead"}:
             return Lapse(delegation_id, cast(Any, row[0]), int(row[1]), row[2], row[3])
         return None
+
+    def running_subagents(self) -> list[str]:
+        """The subagent type of every delegation running under a lease now."""
+        ids = [as_text(i) for i in self.client.zrange(self._leases, 0, -1)]
+        with self.client.pipeline(transaction=False) as pipe:
+            for delegation_id in ids:
+                pipe.hget(self.key(delegation_id), "subagent")
+            return [as_text(found) if found is not None else "unknown" for found in pipe.execute()]
+
+    def served_queues(self) -> list[str]:
+        """Every queue some worker has announced it consumes (`serving`)."""
+        prefix = self.serving_key("")
+        return sorted(as_text(key).removeprefix(prefix) for key in self.client.scan_iter(match=f"{prefix}*"))
+
+    def oldest_queued_ms(self, queue: str) -> int | None:
+        """When the oldest job waiting in `queue` was queued (server time, ms). kombu pushes on
+        the left and takes from the right, so that job is the last; its Celery task id is its
+        delegation id."""
+        raw = self.client.lindex(queue, -1)
+        if raw is None:
+            return None
+        try:
+            delegation_id = json.loads(raw)["headers"]["id"]
+        except (ValueError, KeyError, TypeError):
+            return None
+        queued_at = self.client.hget(self.key(str(delegation_id)), "queued_at")
+        return int(queued_at) if queued_at is not None else None
+
+    def server_ms(self) -> int:
+        seconds, micros = self.client.time()
+        return int(seconds) * 1000 + int(micros) // 1000
 
     # Dead letters.
 

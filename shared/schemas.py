@@ -170,6 +170,16 @@ class TokenUsage(_Wire):
                 totals[key] += int(usage.get(key, 0))
         return cls(**totals)
 
+    @classmethod
+    def by_model(cls, messages: Sequence[BaseMessage]) -> dict[str, TokenUsage]:
+        """`of_messages` per model, by the name its provider answered with."""
+        found: dict[str, list[BaseMessage]] = {}
+        for message in messages:
+            if getattr(message, "usage_metadata", None):
+                name = (getattr(message, "response_metadata", None) or {}).get("model_name") or "unknown"
+                found.setdefault(str(name), []).append(message)
+        return {name: cls.of_messages(some) for name, some in found.items()}
+
     def __add__(self, other: TokenUsage) -> TokenUsage:
         return TokenUsage(
             **{key: getattr(self, key) + getattr(other, key) for key in TokenUsage.model_fields}
@@ -195,6 +205,8 @@ class Report(_Wire):
     full_report_path: str | None = None
     artifacts: tuple[str, ...] = ()
     usage: TokenUsage = Field(default_factory=TokenUsage)
+    usage_by_model: dict[str, TokenUsage] = Field(default_factory=dict)
+    """`usage`, by the model that used it (a subagent may call more than one)."""
     duration_s: float = Field(default=0.0, ge=0)
     attempts: int = Field(default=1, ge=1)
     worker: str = ""

@@ -134,6 +134,13 @@ class Settings(BaseSettings):
         exclude=True,  # workers never checkpoint, so they never see its password
     )
     result_expires: int = Field(default=86400, ge=60, description="Seconds reports stay in Redis.")
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Port of each `taskforce worker`'s Prometheus endpoint (its own counts; "
+        "`taskforce metrics` shows the pool's); unset: none.",
+    )
 
     @classmethod
     def settings_customise_sources(

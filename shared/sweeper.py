@@ -13,6 +13,7 @@ from celery import Celery
 
 from shared.celery_app import publish
 from shared.ledger import Lapse, Ledger
+from shared.metrics import DelegationCounter
 from shared.schemas import Report
 from shared.settings import Settings
 
@@ -34,8 +35,9 @@ def dead_letter_report(lapse: Lapse) -> Report:
     )
 
 
-def sweep(ledger: Ledger, app: Celery, settings: Settings) -> list[Lapse]:
-    """Requeue each lapsed delegation that has attempts left; dead-letter the others."""
+def sweep(ledger: Ledger, app: Celery, settings: Settings, counter: DelegationCounter) -> list[Lapse]:
+    """Requeue each lapsed delegation that has attempts left; dead-letter the others; count
+    both in `counter`, the sweeping process's."""
     handled = []
     for delegation_id in ledger.lapsed():
         lapse = ledger.lapse(delegation_id)
@@ -45,6 +47,7 @@ def sweep(ledger: Ledger, app: Celery, settings: Settings) -> list[Lapse]:
             publication = ledger.publication(delegation_id)
             if publication is not None:
                 publish(app, [publication])
+            counter.handed_over(lapse.subagent_type)
             logger.warning(
                 "delegation %s lost its worker %s after %d attempt(s); handed to another worker",
                 delegation_id,
@@ -59,6 +62,7 @@ def sweep(ledger: Ledger, app: Celery, settings: Settings) -> list[Lapse]:
                 report.model_dump_json(),
                 ttl_s=settings.result_expires,
             )
+            counter.dead_lettered(lapse.subagent_type)
             logger.error("delegation %s dead-lettered: %s", delegation_id, report.summary)
         handled.append(lapse)
     return handled

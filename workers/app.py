@@ -32,6 +32,7 @@ from shared.timing import timing
 from workers import broker_recovery, stopping
 from workers.conversations import Conversations
 from workers.leases import LeaseKeeper
+from workers.metrics_endpoint import serve_worker_metrics
 from workers.paused_runs import RedisCheckpointSaver
 from workers.runner import Attempt, parse_delegation, run_delegation
 from workers.subagents import SubagentCache
@@ -106,6 +107,8 @@ def _serve(sender: Any, **_: Any) -> None:
     """Announce the queues this worker consumes, so that a delegation nobody serves fails fast."""
     queues = sorted(sender.app.amqp.queues.consume_from)
     _keepers[os.getpid()] = LeaseKeeper(open_ledger(settings), app, settings, sender.hostname, queues).start()
+    if settings.metrics_port is not None:
+        serve_worker_metrics(ledger(), sender.hostname, settings.metrics_port)
 
 
 @signals.worker_shutting_down.connect  # type: ignore[untyped-decorator]

@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 
 from shared.celery_app import publish
 from shared.ledger import Ledger
+from shared.metrics import DelegationCounter
 from shared.schemas import Delegation, Report
 from shared.settings import Settings
 from shared.sweeper import sweep
@@ -75,6 +76,7 @@ class LeaseKeeper:
         self._settings = settings
         self._timing = timing(settings.limits(recursion_limit=1))
         self.worker = worker
+        self.counter = DelegationCounter(ledger.client, ledger.namespace, worker)
         self._queues = list(queues)
         self._runs: dict[str, Run] = {}
         self._lock = threading.Lock()
@@ -97,6 +99,7 @@ class LeaseKeeper:
         run = Run(delegation, token, claim.attempt)
         with self._lock:
             self._runs[delegation.id] = run
+        self.counter.started(delegation.subagent_type, claim.waited_ms / 1000)
         return run
 
     def reject(self, payload: object, problem: str) -> None:
@@ -136,7 +139,9 @@ class LeaseKeeper:
             token=token,
             ttl_s=self._settings.result_expires,
         )
-        if not stored:
+        if stored:
+            self.counter.finished(report)
+        else:
             logger.warning("the report of delegation %s came too late: it was no longer ours", delegation_id)
 
     def _token(self) -> str:
@@ -180,7 +185,7 @@ class LeaseKeeper:
         with self._lock:
             queues = list(self._queues)
         self._quietly(self._ledger.announce, self.worker, queues, self._timing.worker_silence_s)
-        self._quietly(sweep, self._ledger, self._app, self._settings)
+        self._quietly(sweep, self._ledger, self._app, self._settings, self.counter)
 
     def _refresh(self) -> None:
         with self._lock:

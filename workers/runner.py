@@ -288,6 +288,7 @@ def _run_in_workspace(
             "subagent_type": delegation.subagent_type,
             "artifacts": tuple(written),
             "usage": TokenUsage.of_messages(result.get("messages", [])),
+            "usage_by_model": TokenUsage.by_model(result.get("messages", [])),
             "duration_s": time.monotonic() - started,
             **fields,
         }

@@ -1,0 +1,149 @@
+"""Counting delegations for Prometheus, in Redis.
+
+Every process that runs delegations or hands them on counts into a hash of its own,
+`<ns>:metrics:<process>`: a worker under its Celery node name (a prefork worker's children
+count into their parent's), waiting orchestrators under `callers`. A worker's endpoint shows its
+own hash (`workers.metrics_endpoint`); `taskforce metrics` sums them all and adds what Redis
+holds right now (`shared.pool_metrics`). Counting in Redis rather than in process memory is what
+lets prefork children share one count and one scrape see the whole pool without reaching each
+machine. A hash nobody counted into for `COUNTS_TTL_S` goes, with the worker that wrote it.
+
+Labels are bounded by the deployment (subagent types, statuses, models), never by ids.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import redis
+
+from shared.schemas import Report
+
+logger = logging.getLogger(__name__)
+
+COUNTS_TTL_S = 7 * 86400
+CALLERS = "callers"
+"""The hash of the waiting orchestrators, which hand on delegations whose worker died."""
+
+
+@dataclass(frozen=True)
+class Family:
+    """One metric: `name` as Prometheus shows it, less the `_total` of a counter."""
+
+    name: str
+    help: str
+    kind: Literal["counter", "histogram"]
+    labels: tuple[str, ...]
+    buckets: tuple[float, ...] = ()
+
+
+STARTED = Family("taskforce_delegations_started", "Delegations a worker started.", "counter", ("subagent",))
+FINISHED = Family(
+    "taskforce_delegations", "Delegations finished, by how they ended.", "counter", ("subagent", "status")
+)
+DURATION = Family(
+    "taskforce_delegation_duration_seconds",
+    "Time from a worker starting a delegation to its report.",
+    "histogram",
+    ("subagent",),
+    (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, math.inf),
+)
+WAIT = Family(
+    "taskforce_delegation_wait_seconds",
+    "Time a delegation waited in its queue for a worker.",
+    "histogram",
+    ("subagent",),
+    (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800, math.inf),
+)
+TOKENS = Family(
+    "taskforce_tokens",
+    "Model tokens subagents used, as providers reported them.",
+    "counter",
+    ("model", "direction"),
+)
+HANDOVERS = Family(
+    "taskforce_lease_handovers",
+    "Delegations whose worker went silent, handed to another worker.",
+    "counter",
+    ("subagent",),
+)
+DEAD_LETTERED = Family(
+    "taskforce_dead_lettered",
+    "Delegations parked as dead letters after their last attempt.",
+    "counter",
+    ("subagent",),
+)
+COUNTED = (STARTED, FINISHED, DURATION, WAIT, TOKENS, HANDOVERS, DEAD_LETTERED)
+
+
+def metrics_key(prefix: str, process: str) -> str:
+    return f"{prefix}:metrics:{process}"
+
+
+def field_name(family: Family, labels: Iterable[str], part: str = "") -> str:
+    """A hash field: the family, its label values and, for a histogram, `sum`, `count` or a
+    bucket's upper bound."""
+    return json.dumps([family.name, *labels, *([part] if part else [])])
+
+
+def bucket_bound(bound: float) -> str:
+    return "+Inf" if math.isinf(bound) else repr(float(bound))
+
+
+def _observed(family: Family, labels: tuple[str, ...], value: float) -> dict[str, float]:
+    """One observation as increments: the bucket it falls in (summed up at reading), sum, count."""
+    bound = next(bound for bound in family.buckets if value <= bound)
+    return {
+        field_name(family, labels, bucket_bound(bound)): 1,
+        field_name(family, labels, "sum"): value,
+        field_name(family, labels, "count"): 1,
+    }
+
+
+class DelegationCounter:
+    """Counts one process's delegations. A metric is never worth a delegation: Redis failing
+    here costs the count, and is logged."""
+
+    def __init__(self, client: redis.Redis, prefix: str, process: str) -> None:
+        self._client = client
+        self._key = metrics_key(prefix, process)
+
+    def started(self, subagent: str, waited_s: float | None) -> None:
+        increments = {field_name(STARTED, [subagent]): 1.0}
+        if waited_s is not None:
+            increments |= _observed(WAIT, (subagent,), max(0.0, waited_s))
+        self._add(increments)
+
+    def finished(self, report: Report) -> None:
+        subagent = report.subagent_type
+        increments = {field_name(FINISHED, [subagent, report.status]): 1.0}
+        increments |= _observed(DURATION, (subagent,), report.duration_s)
+        for model, usage in report.usage_by_model.items():
+            for direction, tokens in (("input", usage.input_tokens), ("output", usage.output_tokens)):
+                if tokens:
+                    increments[field_name(TOKENS, [model, direction])] = float(tokens)
+        self._add(increments)
+
+    def handed_over(self, subagent: str) -> None:
+        self._add({field_name(HANDOVERS, [subagent]): 1.0})
+
+    def dead_lettered(self, subagent: str) -> None:
+        """A dead letter is also how its delegation ended."""
+        self._add(
+            {field_name(DEAD_LETTERED, [subagent]): 1.0, field_name(FINISHED, [subagent, "dead_letter"]): 1.0}
+        )
+
+    def _add(self, increments: Mapping[str, float]) -> None:
+        try:
+            with self._client.pipeline(transaction=False) as pipe:
+                for field, amount in increments.items():
+                    pipe.hincrbyfloat(self._key, field, amount)
+                pipe.expire(self._key, COUNTS_TTL_S)
+                pipe.execute()
+        except redis.RedisError as error:
+            logger.warning("could not count a delegation in %s: %s", self._key, error)
