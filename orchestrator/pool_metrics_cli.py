@@ -9,9 +9,10 @@ import redis
 from prometheus_client import generate_latest, start_http_server
 from prometheus_client.registry import CollectorRegistry
 
-from shared.celery_app import BrokerConfigError
+from shared.celery_app import BrokerConfigError, queue_for
 from shared.ledger import open_ledger
-from shared.pool_metrics import registry_for
+from shared.pool_metrics import PoolCollector, registry_for
+from shared.registry import effective_specs, load_registry, queue_name
 from shared.settings import Settings
 from shared.timing import timing
 from shared.urls import mask_url
@@ -24,8 +25,10 @@ class MetricsUnavailableError(RuntimeError):
 def pool_registry(settings: Settings) -> CollectorRegistry:
     # No riding out an outage: a scrape that waits a minute for Redis is worse than one that fails.
     ledger = open_ledger(settings, riding_out_outages=False)
+    specs = effective_specs(load_registry(settings.subagents), general_purpose=settings.general_purpose)
+    queues = [queue_for(settings, name) for name in dict.fromkeys(map(queue_name, specs))]
     silence_s = timing(settings.limits(recursion_limit=1)).worker_silence_s
-    return registry_for(ledger, worker_silence_s=silence_s)
+    return registry_for(PoolCollector(ledger, queues=queues, worker_silence_s=silence_s))
 
 
 def scrape(settings: Settings) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -72,10 +72,20 @@ def _histogram(family: Family, rows: list[tuple[list[str], float]]) -> Metric:
 
 
 class PoolCollector(Collector):
-    def __init__(self, ledger: Ledger, process: str | None = None, *, worker_silence_s: float = 30.0) -> None:
-        """`worker_silence_s`: how lately a worker must have announced a queue to count."""
+    def __init__(
+        self,
+        ledger: Ledger,
+        process: str | None = None,
+        *,
+        queues: Sequence[str] = (),
+        worker_silence_s: float = 30.0,
+    ) -> None:
+        """`queues` are shown besides those some worker announced: the registry's, whose jobs
+        may wait with no worker at all; `worker_silence_s` is how lately a worker must have
+        announced a queue to count."""
         self._ledger = ledger
         self._process = process
+        self._queues = tuple(queues)
         self._silence_s = worker_silence_s
 
     def collect(self) -> Iterator[Metric]:
@@ -97,7 +107,7 @@ class PoolCollector(Collector):
         workers = GaugeMetricFamily(
             "taskforce_workers", "Workers that announced lately that they consume a queue.", labels=["queue"]
         )
-        for queue in ledger.served_queues():
+        for queue in sorted({*self._queues, *ledger.served_queues()}):
             depth.add_metric([queue], float(ledger.client.llen(queue)))
             queued_ms = ledger.oldest_queued_ms(queue)
             oldest.add_metric(
@@ -123,10 +133,8 @@ class PoolCollector(Collector):
         yield parked
 
 
-def registry_for(
-    ledger: Ledger, process: str | None = None, *, worker_silence_s: float = 30.0
-) -> CollectorRegistry:
+def registry_for(collector: PoolCollector) -> CollectorRegistry:
     """A registry of one `PoolCollector`, to serve or to render with `generate_latest`."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(PoolCollector(ledger, process, worker_silence_s=worker_silence_s))
+    registry.register(collector)
     return registry

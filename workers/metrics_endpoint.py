@@ -10,7 +10,7 @@ import logging
 from prometheus_client import start_http_server
 
 from shared.ledger import Ledger
-from shared.pool_metrics import registry_for
+from shared.pool_metrics import PoolCollector, registry_for
 
 logger = logging.getLogger(__name__)
 
@@ -19,7 +19,7 @@ def serve_worker_metrics(ledger: Ledger, worker: str, port: int) -> None:
     """Serve on all interfaces, as a scraper in another container or pod reaches it; a port
     already taken costs the endpoint, not the worker."""
     try:
-        start_http_server(port, registry=registry_for(ledger, worker))
+        start_http_server(port, registry=registry_for(PoolCollector(ledger, worker)))
     except OSError as error:
         logger.error("no metrics endpoint on port %d: %s", port, error)
         return

@@ -18,6 +18,7 @@ from langchain_core.messages import HumanMessage, ToolMessage
 from orchestrator import create_orchestrator
 from orchestrator.dead_letters import drop_dead_letter, list_dead_letters
 from orchestrator.embedded import worker_pool
+from orchestrator.pool_metrics_cli import scrape
 from shared.ledger import as_text, open_ledger
 from shared.settings import Settings
 from tests.faults.support import (
@@ -29,6 +30,7 @@ from tests.faults.support import (
     wait_for,
 )
 from tests.integration.conftest import scripted, task_call
+from tests.support.prometheus import samples, value
 
 pytestmark = pytest.mark.faults
 
@@ -128,7 +130,18 @@ def test_a_poison_delegation_is_dead_lettered_after_three_attempts_and_its_sibli
 
     (letter,) = list_dead_letters(settings)
     assert (letter.delegation_id, letter.attempts) == (poison["delegation_id"], 3)
+    # The pool's metrics say the same: two hand-overs, then a dead letter, parked until dropped.
+    metrics = samples(scrape(settings))
+    assert value(metrics, "taskforce_lease_handovers_total", subagent="counted") == 2
+    assert value(metrics, "taskforce_dead_lettered_total", subagent="counted") == 1
+    assert value(metrics, "taskforce_delegations_total", subagent="counted", status="dead_letter") == 1
+    assert value(metrics, "taskforce_delegations_total", subagent="counted", status="ok") == 1
+    assert (
+        value(metrics, "taskforce_delegations_started_total", subagent="counted") == 3 + sibling["attempts"]
+    )
+    assert value(metrics, "taskforce_dead_letters", subagent="counted") == 1
     drop_dead_letter(settings, letter.delegation_id)
+    assert value(samples(scrape(settings)), "taskforce_dead_letters", subagent="counted") is None
     assert list_dead_letters(settings) == []
     assert_nothing_left(settings)
 

@@ -30,6 +30,13 @@ MISTAKES: dict[str, tuple[list[str], dict[str, str | None], str]] = {
     "bad option value": (["run", "hi", "--workers", "abc"], {}, "Invalid value for '--workers'"),
     "bad setting": (["run", "hi"], {"TASKFORCE_WORKERS": "abc"}, "TASKFORCE_WORKERS: Input should be"),
     "flower without Redis": (["flower"], {}, "`taskforce flower` needs TASKFORCE_REDIS_URL"),
+    "metrics without Redis": (["metrics"], {}, "`taskforce metrics` needs TASKFORCE_REDIS_URL"),
+    "metrics of an unreachable Redis": (
+        ["metrics"],
+        {"TASKFORCE_REDIS_URL": "redis://:hunter2@127.0.0.1:1/0"},
+        "could not read the metrics from Redis at redis://:***@127.0.0.1:1/0",
+    ),
+    "metrics on a bad port": (["metrics", "--serve", "0"], {}, "Invalid value for '--serve'"),
     "bad flower credentials": (
         ["flower"],
         {"TASKFORCE_REDIS_URL": "redis://127.0.0.1:1/0", "TASKFORCE_FLOWER_BASIC_AUTH": "hunter2"},
@@ -104,6 +111,7 @@ def test_a_bad_setting_is_named_without_its_value(
 ) -> None:
     assert "abc" not in runs["bad setting"].stderr
     assert "hunter2" not in runs["bad flower credentials"].stderr
+    assert "hunter2" not in runs["metrics of an unreachable Redis"].stderr
 
 
 def test_help_still_prints_and_succeeds(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
