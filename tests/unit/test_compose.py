@@ -16,13 +16,15 @@ import yaml
 from shared.settings import Settings
 from tests.support.environment import clear_settings
 
-COMPOSE_FILE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 REQUIRED = {
     "MINIO_ROOT_PASSWORD": "minio-PASSWORD-1",
     "POSTGRES_PASSWORD": "postgres-PASSWORD-2",
     "TASKFORCE_FLOWER_BASIC_AUTH": "ops:flower-PASSWORD-3",
 }
-TASKFORCE_SERVICES = ("worker", "main-worker", "flower", "orchestrator")
+TASKFORCE_SERVICES = ("worker", "main-worker", "flower", "orchestrator", "pool-metrics")
 
 
 @cache
@@ -82,6 +84,8 @@ def test_every_service_of_the_deployment_is_there(services: dict[str, Any]) -> N
         "main-worker",
         "flower",
         "orchestrator",
+        "pool-metrics",
+        "prometheus",
     }
 
 
@@ -190,3 +194,17 @@ def test_each_taskforce_service_environment_is_valid_settings(
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
 
     assert settings.redis_url == "redis://redis:6379/0"
+
+
+def test_prometheus_scrapes_every_worker_replica_and_the_pools_metrics(services: dict[str, Any]) -> None:
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    (workers,) = jobs["taskforce-workers"]["dns_sd_configs"]
+    worker_port = _environment(services["worker"])["TASKFORCE_METRICS_PORT"]
+    assert (workers["names"], str(workers["port"])) == (["worker"], worker_port)
+    (pool,) = jobs["taskforce-pool"]["static_configs"]
+    assert pool["targets"] == [f"pool-metrics:{services['pool-metrics']['command'][-1]}"]
+    assert services["pool-metrics"]["command"][:3] == ["taskforce", "metrics", "--serve"]
+    volumes = services["prometheus"]["volumes"]
+    mounted = {volume["source"] if isinstance(volume, dict) else volume.split(":")[0] for volume in volumes}
+    assert any(source.endswith("deploy/prometheus/prometheus.yml") for source in mounted)
