@@ -3,9 +3,10 @@ subagent's with `stream(..., subgraphs=True)`: under the `task` call's namespace
 the subagent's `model` and `tools` nodes, in the order they happened.
 
 The replay is a small graph run inside the `task` call, which LangGraph nests under the call's
-namespace like any subgraph. Its nodes are named after the subagent's and return the messages
-the worker published (`shared.progress`); its edges wait for the next step, and it ends once
-the report is in and every step is replayed. It keeps no checkpoint: the report in the main
+namespace like any subgraph, untraced: in LangSmith the worker's own runs stand there. Its
+nodes are named after the subagent's and return the messages the worker published
+(`shared.progress`); its edges wait for the next step, and it ends once the report is in and
+every step is replayed. It keeps no checkpoint: the report in the main
 agent's messages is what lasts.
 """
 
@@ -14,11 +15,13 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from concurrent.futures import Future
+from contextlib import AbstractContextManager
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langgraph._internal._constants import CONFIG_KEY_DURABILITY, CONFIG_KEY_STREAM
 from langgraph.graph import END, START, MessagesState, StateGraph
+from langsmith.run_helpers import tracing_context
 
 from shared.progress import RELAYED_NODES, ProgressReader, Step
 from shared.schemas import Report
@@ -69,14 +72,22 @@ class _Replay:
         return builder.compile(checkpointer=False, name=name)
 
 
+def _untraced() -> AbstractContextManager[None]:
+    """The replay shows the subagent's steps in the stream, not in LangSmith: there its real
+    runs come from the worker, under the same `task` run (`workers.tracing`)."""
+    return tracing_context(enabled=False)
+
+
 def replay(reader: ProgressReader, report: Future[Report], subagent_type: str) -> None:
     """Replay the steps until the report is in; call inside the `task` call."""
     graph = _Replay(reader, report).graph(subagent_type)
-    graph.invoke({"messages": []}, _REPLAY_CONFIG)
+    with _untraced():
+        graph.invoke({"messages": []}, _REPLAY_CONFIG)
     reader.forget()
 
 
 async def areplay(reader: ProgressReader, report: Future[Report], subagent_type: str) -> None:
     graph = _Replay(reader, report).graph(subagent_type)
-    await graph.ainvoke({"messages": []}, _REPLAY_CONFIG)
+    with _untraced():
+        await graph.ainvoke({"messages": []}, _REPLAY_CONFIG)
     await asyncio.to_thread(reader.forget)

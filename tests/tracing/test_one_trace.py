@@ -86,9 +86,9 @@ def _main_root(capture: TraceCapture, trace_id: str) -> CapturedRun:
     return root
 
 
-@pytest.mark.parametrize("asynchronous", [False, True], ids=["invoke", "ainvoke"])
+@pytest.mark.parametrize("mode", ["invoke", "ainvoke", "stream"])
 def test_a_turn_of_delegations_is_one_trace_with_each_subagent_under_its_task_run(
-    traced: Traced, asynchronous: bool
+    traced: Traced, mode: str
 ) -> None:
     agent = create_orchestrator(
         scripted(TURN, "done"), subagents=[ANALYST, REVERSER], settings=traced.settings
@@ -96,8 +96,10 @@ def test_a_turn_of_delegations_is_one_trace_with_each_subagent_under_its_task_ru
     thread_id = f"trace-{uuid.uuid4().hex[:8]}"
     given: Any = {"messages": [{"role": "user", "content": "start"}]}
     config = _config(traced, thread_id)
-    if asynchronous:
+    if mode == "ainvoke":
         asyncio.run(agent.ainvoke(given, config))
+    elif mode == "stream":  # subgraphs: the workers publish each step, and the trace is the same
+        assert any(namespace for namespace, _ in agent.stream(given, config, subgraphs=True))
     else:
         agent.invoke(given, config)
     traced.client.flush()
