@@ -146,6 +146,9 @@ class TraceCapture:
                 self._answer({})
 
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        # The SDK keeps its connections open: closing must not wait for their handler threads.
+        server.daemon_threads = True
+        server.block_on_close = False
         thread = threading.Thread(target=server.serve_forever, name="trace-capture", daemon=True)
         thread.start()
         self.url = f"http://127.0.0.1:{server.server_address[1]}"

@@ -54,6 +54,9 @@ def traced_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traced]:
         queue_prefix=f"tftrace{os.getpid()}",
         worker_concurrency=16,
         delegation_timeout=30,
+        # The main agents' clients close at exit, after this session's Redis has gone: their
+        # last clean-up gives up quickly instead of riding out a minute-long "outage".
+        redis_outage=3,
         general_purpose=False,
         data_dir=tmp_path_factory.mktemp("tracing-data"),
         secrets_key=SecretStr(new_key()),
