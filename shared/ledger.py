@@ -377,13 +377,13 @@ class Ledger:
             pipe.time()
             for delegation_id in delegation_ids:
                 pipe.hmget(self.key(delegation_id), fields)
-            (seconds, micros), *rows = pipe.execute()
+            server_time, *rows = pipe.execute()
         records = {
             delegation_id: {name: as_text(value) for name, value in zip(fields, row, strict=True) if value}
             for delegation_id, row in zip(delegation_ids, rows, strict=True)
             if row[0] is not None
         }
-        return seconds * 1000 + micros // 1000, records
+        return _ms(server_time), records
 
     def serving(self, queue: str, silence_s: float) -> int:
         """Workers that announced they consume `queue` within the last `silence_s`."""
@@ -479,8 +479,7 @@ class Ledger:
         return int(queued_at) if queued_at is not None else None
 
     def server_ms(self) -> int:
-        seconds, micros = self.client.time()
-        return int(seconds) * 1000 + int(micros) // 1000
+        return _ms(self.client.time())
 
     # Dead letters.
 
@@ -512,6 +511,12 @@ class Ledger:
             pipe.delete(self.key(delegation_id))
             removed, _ = pipe.execute()
         return bool(removed)
+
+
+def _ms(server_time: tuple[int, int]) -> int:
+    """Redis's `TIME` (seconds, microseconds) in milliseconds, the clock every script uses."""
+    seconds, micros = server_time
+    return int(seconds) * 1000 + int(micros) // 1000
 
 
 def as_text(value: object) -> str:

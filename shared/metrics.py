@@ -113,11 +113,8 @@ class DelegationCounter:
         self._client = client
         self._key = metrics_key(prefix, process)
 
-    def started(self, subagent: str, waited_s: float | None) -> None:
-        increments = {field_name(STARTED, [subagent]): 1.0}
-        if waited_s is not None:
-            increments |= _observed(WAIT, (subagent,), max(0.0, waited_s))
-        self._add(increments)
+    def started(self, subagent: str, waited_s: float) -> None:
+        self._add({field_name(STARTED, [subagent]): 1.0, **_observed(WAIT, (subagent,), max(0.0, waited_s))})
 
     def finished(self, report: Report) -> None:
         subagent = report.subagent_type

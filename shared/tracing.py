@@ -23,7 +23,7 @@ from shared.schemas import CallerRun
 
 # Metadata LangChain, LangGraph and LangSmith put on every run themselves: each side sets its own.
 _OWN_METADATA_PREFIXES = ("langgraph_", "lc_", "ls_", "checkpoint_")
-_OWN_METADATA_KEYS = frozenset({"thread_id", "run_id", "revision_id", "checkpoint_id", "checkpoint_ns"})
+_OWN_METADATA_KEYS = frozenset({"thread_id", "run_id", "revision_id"})
 _JSON = TypeAdapter(JsonValue)
 
 

@@ -283,12 +283,13 @@ def _run_in_workspace(
         with recording_writes() as written:
             result = _run_on_process_loop(subagents, delegation, attempt, on_start, outlets)
         approvals = _pending_approvals(result.get("__interrupt__") or [], secrets)
+        by_model = TokenUsage.by_model(result.get("messages", []))
         common: dict[str, Any] = {
             "delegation_id": delegation.id,
             "subagent_type": delegation.subagent_type,
             "artifacts": tuple(written),
-            "usage": TokenUsage.of_messages(result.get("messages", [])),
-            "usage_by_model": TokenUsage.by_model(result.get("messages", [])),
+            "usage": sum(by_model.values(), TokenUsage()),
+            "usage_by_model": by_model,
             "duration_s": time.monotonic() - started,
             **fields,
         }

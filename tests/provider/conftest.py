@@ -18,6 +18,7 @@ from shared.settings import Settings
 from tests.conftest import redis_for_tests, require_redis
 from tests.integration.conftest import Cluster
 from tests.provider.agents import MAIN_MODEL
+from tests.support.environment import exported
 from tests.support.fake_provider import FakeProvider, RemoteProvider
 
 TEST_DB = 14
@@ -36,33 +37,28 @@ def provider_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provi
     require_redis(url)
     redis.Redis.from_url(url).flushdb()
     with FakeProvider.in_subprocess(latency_s=LATENCY_S) as provider:
-        given = {key: os.environ.get(key) for key in ("OPENAI_BASE_URL", "OPENAI_API_KEY")}
         # What a user exports: this process and the workers it starts read the same variables.
-        os.environ |= {"OPENAI_BASE_URL": provider.base_url, "OPENAI_API_KEY": "sk-provider-tests"}
-        settings = Settings(
-            _env_file=None,  # type: ignore[call-arg]
-            redis_url=url,
-            subagents=REGISTRY,
-            model=MAIN_MODEL,
-            queue_prefix=f"tfprov{os.getpid()}",
-            worker_concurrency=110,
-            delegation_timeout=60,
-            # Up to 5 retries of a 429 or 5xx, as a deployment would set for its provider.
-            model_options={"*": {"max_retries": 5}},
-            data_dir=tmp_path_factory.mktemp("data"),
-            secrets_key=SecretStr(new_key()),
-        )
-        logs = tmp_path_factory.mktemp("provider-worker-logs")
-        try:
-            with worker_pool(settings, logs, 2, "--loglevel", "INFO") as pids:
-                yield ProviderCluster(settings, logs, pids, provider)
-        finally:
-            for key, value in given.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
-            redis.Redis.from_url(url).flushdb()
+        exports = {"OPENAI_BASE_URL": provider.base_url, "OPENAI_API_KEY": "sk-provider-tests"}
+        with exported(exports):
+            settings = Settings(
+                _env_file=None,  # type: ignore[call-arg]
+                redis_url=url,
+                subagents=REGISTRY,
+                model=MAIN_MODEL,
+                queue_prefix=f"tfprov{os.getpid()}",
+                worker_concurrency=110,
+                delegation_timeout=60,
+                # Up to 5 retries of a 429 or 5xx, as a deployment would set for its provider.
+                model_options={"*": {"max_retries": 5}},
+                data_dir=tmp_path_factory.mktemp("data"),
+                secrets_key=SecretStr(new_key()),
+            )
+            logs = tmp_path_factory.mktemp("provider-worker-logs")
+            try:
+                with worker_pool(settings, logs, 2, "--loglevel", "INFO") as pids:
+                    yield ProviderCluster(settings, logs, pids, provider)
+            finally:
+                redis.Redis.from_url(url).flushdb()
 
 
 @pytest.fixture

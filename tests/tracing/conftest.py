@@ -21,6 +21,7 @@ from orchestrator.embedded import worker_pool
 from shared.secrets import new_key
 from shared.settings import Settings
 from tests.conftest import redis_for_tests, require_redis
+from tests.support.environment import exported
 from tests.support.trace_capture import TraceCapture
 
 TRACING_DB = 10
@@ -70,16 +71,8 @@ def traced_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traced]:
             "LANGSMITH_PROJECT": WORKER_PROJECT,
         }
         # Only the workers read these: they are in the environment while they start, no longer.
-        given = {key: os.environ.get(key) for key in worker_env}
-        os.environ |= worker_env
-        try:
+        with exported(worker_env):
             pids = stack.enter_context(worker_pool(settings, logs, 1, "--loglevel", "INFO", name="traced"))
-        finally:
-            for key, value in given.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
         client = Client(api_url=capture.url, api_key="lsv2-tracing-tests")
         yield Traced(settings, capture, client, logs, pids)
         client.flush()

@@ -170,8 +170,8 @@ def test_a_resumed_approval_joins_the_trace_of_the_run_that_resumed_it(traced: T
     agent.invoke(resumed, config)
     traced.client.flush()
 
-    roots = [run for run in traced.capture.runs() if run.parent_id is None and run.project == CALLER_PROJECT]
     assert eventually(lambda: len({run.trace_id for run in traced.capture.runs()}) == 2, 30)
+    roots = [run for run in traced.capture.runs() if run.parent_id is None and run.project == CALLER_PROJECT]
     second = max(roots, key=lambda run: str(run.fields.get("start_time")))
     (subagent,) = _finished_subagents(traced.capture, {"gatekeeper"}, trace_id=second.id)
     # The part after the answer ran on a worker, under the `task` run of the resumed invoke.
