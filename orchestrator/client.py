@@ -40,7 +40,7 @@ from pydantic import ValidationError
 from shared.celery_app import CONNECTION_ERRORS, publish, queue_for
 from shared.context import redact
 from shared.ledger import INBOX_TTL_S, Publication, Recording, open_ledger
-from shared.metrics import CALLERS, DelegationCounter
+from shared.metrics import CALLERS, ProcessCounts
 from shared.schemas import Delegation, FailureStatus, Report
 from shared.secrets import SecretBox
 from shared.settings import Settings
@@ -86,7 +86,7 @@ class DelegationClient:
         self.app = app
         self.settings = settings
         self.ledger = open_ledger(settings)
-        self._counter = DelegationCounter(self.ledger.client, self.ledger.namespace, CALLERS)
+        self._counter = ProcessCounts(self.ledger.client, self.ledger.namespace, CALLERS)
         # Wakes the listener when closing; never rides out an outage, or closing would wait it out.
         self._waker = open_ledger(settings, riding_out_outages=False).client
         self._box = SecretBox(settings.secrets_key)

@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 import threading
+import time
 from functools import cache
 from typing import Any
 
@@ -32,6 +33,9 @@ from orchestrator.client import DelegationClient
 from orchestrator.submissions import FINAL_STATES, RUN_MAIN, BatchRecord, main_queue
 from shared.celery_app import create_celery_app, queue_named
 from shared.errors import error_text
+from shared.ledger import Ledger, open_ledger
+from shared.metrics import ProcessCounts
+from shared.metrics_endpoint import serve_process_metrics
 from shared.secrets import SecretBox
 from shared.settings import Settings
 
@@ -53,6 +57,17 @@ def runner() -> ItemRunner:
     return ItemRunner(settings, _checkpoints.enter_context(open_checkpointer(settings)), BatchProgress())
 
 
+@cache
+def ledger() -> Ledger:
+    return open_ledger(settings)
+
+
+@signals.worker_ready.connect  # type: ignore[untyped-decorator]
+def _serve_metrics(sender: Any, **_: Any) -> None:
+    if settings.metrics_port is not None:
+        serve_process_metrics(ledger(), sender.hostname, settings.metrics_port)
+
+
 @signals.worker_shutdown.connect  # type: ignore[untyped-decorator]
 def _close_checkpoints(**_: Any) -> None:
     _checkpoints.close()
@@ -72,8 +87,8 @@ def _stop_when_cancelled(record: BatchRecord, clients: list[DelegationClient], d
             return
 
 
-@app.task(name=RUN_MAIN, shared=False)  # type: ignore[untyped-decorator]
-def run_main(payload: dict[str, Any]) -> None:
+@app.task(name=RUN_MAIN, shared=False, bind=True)  # type: ignore[untyped-decorator]
+def run_main(task: Any, payload: dict[str, Any]) -> None:
     record = BatchRecord(settings, payload["batch_id"])
     item_id = str(payload["id"])
     if record.state(item_id) in FINAL_STATES:
@@ -88,6 +103,7 @@ def run_main(payload: dict[str, Any]) -> None:
         target=_stop_when_cancelled, args=(record, clients, done), name="taskforce-cancel-watch", daemon=True
     )
     watcher.start()
+    started = time.monotonic()
     try:
         result = runner()(
             _item(payload),
@@ -101,4 +117,7 @@ def run_main(payload: dict[str, Any]) -> None:
     finally:
         done.set()
     stopped = result.status == "failed" and record.cancelled()
-    record.store(result, "cancelled" if stopped else result.status)
+    status = "cancelled" if stopped else result.status
+    record.store(result, status)
+    counts = ProcessCounts(ledger().client, ledger().namespace, str(task.request.hostname))
+    counts.main_run_finished(status, time.monotonic() - started)

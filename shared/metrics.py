@@ -3,7 +3,8 @@
 Every process that runs delegations or hands them on counts into a hash of its own,
 `<ns>:metrics:<process>`: a worker under its Celery node name (a prefork worker's children
 count into their parent's), waiting orchestrators under `callers`. A worker's endpoint shows its
-own hash (`workers.metrics_endpoint`); `taskforce metrics` sums them all and adds what Redis
+own hash (`shared.metrics_endpoint`), and so does a main-run worker, which counts the main runs
+it finished; `taskforce metrics` sums them all and adds what Redis
 holds right now (`shared.pool_metrics`). Counting in Redis rather than in process memory is what
 lets prefork children share one count and one scrape see the whole pool without reaching each
 machine. A hash nobody counted into for `COUNTS_TTL_S` goes, with the worker that wrote it.
@@ -78,7 +79,20 @@ DEAD_LETTERED = Family(
     "counter",
     ("subagent",),
 )
-COUNTED = (STARTED, FINISHED, DURATION, WAIT, TOKENS, HANDOVERS, DEAD_LETTERED)
+MAIN_RUNS = Family(
+    "taskforce_main_runs",
+    "Submitted main runs a main-run worker finished, by how they ended.",
+    "counter",
+    ("status",),
+)
+MAIN_RUN_DURATION = Family(
+    "taskforce_main_run_duration_seconds",
+    "Time a main-run worker spent on a submitted main run, delegations included.",
+    "histogram",
+    (),
+    (1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, math.inf),
+)
+COUNTED = (STARTED, FINISHED, DURATION, WAIT, TOKENS, HANDOVERS, DEAD_LETTERED, MAIN_RUNS, MAIN_RUN_DURATION)
 
 
 def metrics_key(prefix: str, process: str) -> str:
@@ -105,9 +119,9 @@ def _observed(family: Family, labels: tuple[str, ...], value: float) -> dict[str
     }
 
 
-class DelegationCounter:
-    """Counts one process's delegations. A metric is never worth a delegation: Redis failing
-    here costs the count, and is logged."""
+class ProcessCounts:
+    """Counts what one process did with delegations and main runs. A metric is never worth a
+    delegation: Redis failing here costs the count, and is logged."""
 
     def __init__(self, client: redis.Redis, prefix: str, process: str) -> None:
         self._client = client
@@ -134,6 +148,9 @@ class DelegationCounter:
         self._add(
             {field_name(DEAD_LETTERED, [subagent]): 1.0, field_name(FINISHED, [subagent, "dead_letter"]): 1.0}
         )
+
+    def main_run_finished(self, status: str, duration_s: float) -> None:
+        self._add({field_name(MAIN_RUNS, [status]): 1.0, **_observed(MAIN_RUN_DURATION, (), duration_s)})
 
     def _add(self, increments: Mapping[str, float]) -> None:
         try:

@@ -138,8 +138,8 @@ class Settings(BaseSettings):
         default=None,
         ge=1,
         le=65535,
-        description="Port of each `taskforce worker`'s Prometheus endpoint (its own counts; "
-        "`taskforce metrics` shows the pool's); unset: none.",
+        description="Port of each `taskforce worker`'s and `taskforce main-worker`'s Prometheus "
+        "endpoint (its own counts; `taskforce metrics` shows the pool's); unset: none.",
     )
 
     @classmethod

@@ -13,7 +13,7 @@ from celery import Celery
 
 from shared.celery_app import publish
 from shared.ledger import Lapse, Ledger
-from shared.metrics import DelegationCounter
+from shared.metrics import ProcessCounts
 from shared.schemas import Report
 from shared.settings import Settings
 
@@ -35,7 +35,7 @@ def dead_letter_report(lapse: Lapse) -> Report:
     )
 
 
-def sweep(ledger: Ledger, app: Celery, settings: Settings, counter: DelegationCounter) -> list[Lapse]:
+def sweep(ledger: Ledger, app: Celery, settings: Settings, counter: ProcessCounts) -> list[Lapse]:
     """Requeue each lapsed delegation that has attempts left; dead-letter the others; count
     both in `counter`, the sweeping process's."""
     handled = []

@@ -22,6 +22,7 @@ from shared.celery_app import RUN_DELEGATION, create_celery_app, delegation_queu
 from shared.errors import error_text, scrubbed_traceback
 from shared.files import SharedFiles, shared_files
 from shared.ledger import Ledger, open_ledger
+from shared.metrics_endpoint import serve_process_metrics
 from shared.progress import ProgressPublisher
 from shared.registry import effective_specs, load_registry, queue_name
 from shared.schemas import Delegation, Report
@@ -32,7 +33,6 @@ from shared.timing import timing
 from workers import broker_recovery, stopping
 from workers.conversations import Conversations
 from workers.leases import LeaseKeeper
-from workers.metrics_endpoint import serve_worker_metrics
 from workers.paused_runs import RedisCheckpointSaver
 from workers.runner import Attempt, parse_delegation, run_delegation
 from workers.subagents import SubagentCache
@@ -108,7 +108,7 @@ def _serve(sender: Any, **_: Any) -> None:
     queues = sorted(sender.app.amqp.queues.consume_from)
     _keepers[os.getpid()] = LeaseKeeper(open_ledger(settings), app, settings, sender.hostname, queues).start()
     if settings.metrics_port is not None:
-        serve_worker_metrics(ledger(), sender.hostname, settings.metrics_port)
+        serve_process_metrics(ledger(), sender.hostname, settings.metrics_port)
 
 
 @signals.worker_shutting_down.connect  # type: ignore[untyped-decorator]

@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 
 from shared.celery_app import publish
 from shared.ledger import Ledger
-from shared.metrics import DelegationCounter
+from shared.metrics import ProcessCounts
 from shared.schemas import Delegation, Report
 from shared.settings import Settings
 from shared.sweeper import sweep
@@ -76,7 +76,7 @@ class LeaseKeeper:
         self._settings = settings
         self._timing = timing(settings.limits(recursion_limit=1))
         self.worker = worker
-        self.counter = DelegationCounter(ledger.client, ledger.namespace, worker)
+        self.counter = ProcessCounts(ledger.client, ledger.namespace, worker)
         self._queues = list(queues)
         self._runs: dict[str, Run] = {}
         self._lock = threading.Lock()

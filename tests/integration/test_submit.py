@@ -23,6 +23,7 @@ from shared.settings import Settings
 from tests.conftest import require_redis
 from tests.faults.support import runs, wait_for
 from tests.integration.conftest import REDIS_BASE_URL, REGISTRY, TEST_DB
+from tests.support.prometheus import free_port, samples, scrape_url, value
 
 pytestmark = pytest.mark.integration
 
@@ -89,16 +90,21 @@ def _until_finished(settings: Settings, batch_id: str, timeout: float) -> BatchS
 
 
 def test_twenty_runs_on_two_slots_all_complete(settings: Settings, tmp_path: Path) -> None:
+    """And the main-run worker's endpoint counts them."""
+    port = free_port()
     tasks = {n: [f"sleep=0.2 run {n} part {part}" for part in "abc"] for n in range(20)}
     lines = [
         {"id": f"run-{n}", "prompt": "Ask the counted subagent:\n" + "".join(f"- {t}\n" for t in parts)}
         for n, parts in tasks.items()
     ]
-    with worker_pool(settings, tmp_path, 1), _main_worker(settings, tmp_path):
+    metered = settings.model_copy(update={"metrics_port": port})
+    with worker_pool(settings, tmp_path, 1), _main_worker(metered, tmp_path):
         batch_id = _submit(settings, tmp_path / "in.jsonl", lines)
         found = _until_finished(settings, batch_id, 240)
         status = _cli(settings, "status", batch_id)
         listed = _cli(settings, "results", batch_id)
+        counted = samples(scrape_url(f"http://127.0.0.1:{port}/metrics"))
+        pool = samples(_cli(settings, "metrics").stdout)
 
     assert found.counts == {"ok": 20}, found
     assert status.returncode == 0, status.stdout + status.stderr
@@ -108,6 +114,12 @@ def test_twenty_runs_on_two_slots_all_complete(settings: Settings, tmp_path: Pat
     assert all(len(result.delegations) == 3 for result in results)
     assert len(listed.stdout.splitlines()) == 20
     assert [runs(settings, t) for parts in tasks.values() for t in parts] == [1] * 60
+    for found_samples in (counted, pool):
+        assert value(found_samples, "taskforce_main_runs_total", status="ok") == 20
+        assert value(found_samples, "taskforce_main_run_duration_seconds_count") == 20
+    # The main-run worker counts main runs; its subagents' delegations are the subagent workers'.
+    assert value(counted, "taskforce_delegations_started_total", subagent="counted") is None
+    assert value(pool, "taskforce_delegations_started_total", subagent="counted") == 60
 
 
 def test_cancel_stops_queued_and_running_runs(settings: Settings, tmp_path: Path) -> None:
