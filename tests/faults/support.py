@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -101,6 +102,21 @@ def runs(settings: Settings, task: str) -> int:
     """How many times the `counted` subagent's body ran for `task`."""
     assert settings.redis_url is not None
     return int(redis.Redis.from_url(settings.redis_url).get(RUNS_PREFIX + task) or 0)
+
+
+def worker_names(pids: list[int], name: str = "w") -> dict[str, int]:
+    """Worker node name (as the ledger records it) to the pid leading its process group, for
+    workers `worker_pool(..., name=name)` started."""
+    return {f"{name}{index}.{os.getpid()}@{socket.gethostname()}": pid for index, pid in enumerate(pids)}
+
+
+def running_on(settings: Settings) -> dict[str, str]:
+    """Delegation id to the worker running it now."""
+    ledger = open_ledger(settings)
+    prefix = f"{settings.queue_prefix}:dlg:"
+    ids = [as_text(key)[len(prefix) :] for key in ledger.client.keys(prefix + "*")]
+    _, records = ledger.snapshot(ids)
+    return {key: record["worker"] for key, record in records.items() if record.get("state") == "running"}
 
 
 def leftovers(settings: Settings) -> dict[str, Any]:

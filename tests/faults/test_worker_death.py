@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,15 +18,15 @@ from orchestrator import create_orchestrator
 from orchestrator.dead_letters import drop_dead_letter, list_dead_letters
 from orchestrator.embedded import worker_pool
 from orchestrator.pool_metrics_cli import scrape
-from shared.ledger import as_text, open_ledger
-from shared.settings import Settings
 from tests.faults.support import (
     RedisProcess,
     assert_nothing_left,
     fault_settings,
     kill_process_group,
+    running_on,
     runs,
     wait_for,
+    worker_names,
 )
 from tests.integration.conftest import scripted, task_call
 from tests.support.prometheus import samples, value
@@ -45,12 +44,6 @@ def _reports(state: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {m.tool_call_id: m.artifact for m in state["messages"] if isinstance(m, ToolMessage)}
 
 
-def _ids(settings: Settings) -> list[str]:
-    client = open_ledger(settings).client
-    prefix = f"{settings.queue_prefix}:dlg:"
-    return [as_text(key)[len(prefix) :] for key in client.keys(prefix + "*")]
-
-
 @pytest.mark.parametrize("pool_kind", ["threads", "prefork"])
 def test_a_sigkilled_workers_delegations_finish_elsewhere_once_each(
     server: RedisProcess, tmp_path: Path, pool_kind: str
@@ -59,14 +52,14 @@ def test_a_sigkilled_workers_delegations_finish_elsewhere_once_each(
     settings = fault_settings(server, tmp_path, worker_pool=pool_kind)
     tasks = [f"sleep=4 job {n}" for n in range(4)]
     with worker_pool(settings, tmp_path, 2) as pids, ThreadPoolExecutor(1) as pool:
-        names = _names(pids)
+        names = worker_names(pids)
         agent = create_orchestrator(
             scripted([task_call(f"c{n}", "counted", t) for n, t in enumerate(tasks)], "done"),
             settings=settings,
         )
         running = _start(agent, pool)
         wait_for(lambda: all(runs(settings, t) == 1 for t in tasks), 30, "every job to start")
-        before = _running_on(settings)
+        before = running_on(settings)
         victim = next(iter(before.values()))
         kill_process_group(names[victim])
         killed_at = time.monotonic()
@@ -85,17 +78,6 @@ def test_a_sigkilled_workers_delegations_finish_elsewhere_once_each(
         if moved:
             assert report["worker"] != victim
     assert_nothing_left(settings)
-
-
-def _names(pids: list[int]) -> dict[str, int]:
-    """Worker node name (as the ledger records it) to the pid leading its process group."""
-    return {f"w{index}.{os.getpid()}@{socket.gethostname()}": pid for index, pid in enumerate(pids)}
-
-
-def _running_on(settings: Settings) -> dict[str, str]:
-    ledger = open_ledger(settings)
-    _, records = ledger.snapshot(_ids(settings))
-    return {key: record["worker"] for key, record in records.items() if record.get("state") == "running"}
 
 
 def test_a_poison_delegation_is_dead_lettered_after_three_attempts_and_its_sibling_finishes(
@@ -160,12 +142,12 @@ def test_a_worker_whose_tool_hangs_stops_within_its_grace_and_hands_the_delegati
     )
     task = "hang in sync code"
     with worker_pool(settings, tmp_path, 2) as pids, ThreadPoolExecutor(1) as pool:
-        names = _names(pids)
+        names = worker_names(pids)
         running = _start(
             create_orchestrator(scripted([task_call("h", "counted", task)], "done"), settings=settings), pool
         )
         wait_for(lambda: runs(settings, task) == 1, 30, "the hung tool to start")
-        first = names[next(iter(_running_on(settings).values()))]
+        first = names[next(iter(running_on(settings).values()))]
         if stopped_by == "main process":
             os.kill(first, signal.SIGTERM)
         else:

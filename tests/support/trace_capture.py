@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from langsmith import Client
+
+API_KEY = "lsv2-tracing-tests"
 INFO = {
     "version": "0.10.0",
     "batch_ingest_config": {
@@ -74,6 +77,19 @@ class TraceCapture:
         self._runs: dict[str, CapturedRun] = {}
         self._lock = threading.Lock()
         self.url = ""
+
+    def environment(self, project: str) -> dict[str, str]:
+        """The standard `LANGSMITH_*` variables of a process that traces here, to `project`."""
+        return {
+            "LANGSMITH_TRACING": "true",
+            "LANGSMITH_ENDPOINT": self.url,
+            "LANGSMITH_API_KEY": API_KEY,
+            "LANGSMITH_PROJECT": project,
+        }
+
+    def client(self) -> Client:
+        """A LangSmith client of this endpoint, for a tracer of the test process's own."""
+        return Client(api_url=self.url, api_key=API_KEY)
 
     def keep(self, fields: dict[str, Any]) -> None:
         run_id = str(fields["id"])

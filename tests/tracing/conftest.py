@@ -64,16 +64,10 @@ def traced_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traced]:
     )
     logs = tmp_path_factory.mktemp("tracing-worker-logs")
     with TraceCapture().serving() as capture, ExitStack() as stack:
-        worker_env = {
-            "LANGSMITH_TRACING": "true",
-            "LANGSMITH_ENDPOINT": capture.url,
-            "LANGSMITH_API_KEY": "lsv2-tracing-tests",
-            "LANGSMITH_PROJECT": WORKER_PROJECT,
-        }
         # Only the workers read these: they are in the environment while they start, no longer.
-        with exported(worker_env):
+        with exported(capture.environment(WORKER_PROJECT)):
             pids = stack.enter_context(worker_pool(settings, logs, 1, "--loglevel", "INFO", name="traced"))
-        client = Client(api_url=capture.url, api_key="lsv2-tracing-tests")
+        client = capture.client()
         yield Traced(settings, capture, client, logs, pids)
         client.flush()
     redis.Redis.from_url(url).flushdb()
