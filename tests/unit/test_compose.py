@@ -196,12 +196,15 @@ def test_each_taskforce_service_environment_is_valid_settings(
     assert settings.redis_url == "redis://redis:6379/0"
 
 
-def test_prometheus_scrapes_every_worker_replica_and_the_pools_metrics(services: dict[str, Any]) -> None:
+def test_prometheus_scrapes_both_kinds_of_worker_and_the_pools_metrics(services: dict[str, Any]) -> None:
     config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     (workers,) = jobs["taskforce-workers"]["dns_sd_configs"]
     worker_port = _environment(services["worker"])["TASKFORCE_METRICS_PORT"]
     assert (workers["names"], str(workers["port"])) == (["worker"], worker_port)
+    (main_workers,) = jobs["taskforce-main-workers"]["dns_sd_configs"]
+    main_worker_port = _environment(services["main-worker"])["TASKFORCE_METRICS_PORT"]
+    assert (main_workers["names"], str(main_workers["port"])) == (["main-worker"], main_worker_port)
     (pool,) = jobs["taskforce-pool"]["static_configs"]
     assert pool["targets"] == [f"pool-metrics:{services['pool-metrics']['command'][-1]}"]
     assert services["pool-metrics"]["command"][:3] == ["taskforce", "metrics", "--serve"]
