@@ -28,6 +28,7 @@ from orchestrator.parity import MainAgent, UnsupportedArgumentError, inheritance
 from shared.celery_app import create_celery_app
 from shared.files import shared_files
 from shared.files.workspace import MEMORIES, SKILLS
+from shared.guarded_model import ModelGuard, guarded, pool_guard
 from shared.models import make_model
 from shared.registry import effective_specs, load_registry, queue_name, validate_specs
 from shared.settings import Settings
@@ -123,7 +124,7 @@ def create_orchestrator(
     )
     background = [PoolAsyncSubAgentMiddleware(client, builder, pooled)] if pooled else []
     return create_deep_agent(
-        _main_model(model, settings),
+        _main_model(model, settings, pool_guard(settings, lambda: client.ledger.client)),
         tools,
         system_prompt=system_prompt,
         middleware=[delegation, *background, *middleware],
@@ -156,6 +157,9 @@ def _async_targets(
     return async_targets(pooled, known)
 
 
-def _main_model(model: str | BaseChatModel | None, settings: Settings) -> BaseChatModel:
+def _main_model(model: str | BaseChatModel | None, settings: Settings, guard: ModelGuard) -> BaseChatModel:
+    """The main agent's model, its calls counted against the pool's limits as workers' are."""
     chosen = model if model is not None else settings.model
-    return make_model(chosen, settings.model_arguments(chosen) if isinstance(chosen, str) else None)
+    return guarded(
+        make_model(chosen, settings.model_arguments(chosen) if isinstance(chosen, str) else None), guard
+    )

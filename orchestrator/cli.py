@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import re
 import shlex
 import signal
 import sys
@@ -19,6 +20,7 @@ import click
 import typer
 from celery.bin.worker import worker as celery_worker
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
@@ -653,6 +655,8 @@ def _settings_problems(error: ValidationError) -> str:
         if problem["loc"]:
             field = str(problem["loc"][0])
             where = [f"{HANDOFF_VARIABLE} {field}" if handed else setting_variable(field)]
+            # Within a JSON setting, the key to fix: `openai:gpt-4.1-mini.max_concurrency`.
+            where += [".".join(map(str, problem["loc"][1:]))] if len(problem["loc"]) > 1 else []
         problems.append(": ".join([*where, problem["msg"]]))
     return "; ".join(problems)
 
@@ -681,6 +685,9 @@ def main() -> None:
         if error.title != Settings.__name__:
             raise
         _fail(_settings_problems(error))
+    except SettingsError as error:  # a JSON setting that is not JSON
+        field = re.search(r'field "(\w+)"', str(error))
+        _fail(f"{setting_variable(field.group(1)) if field else 'a setting'}: not valid JSON")
     if code == INTERRUPTED:
         console.print("[yellow]interrupted: everything started for this run has been stopped[/]")
     sys.exit(code if isinstance(code, int) else 0)

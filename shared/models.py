@@ -9,7 +9,9 @@ model's arguments keeps the Responses API.
 
 A model's client arguments (`max_retries`, `timeout`, `base_url`, ...) come from the
 `TASKFORCE_MODEL_OPTIONS` setting, by model string, and from a subagent spec's own
-`model_options`: the same settings build the same client on every machine.
+`model_options`: the same settings build the same client on every machine. A client's own
+retries are off unless `max_retries` is given: taskforce retries 429s and overloaded answers
+itself (`shared.guarded_model`).
 """
 
 from __future__ import annotations
@@ -45,6 +47,10 @@ def make_model(model: str | BaseChatModel, arguments: Mapping[str, Any] | None =
         if os.environ.get("OPENAI_BASE_URL") or "base_url" in arguments:
             options.pop("use_responses_api", None)
         built: BaseChatModel = init_chat_model(model, **{**options, **arguments})
+        if "max_retries" not in arguments and "max_retries" in type(built).model_fields:
+            # The guard tries again itself, pool-wide and within the deadline
+            # (`shared.guarded_model`); the client's own retries would hide 429s from it.
+            built = init_chat_model(model, **{**options, **arguments, "max_retries": 0})
         return built
     except (ValueError, ImportError, TypeError) as error:
         raise ModelConfigError(

@@ -10,7 +10,7 @@ import importlib
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 from deepagents.middleware.subagents import (
@@ -18,6 +18,9 @@ from deepagents.middleware.subagents import (
     DEFAULT_SUBAGENT_PROMPT,
     SubAgent,
 )
+from pydantic import TypeAdapter, ValidationError
+
+from shared.model_limits import ModelLimit, check_bucket_name
 
 GENERAL_PURPOSE = "general-purpose"
 MEMORY_KEY = "memory"
@@ -29,8 +32,12 @@ its own name. Subagents that share a queue share the workers that consume it (`-
 MODEL_OPTIONS_KEY = "model_options"
 """And the client arguments of the model the subagent runs on (`max_retries`, `timeout`,
 `base_url`, ...), over those `TASKFORCE_MODEL_OPTIONS` gives that model string."""
-TASKFORCE_KEYS = frozenset({MEMORY_KEY, QUEUE_KEY, MODEL_OPTIONS_KEY})
+MODEL_LIMITS_KEY = "model_limits"
+"""And limits of the subagent type's own, in `TASKFORCE_MODEL_LIMITS`'s form: its model calls
+count into these buckets as well as into the pool's, so a type can be held to a share."""
+TASKFORCE_KEYS = frozenset({MEMORY_KEY, QUEUE_KEY, MODEL_OPTIONS_KEY, MODEL_LIMITS_KEY})
 _KNOWN_KEYS = frozenset(SubAgent.__annotations__) | TASKFORCE_KEYS
+_LIMITS = TypeAdapter(dict[str, ModelLimit])
 _QUEUE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _UNSUPPORTED = {
     "runnable": "compiled subagents cannot be rebuilt on a worker; give a declarative spec",
@@ -115,11 +122,32 @@ def _check_own_keys(spec: dict[str, Any]) -> None:
     options = spec.get(MODEL_OPTIONS_KEY, {})
     if not isinstance(options, dict) or not all(isinstance(key, str) for key in options):
         raise RegistryError(f"subagent {name!r}: {MODEL_OPTIONS_KEY!r} must be a dict of arguments")
+    try:
+        spec_model_limits(spec)
+    except (ValidationError, ValueError, TypeError) as error:
+        raise RegistryError(f"subagent {name!r}: {MODEL_LIMITS_KEY!r}: {_first_problem(error)}") from None
     if options and not isinstance(spec.get("model", ""), str):
         raise RegistryError(
             f"subagent {name!r}: {MODEL_OPTIONS_KEY!r} configures a model built from a string, and its "
             "'model' is an object already built: give the arguments to that object instead"
         )
+
+
+def spec_model_limits(spec: Mapping[str, Any]) -> dict[str, ModelLimit]:
+    """The spec's own limits (`MODEL_LIMITS_KEY`), checked as the setting's are."""
+    limits = _LIMITS.validate_python(spec.get(MODEL_LIMITS_KEY, {}))
+    for bucket in limits:
+        check_bucket_name(bucket)
+    return limits
+
+
+def _first_problem(error: Exception) -> str:
+    if isinstance(error, ValidationError):
+        problem = error.errors(include_url=False, include_input=False)[0]
+        return ": ".join(
+            [".".join(map(str, problem["loc"])), problem["msg"]] if problem["loc"] else [problem["msg"]]
+        )
+    return str(error)
 
 
 def queue_name(spec: SubAgent) -> str:

@@ -186,6 +186,14 @@ class TokenUsage(_Wire):
         )
 
 
+class ProviderRetry(_Wire):
+    """Model calls the provider refused with `status` (429, overloaded) and that were tried again."""
+
+    model: str
+    status: int
+    count: int = Field(ge=1)
+
+
 class PendingApproval(_Wire):
     """One interrupt a paused subagent raised: `value` is what deepagents' human-in-the-loop
     middleware asks (its action requests and review configs)."""
@@ -208,6 +216,10 @@ class Report(_Wire):
     usage_by_model: dict[str, TokenUsage] = Field(default_factory=dict)
     """`usage`, by the model that used it (a subagent may call more than one)."""
     duration_s: float = Field(default=0.0, ge=0)
+    model_wait_s: dict[str, float] = Field(default_factory=dict)
+    """Seconds the subagent's model calls waited for the pool's capacity, by model
+    ('provider:model'); part of `duration_s`."""
+    provider_retries: tuple[ProviderRetry, ...] = ()
     attempts: int = Field(default=1, ge=1)
     worker: str = ""
     interrupts: tuple[PendingApproval, ...] = ()

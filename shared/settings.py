@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, JsonValue, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from shared.model_limits import ModelLimit, check_bucket_name
 from shared.schemas import DEFAULT_LEASE_S, DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE_TIMEOUT_S, Limits
 from shared.settings_handoff import handed_off
 
@@ -66,6 +67,17 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Model client arguments by model string ('*': every model), as JSON: "
         '{"*": {"max_retries": 6, "timeout": 120}, "openai:llama": {"base_url": "http://gpu:8000/v1"}}.',
+    )
+    model_limits: dict[str, ModelLimit] = Field(
+        default_factory=dict,
+        description="The provider's limits, shared by every worker and main agent, as JSON: "
+        '{"openai:gpt-4.1-mini": {"requests_per_minute": 500, "tokens_per_minute": 200000, '
+        '"max_concurrency": 16}, "openai:*": {...}} ("provider:*": every model of the provider).',
+    )
+    model_slot_lease: float = Field(
+        default=30.0,
+        ge=1,
+        description="Seconds a model call's concurrency slot outlives a worker that stopped renewing it.",
     )
     subagents: str | None = Field(
         default=None,
@@ -174,6 +186,13 @@ class Settings(BaseSettings):
             if prefix in {"/memories/", "/skills/"}:
                 raise ValueError(f"route {prefix!r} is taskforce's own; pick another prefix")
         return routes
+
+    @field_validator("model_limits")
+    @classmethod
+    def _check_limit_names(cls, limits: dict[str, ModelLimit]) -> dict[str, ModelLimit]:
+        for name in limits:
+            check_bucket_name(name)
+        return limits
 
     @field_validator("flower_basic_auth")
     @classmethod

@@ -21,6 +21,7 @@ from celery import Task, signals
 from shared.celery_app import RUN_DELEGATION, create_celery_app, delegation_queue
 from shared.errors import error_text, scrubbed_traceback
 from shared.files import SharedFiles, shared_files
+from shared.guarded_model import pool_guard
 from shared.ledger import Ledger, open_ledger
 from shared.metrics_endpoint import serve_process_metrics
 from shared.progress import ProgressPublisher
@@ -79,6 +80,7 @@ def subagents() -> SubagentCache:
         paused_runs,
         store=store,
         model_arguments=settings.model_arguments,
+        guard=pool_guard(settings, lambda: ledger().client),
     )
 
 

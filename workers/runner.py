@@ -22,8 +22,9 @@ from shared.context import rebuild_context, redact
 from shared.errors import error_text, scrubbed_traceback
 from shared.files import recording_writes, using_run
 from shared.files.workspace import DEFAULT_RUN
+from shared.guarded_model import CallScope, call_scope
 from shared.progress import RELAYED_NODES, ProgressPublisher
-from shared.schemas import Delegation, FailureStatus, PendingApproval, Report, TokenUsage
+from shared.schemas import Delegation, FailureStatus, PendingApproval, ProviderRetry, Report, TokenUsage
 from shared.secrets import SecretBox
 from shared.timing import timing
 from workers.conversations import Conversations
@@ -197,12 +198,13 @@ def _pending_approvals(interrupts: list[Interrupt], secrets: list[str]) -> tuple
 
 
 async def _invoke_by_deadline(
-    subagents: SubagentCache, delegation: Delegation, attempt: Attempt, outlets: Outlets
+    subagents: SubagentCache, delegation: Delegation, attempt: Attempt, outlets: Outlets, scope: CallScope
 ) -> dict[str, Any]:
     deadline = asyncio.timeout(delegation.limits.timeout_s)
     try:
         async with deadline:
-            return await _invoke(subagents, delegation, attempt, outlets)
+            with call_scope(scope):
+                return await _invoke(subagents, delegation, attempt, outlets)
     except TimeoutError:
         if deadline.expired():
             raise _DeadlinePassedError from None
@@ -215,12 +217,14 @@ def _run_on_process_loop(
     attempt: Attempt,
     on_start: OnStart | None,
     outlets: Outlets,
+    *,
+    scope: CallScope,
 ) -> dict[str, Any]:
     """The waiting thread gives up a little after the deadline in case the loop itself is
     blocked, so that its Celery slot and the caller are never held longer than that."""
     try:
         return _LOOP.run(
-            _invoke_by_deadline(subagents, delegation, attempt, outlets),
+            _invoke_by_deadline(subagents, delegation, attempt, outlets, scope),
             on_start=on_start,
             wait_s=timing(delegation.limits).soft_limit_s,
         )
@@ -266,6 +270,18 @@ def _run_in_workspace(
     fields: dict[str, Any] = {"worker": attempt.worker, "attempts": attempt.number}
     secrets = delegation.secret_values()
     written: list[str] = []
+    scope = CallScope(
+        deadline=started + delegation.limits.timeout_s,
+        subagent_limits=subagents.model_limits(delegation.subagent_type),
+    )
+
+    def model_calls() -> dict[str, Any]:
+        """What the model calls waited and retried, whichever way the run ended."""
+        retries = tuple(
+            ProviderRetry(model=model, status=status, count=count)
+            for (model, status), count in sorted(scope.retries.items())
+        )
+        return {"model_wait_s": dict(scope.waited_s), "provider_retries": retries}
 
     def failed(status: FailureStatus, message: str) -> Report:
         return Report.failure(
@@ -274,6 +290,7 @@ def _run_in_workspace(
             message,
             duration_s=time.monotonic() - started,
             artifacts=tuple(written),
+            **model_calls(),
             **fields,
         )
 
@@ -281,7 +298,7 @@ def _run_in_workspace(
     # keep its lease renewed and its caller waiting until the attempt's budget ran out.
     try:
         with recording_writes() as written:
-            result = _run_on_process_loop(subagents, delegation, attempt, on_start, outlets)
+            result = _run_on_process_loop(subagents, delegation, attempt, on_start, outlets, scope=scope)
         approvals = _pending_approvals(result.get("__interrupt__") or [], secrets)
         by_model = TokenUsage.by_model(result.get("messages", []))
         common: dict[str, Any] = {
@@ -291,6 +308,7 @@ def _run_in_workspace(
             "usage": sum(by_model.values(), TokenUsage()),
             "usage_by_model": by_model,
             "duration_s": time.monotonic() - started,
+            **model_calls(),
             **fields,
         }
         if approvals:

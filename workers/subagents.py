@@ -8,7 +8,8 @@ into the compiled graph: editing `/skills/` or `/memories/AGENTS.md` changes eve
 run without a redeploy. A subagent that can pause for approval (its `interrupt_on`, or a
 permission rule with `mode="interrupt"`) gets the paused-runs checkpointer; others get none.
 A subagent whose main agent has the shared store gets the worker's copy of it, as deepagents
-gives the main agent's store to subagents' tools (`runtime.store`)."""
+gives the main agent's store to subagents' tools (`runtime.store`). Its model calls are guarded
+(`shared.guarded_model`): the pool's limits, the provider's retries."""
 
 from __future__ import annotations
 
@@ -25,7 +26,9 @@ from langchain_core.runnables import Runnable
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.store.base import BaseStore
 
-from shared.registry import MEMORY_KEY
+from shared.guarded_model import NO_LIMITS, ModelGuard, guarded
+from shared.model_limits import ModelLimit
+from shared.registry import MEMORY_KEY, spec_model_limits
 from shared.schemas import Inherited
 from shared.spec_digest import differing_fields, spec_digests
 from workers.declarative import ModelArguments, completed_spec, no_arguments
@@ -47,9 +50,13 @@ def build_subagent(
     *,
     store: BaseStore | None = None,
     model_arguments: ModelArguments = no_arguments,
+    guard: ModelGuard = NO_LIMITS,
 ) -> Subagent:
     inherited = inherited or Inherited()
     completed: dict[str, Any] = dict(completed_spec(spec, inherited, default_model, backend, model_arguments))
+    if isinstance(completed.get("model"), BaseChatModel):
+        # In place: summarization holds the same object, and its calls count too.
+        guarded(completed["model"], guard)
     memory = cast(dict[str, Any], spec).get(MEMORY_KEY)
     if memory:
         completed["middleware"] = [
@@ -90,8 +97,11 @@ class SubagentCache:
         *,
         store: BaseStore | None = None,
         model_arguments: ModelArguments = no_arguments,
+        guard: ModelGuard = NO_LIMITS,
     ):
         self._specs = {spec["name"]: spec for spec in specs}
+        self._model_limits = {name: spec_model_limits(spec) for name, spec in self._specs.items()}
+        self._guard = guard
         self._digests = {name: spec_digests(spec) for name, spec in self._specs.items()}
         self._default_model = default_model
         self._backend = backend
@@ -132,5 +142,10 @@ class SubagentCache:
                     self._paused_runs,
                     store=self._store,
                     model_arguments=self._model_arguments,
+                    guard=self._guard,
                 )
             return self._built[key]
+
+    def model_limits(self, name: str) -> dict[str, ModelLimit]:
+        """The subagent type's own limits (its spec's `model_limits`), over the pool's."""
+        return self._model_limits.get(name, {})
