@@ -53,8 +53,10 @@ class CallScope:
 
     deadline: float | None = None
     """`time.monotonic()` past which no call waits for capacity or a retry."""
+    subagent: str = ""
     subagent_limits: Mapping[str, ModelLimit] = field(default_factory=dict)
-    """Buckets of the subagent type's own (its spec's `model_limits`), by name."""
+    """Buckets of the subagent type's own (its spec's `model_limits`), by name; in Redis they
+    are the type's alone (`subagent:<type>/<name>`)."""
     waited_s: dict[str, float] = field(default_factory=dict)
     """Seconds spent waiting for capacity, by model."""
     retries: Counter[tuple[str, int]] = field(default_factory=Counter)
@@ -135,7 +137,7 @@ class _Call:
         found = buckets_of(self.model, dict(guard.limits))
         if self._scope is not None:
             found |= {
-                f"subagent/{name}": limit
+                f"subagent:{self._scope.subagent}/{name}": limit
                 for name, limit in buckets_of(self.model, self._scope.subagent_limits).items()
             }
         self._buckets = found
@@ -148,16 +150,23 @@ class _Call:
 
     def admit(self) -> None:
         if self._limiter is not None and self._buckets:
-            self._admitted(self._limiter.admit(self._buckets, self._estimate, self._deadline))
+            with self._timing_the_wait():
+                self._held = self._limiter.admit(self._buckets, self._estimate, self._deadline)
 
     async def aadmit(self) -> None:
         if self._limiter is not None and self._buckets:
-            self._admitted(await self._limiter.aadmit(self._buckets, self._estimate, self._deadline))
+            with self._timing_the_wait():
+                self._held = await self._limiter.aadmit(self._buckets, self._estimate, self._deadline)
 
-    def _admitted(self, held: Held) -> None:
-        self._held = held
-        if self._scope is not None:
-            self._scope.waited(self.model, held.waited_s)
+    @contextlib.contextmanager
+    def _timing_the_wait(self) -> Iterator[None]:
+        """A wait counts however it ends: admitted, or cut off by the deadline."""
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            if self._scope is not None:
+                self._scope.waited(self.model, time.monotonic() - started)
 
     def release(self, used_tokens: int | None = None) -> None:
         if self._limiter is not None and self._held is not None:

@@ -79,6 +79,18 @@ DEAD_LETTERED = Family(
     "counter",
     ("subagent",),
 )
+MODEL_WAIT = Family(
+    "taskforce_model_wait_seconds",
+    "Seconds subagents' model calls waited for the pool's model limits, by 'provider:model'.",
+    "counter",
+    ("model",),
+)
+PROVIDER_RETRIES = Family(
+    "taskforce_provider_retries",
+    "Model calls tried again after the provider answered 429 or overloaded.",
+    "counter",
+    ("model", "status"),
+)
 MAIN_RUNS = Family(
     "taskforce_main_runs",
     "Submitted main runs a main-run worker finished, by how they ended.",
@@ -92,7 +104,19 @@ MAIN_RUN_DURATION = Family(
     (),
     (1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, math.inf),
 )
-COUNTED = (STARTED, FINISHED, DURATION, WAIT, TOKENS, HANDOVERS, DEAD_LETTERED, MAIN_RUNS, MAIN_RUN_DURATION)
+COUNTED = (
+    STARTED,
+    FINISHED,
+    DURATION,
+    WAIT,
+    TOKENS,
+    MODEL_WAIT,
+    PROVIDER_RETRIES,
+    HANDOVERS,
+    DEAD_LETTERED,
+    MAIN_RUNS,
+    MAIN_RUN_DURATION,
+)
 
 
 def metrics_key(prefix: str, process: str) -> str:
@@ -138,6 +162,10 @@ class ProcessCounts:
             for direction, tokens in (("input", usage.input_tokens), ("output", usage.output_tokens)):
                 if tokens:
                     increments[field_name(TOKENS, [model, direction])] = float(tokens)
+        for model, seconds in report.model_wait_s.items():
+            increments[field_name(MODEL_WAIT, [model])] = seconds
+        for retry in report.provider_retries:
+            increments[field_name(PROVIDER_RETRIES, [retry.model, str(retry.status)])] = float(retry.count)
         self._add(increments)
 
     def handed_over(self, subagent: str) -> None:

@@ -166,7 +166,6 @@ class Held:
 
     call: str
     buckets: tuple[str, ...]
-    waited_s: float
 
 
 class PoolLimiter:
@@ -206,22 +205,20 @@ class PoolLimiter:
     def admit(self, buckets: Mapping[str, ModelLimit], estimate: int, deadline: float | None) -> Held:
         """Wait until the call fits every bucket; `deadline` (monotonic) bounds the wait."""
         call = uuid.uuid4().hex
-        started = time.monotonic()
         polls = 0
         while (wait_s := self.try_admit(buckets, call, estimate)) > 0:
             time.sleep(_pause_before(deadline, wait_s, polls))
             polls += 1
-        return Held(call, tuple(buckets), time.monotonic() - started)
+        return Held(call, tuple(buckets))
 
     async def aadmit(self, buckets: Mapping[str, ModelLimit], estimate: int, deadline: float | None) -> Held:
         """`admit` for a call on an event loop: Redis is asked from a thread, waits are awaited."""
         call = uuid.uuid4().hex
-        started = time.monotonic()
         polls = 0
         while (wait_s := await asyncio.to_thread(self.try_admit, buckets, call, estimate)) > 0:
             await asyncio.sleep(_pause_before(deadline, wait_s, polls))
             polls += 1
-        return Held(call, tuple(buckets), time.monotonic() - started)
+        return Held(call, tuple(buckets))
 
     def release(self, held: Held, used_tokens: int | None) -> None:
         """The call ended; `used_tokens` (the provider's count) replaces its estimate."""

@@ -24,6 +24,7 @@ from shared.files import recording_writes, using_run
 from shared.files.workspace import DEFAULT_RUN
 from shared.guarded_model import CallScope, call_scope
 from shared.progress import RELAYED_NODES, ProgressPublisher
+from shared.rate_limiter import CapacityTimeoutError
 from shared.schemas import Delegation, FailureStatus, PendingApproval, ProviderRetry, Report, TokenUsage
 from shared.secrets import SecretBox
 from shared.timing import timing
@@ -205,6 +206,10 @@ async def _invoke_by_deadline(
         async with deadline:
             with call_scope(scope):
                 return await _invoke(subagents, delegation, attempt, outlets)
+    except CapacityTimeoutError:  # a call that waits in a thread, where the deadline cannot reach
+        raise _DeadlinePassedError(
+            "its model calls waited for the pool's model limits (TASKFORCE_MODEL_LIMITS) until the deadline"
+        ) from None
     except TimeoutError:
         if deadline.expired():
             raise _DeadlinePassedError from None
@@ -272,6 +277,7 @@ def _run_in_workspace(
     written: list[str] = []
     scope = CallScope(
         deadline=started + delegation.limits.timeout_s,
+        subagent=delegation.subagent_type,
         subagent_limits=subagents.model_limits(delegation.subagent_type),
     )
 
@@ -319,10 +325,11 @@ def _run_in_workspace(
         return Report(status="ok", summary=summary, full_report_path=full_path, **common)
     except _StoppedError:
         return failed("cancelled", "the run was stopped on this worker")
-    except _DeadlinePassedError:
+    except _DeadlinePassedError as passed:
         return failed(
             "timeout",
-            f"no report after {delegation.limits.timeout_s:g} s; the delegation was given up at its deadline",
+            f"no report after {delegation.limits.timeout_s:g} s; "
+            f"{passed or 'the delegation was given up at its deadline'}",
         )
     except LoopStalledError:
         logger.error(

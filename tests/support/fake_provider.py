@@ -55,6 +55,7 @@ class Stats:
     completion_tokens: int = 0
     paths: dict[str, int] = field(default_factory=dict)
     models: list[str] = field(default_factory=list)
+    calls_by_model: dict[str, int] = field(default_factory=dict)
 
 
 class _Provider:
@@ -64,6 +65,7 @@ class _Provider:
         self.lock = threading.Lock()
         self._paths: Counter[str] = Counter()
         self._refused: Counter[str] = Counter()
+        self._by_model: Counter[str] = Counter()
 
     def admit(self, path: str, model: str) -> int | None:
         """Count a call in; the status it is refused with, if it is."""
@@ -74,6 +76,8 @@ class _Provider:
             stats.paths = dict(self._paths)
             if model not in stats.models:
                 stats.models.append(model)
+            self._by_model[model] += 1
+            stats.calls_by_model = dict(self._by_model)
             refusal = self.knobs.fail_first.pop(0) if self.knobs.fail_first else None
             if refusal is None and stats.in_flight >= self.knobs.max_in_flight:
                 refusal = 429
@@ -97,6 +101,7 @@ class _Provider:
             self.stats = Stats(in_flight=self.stats.in_flight)
             self._paths.clear()
             self._refused.clear()
+            self._by_model.clear()
 
 
 def _answer(messages: list[BaseMessage], tools: list[dict[str, Any]]) -> AIMessage:

@@ -33,7 +33,7 @@ def test_a_concurrency_cap_admits_that_many_calls_and_a_released_slot_admits_the
     limiter.release(first, 5)
     assert limiter.try_admit(buckets, third, 1) == 0
     limiter.release(second, 5)
-    limiter.release(Held(third, tuple(buckets), 0.0), 5)
+    limiter.release(Held(third, tuple(buckets)), 5)
 
 
 def test_a_slot_whose_lease_is_not_renewed_comes_back_after_the_lease(unit_redis: str) -> None:
@@ -48,7 +48,7 @@ def test_a_slot_whose_lease_is_not_renewed_comes_back_after_the_lease(unit_redis
     time.sleep(1.1)
     successor = _call()
     assert limiter.try_admit(buckets, successor, 1) == 0
-    limiter.release(Held(successor, tuple(buckets), 0.0), None)
+    limiter.release(Held(successor, tuple(buckets)), None)
 
 
 def test_a_held_slot_is_renewed_past_its_lease_while_its_call_runs(unit_redis: str) -> None:
