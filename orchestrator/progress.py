@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from orchestrator.client import DelegationClient
-from shared.progress import ProgressReader, Step
+from shared.progress import WAITING_NODE, ProgressReader, Step
 from shared.schemas import Delegation, Report, TokenUsage
 
 SHOWN_RUNNING = 8
@@ -26,6 +26,8 @@ REPAINTS_PER_SECOND = 3
 def describe_step(step: Step) -> str:
     """A few words on what a subagent just did."""
     last = step.messages[-1]
+    if step.node == WAITING_NODE:
+        return last.text
     calls = getattr(last, "tool_calls", None)
     if calls:
         return "calling " + ", ".join(call["name"] for call in calls)
@@ -159,13 +161,18 @@ def delegation_table(reports: list[Report]) -> Table:
             str(index),
             report.subagent_type,
             Text(report.status, style=colours[report.status]),
-            f"{report.duration_s:.2f} s",
+            _duration(report),
             f"{len(report.summary):,} chars",
             f"{report.usage.input_tokens:,} / {report.usage.output_tokens:,}",
             report.worker or "-",
             ", ".join([*files, *report.artifacts]) or "-",
         )
     return table
+
+
+def _duration(report: Report) -> str:
+    waited = sum(report.model_wait_s.values())
+    return f"{report.duration_s:.2f} s" + (f" ({waited:.1f} s waiting for limits)" if waited >= 0.05 else "")
 
 
 def usage_line(main_agent: TokenUsage, reports: list[Report]) -> str:

@@ -48,10 +48,14 @@ class _Replay:
     def next_node(self, _: Any) -> str:
         while not self._steps:
             if self._report.done():  # its steps were all published before it
-                self._steps.extend(self._reader.read(block=False))
+                self._keep(self._reader.read(block=False))
                 break
-            self._steps.extend(self._reader.read())
+            self._keep(self._reader.read())
         return self._steps[0].node if self._steps else END
+
+    def _keep(self, steps: list[Step]) -> None:
+        """The subagent's own nodes; taskforce's waits are for the progress line alone."""
+        self._steps.extend(step for step in steps if step.node in RELAYED_NODES)
 
     async def anext_node(self, state: Any) -> str:
         return await asyncio.to_thread(self.next_node, state)

@@ -57,6 +57,8 @@ class CallScope:
     subagent_limits: Mapping[str, ModelLimit] = field(default_factory=dict)
     """Buckets of the subagent type's own (its spec's `model_limits`), by name; in Redis they
     are the type's alone (`subagent:<type>/<name>`)."""
+    on_wait: Callable[[str, float], None] | None = None
+    """Hears the model and the expected wait of each call that has to wait for capacity."""
     waited_s: dict[str, float] = field(default_factory=dict)
     """Seconds spent waiting for capacity, by model."""
     retries: Counter[tuple[str, int]] = field(default_factory=Counter)
@@ -151,12 +153,19 @@ class _Call:
     def admit(self) -> None:
         if self._limiter is not None and self._buckets:
             with self._timing_the_wait():
-                self._held = self._limiter.admit(self._buckets, self._estimate, self._deadline)
+                self._held = self._limiter.admit(self._buckets, self._estimate, self._deadline, self._on_wait)
 
     async def aadmit(self) -> None:
         if self._limiter is not None and self._buckets:
             with self._timing_the_wait():
-                self._held = await self._limiter.aadmit(self._buckets, self._estimate, self._deadline)
+                self._held = await self._limiter.aadmit(
+                    self._buckets, self._estimate, self._deadline, self._on_wait
+                )
+
+    @property
+    def _on_wait(self) -> Callable[[float], None] | None:
+        hears = self._scope.on_wait if self._scope is not None else None
+        return None if hears is None else functools.partial(hears, self.model)
 
     @contextlib.contextmanager
     def _timing_the_wait(self) -> Iterator[None]:

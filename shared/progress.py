@@ -19,13 +19,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from langchain_core.messages import BaseMessage, messages_from_dict, messages_to_dict
+from langchain_core.messages import AIMessage, BaseMessage, messages_from_dict, messages_to_dict
 
 from shared.context import redact
 from shared.ledger import as_text
 
 RELAYED_NODES = ("model", "tools")
 """The steps of a deepagents subagent that carry its conversation; middleware hooks do not."""
+WAITING_NODE = "model_limits"
+"""taskforce's own step: a model call waits for the pool's model limits (`shared.rate_limiter`)."""
 _BLOCK_MS = 100
 
 
@@ -49,6 +51,10 @@ class ProgressPublisher:
         self._key = progress_key(namespace, delegation_id)
         self._secrets = list(secrets)
         self._ttl_s = ttl_s
+
+    def waiting(self, model: str, expected_s: float) -> None:
+        """A step the caller's progress line shows; its stream never replays it (not a node)."""
+        self.publish(WAITING_NODE, [AIMessage(content=f"waiting for {model}'s limits (~{expected_s:.0f} s)")])
 
     def publish(self, node: str, messages: Sequence[BaseMessage]) -> None:
         text = redact(json.dumps(messages_to_dict(list(messages))), self._secrets)

@@ -25,7 +25,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import redis
@@ -202,20 +202,37 @@ class PoolLimiter:
             self._renewer.hold(call, [self._keys(name)[0] for name in buckets])
         return wait_ms / 1000
 
-    def admit(self, buckets: Mapping[str, ModelLimit], estimate: int, deadline: float | None) -> Held:
-        """Wait until the call fits every bucket; `deadline` (monotonic) bounds the wait."""
+    def admit(
+        self,
+        buckets: Mapping[str, ModelLimit],
+        estimate: int,
+        deadline: float | None,
+        on_wait: Callable[[float], None] | None = None,
+    ) -> Held:
+        """Wait until the call fits every bucket; `deadline` (monotonic) bounds the wait.
+        `on_wait` hears once, with the expected wait, that the call has to wait."""
         call = uuid.uuid4().hex
         polls = 0
         while (wait_s := self.try_admit(buckets, call, estimate)) > 0:
+            if polls == 0 and on_wait is not None:
+                on_wait(wait_s)
             time.sleep(_pause_before(deadline, wait_s, polls))
             polls += 1
         return Held(call, tuple(buckets))
 
-    async def aadmit(self, buckets: Mapping[str, ModelLimit], estimate: int, deadline: float | None) -> Held:
+    async def aadmit(
+        self,
+        buckets: Mapping[str, ModelLimit],
+        estimate: int,
+        deadline: float | None,
+        on_wait: Callable[[float], None] | None = None,
+    ) -> Held:
         """`admit` for a call on an event loop: Redis is asked from a thread, waits are awaited."""
         call = uuid.uuid4().hex
         polls = 0
         while (wait_s := await asyncio.to_thread(self.try_admit, buckets, call, estimate)) > 0:
+            if polls == 0 and on_wait is not None:
+                await asyncio.to_thread(on_wait, wait_s)
             await asyncio.sleep(_pause_before(deadline, wait_s, polls))
             polls += 1
         return Held(call, tuple(buckets))

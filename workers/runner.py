@@ -279,6 +279,7 @@ def _run_in_workspace(
         deadline=started + delegation.limits.timeout_s,
         subagent=delegation.subagent_type,
         subagent_limits=subagents.model_limits(delegation.subagent_type),
+        on_wait=outlets.progress.waiting if outlets.progress is not None else None,
     )
 
     def model_calls() -> dict[str, Any]:
@@ -329,7 +330,7 @@ def _run_in_workspace(
         return failed(
             "timeout",
             f"no report after {delegation.limits.timeout_s:g} s; "
-            f"{passed or 'the delegation was given up at its deadline'}",
+            f"{str(passed) or 'the delegation was given up at its deadline'}",
         )
     except LoopStalledError:
         logger.error(

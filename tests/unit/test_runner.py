@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from typing import Any, cast
 
 import fakeredis
 import pytest
+import redis
 from deepagents.backends.protocol import WriteResult
 from langchain.tools import ToolRuntime
 from langchain_core.language_models import BaseChatModel
@@ -19,9 +21,14 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.tools import tool
 from pydantic import Field, SecretStr
 
+from orchestrator.progress import describe_step
 from shared.context import REDACTED
 from shared.files import FilesBackend, read_text
 from shared.files.memory import MemoryStore
+from shared.guarded_model import ModelGuard, model_key
+from shared.model_limits import ModelLimit
+from shared.progress import WAITING_NODE, ProgressPublisher, ProgressReader
+from shared.rate_limiter import PoolLimiter
 from shared.schemas import Delegation, Inherited, Limits, Report
 from shared.secrets import SecretBox, new_key
 from shared.stores import SharedStore
@@ -407,3 +414,44 @@ def test_a_blocked_event_loop_is_given_up_at_the_deadline_and_said_so(
     assert time.monotonic() - started < 1.4, "the waiter did not wait for the blocked loop"
     assert report.status == "timeout"
     assert "event loop was blocked" in report.summary
+
+
+def test_a_model_call_that_waits_for_the_limits_says_so_on_the_progress_line_and_in_the_report(
+    backend: FilesBackend, unit_redis: str
+) -> None:
+    client = redis.Redis.from_url(unit_redis)
+    limiter = PoolLimiter(client, "tf")
+    model = ScriptedModel(reply="Done.")
+    one_at_a_time = {model_key(model): ModelLimit(max_concurrency=1)}
+    cache = SubagentCache(
+        [spec("analyst", model)],  # type: ignore[list-item]
+        "offline",
+        backend,
+        guard=ModelGuard(limiter, tuple(one_at_a_time.items())),
+    )
+    elsewhere = limiter.admit(one_at_a_time, 1, None)  # another worker's call holds the one slot
+    delegation = make_delegation("analyst", progress=True)
+
+    def release_once_the_wait_shows() -> None:
+        watcher = ProgressReader(client, "tf", delegation.id)
+        while not watcher.read():
+            pass
+        time.sleep(0.3)
+        limiter.release(elsewhere, None)
+
+    threading.Thread(target=release_once_the_wait_shows, daemon=True).start()
+
+    report = run_delegation(
+        delegation,
+        cache,
+        backend,
+        ATTEMPT,
+        progress=lambda d: ProgressPublisher(client, "tf", d.id, [], ttl_s=60),
+    )
+
+    assert report.status == "ok"
+    assert report.model_wait_s[model_key(model)] >= 0.3, "it waited until the other call ended"
+    steps = ProgressReader(client, "tf", delegation.id).read(block=False)
+    assert steps[0].node == WAITING_NODE
+    assert describe_step(steps[0]).startswith(f"waiting for {model_key(model)}'s limits")
+    assert [step.node for step in steps[1:]] == ["model"]
