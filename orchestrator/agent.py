@@ -21,10 +21,12 @@ from langgraph.store.base import BaseStore
 from langgraph.types import Checkpointer
 
 from orchestrator.async_tasks import PoolAsyncSubAgentMiddleware, async_targets, refuse_pausing
+from orchestrator.budgets import BudgetMiddleware, RunBudgets
 from orchestrator.client import DelegationClient
 from orchestrator.delegations import DelegationBuilder, Route
 from orchestrator.middleware import CeleryDelegationMiddleware, DelegationListener
 from orchestrator.parity import MainAgent, UnsupportedArgumentError, inheritance
+from shared.budgets import Accounts, Budget, require_prices
 from shared.celery_app import create_celery_app
 from shared.files import shared_files
 from shared.files.workspace import MEMORIES, SKILLS
@@ -58,6 +60,8 @@ def create_orchestrator(
     settings: Settings | None = None,
     client: DelegationClient | None = None,
     listener: DelegationListener | None = None,
+    budget: Budget | None = None,
+    batch_budget: Budget | None = None,
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
     """Build a deep agent exactly as `create_deep_agent` would, except that every `task`
     delegation runs as a Celery job on the worker pools.
@@ -69,7 +73,9 @@ def create_orchestrator(
     through to deepagents, which runs it on that Agent Protocol server. `backend` defaults to
     the shared files, so the main agent reads what workers write. `store`, which subagents'
     tools get too, must be `shared.stores.SharedStore.from_settings(settings)`: workers open it
-    as well.
+    as well. `budget` caps what each run (each batch item, in a batch) spends on model calls,
+    its subagents' included; `batch_budget`, what all of a batch's items spend together
+    (`orchestrator.budgets`).
     """
     settings = settings or Settings()
     remote = [spec for spec in subagents or [] if "graph_id" in spec and "url" in spec]
@@ -111,18 +117,26 @@ def create_orchestrator(
         routed, main, shared=[MEMORIES, SKILLS, *settings.files_routes], backend=backend, settings=settings
     )
     refuse_pausing(pooled, targets, inherited)
+    budgets = RunBudgets(run=budget, batch=batch_budget)
+    require_prices([budget, batch_budget], settings.model_prices)
     builder = DelegationBuilder(
         settings,
         {
             spec["name"]: Route(queue_name(spec), spec_digests(spec), inherited[spec["name"]])
             for spec in routed
         },
+        budget_refs=budgets.refs,
     )
     client = client or DelegationClient(create_celery_app(settings), settings)
     delegation = CeleryDelegationMiddleware(
         client, builder, [(spec["name"], spec["description"]) for spec in offered], listener=listener
     )
-    background = [PoolAsyncSubAgentMiddleware(client, builder, pooled)] if pooled else []
+    background: list[AgentMiddleware[Any, Any, Any]] = (
+        [PoolAsyncSubAgentMiddleware(client, builder, pooled)] if pooled else []
+    )
+    if budgets:
+        accounts = Accounts(client.ledger.client, settings.queue_prefix, settings.model_prices)
+        background.append(BudgetMiddleware(budgets, accounts))
     return create_deep_agent(
         _main_model(model, settings, pool_guard(settings, lambda: client.ledger.client)),
         tools,

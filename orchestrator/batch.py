@@ -40,11 +40,14 @@ from orchestrator.agent import create_orchestrator
 from orchestrator.approvals import describe
 from orchestrator.batch_input import BatchItem, read_batch
 from orchestrator.batch_results import DelegationSummary, ItemResult, ResultsFile
+from orchestrator.budgets import BATCH_ID_KEY, ITEM_ID_KEY, NO_BUDGETS, RunBudgets, batch_account
 from orchestrator.checkpoints import open_checkpointer
 from orchestrator.client import DelegationClient, DetachedError
 from orchestrator.session import reports_in
+from shared.budgets import Accounts, Budget, Spent
 from shared.celery_app import create_celery_app
 from shared.errors import error_text
+from shared.ledger import open_ledger
 from shared.schemas import Report, TokenUsage
 from shared.settings import Settings
 
@@ -122,6 +125,9 @@ class BatchOutcome:
     skipped: int
     rejected: list[str]
     elapsed_s: float
+    budget: Budget | None = None
+    spent: Spent | None = None
+    """What the batch's budget has spent, this run and earlier runs of the batch together."""
 
     @property
     def failed(self) -> list[ItemResult]:
@@ -152,12 +158,17 @@ class ItemRunner:
     per process (its Celery app and checkpointer serve every item)."""
 
     def __init__(
-        self, settings: Settings, checkpointer: BaseCheckpointSaver[str], progress: BatchProgress
+        self,
+        settings: Settings,
+        checkpointer: BaseCheckpointSaver[str],
+        progress: BatchProgress,
+        budgets: RunBudgets = NO_BUDGETS,
     ) -> None:
         self.settings = settings
         self.app = create_celery_app(settings)
         self.checkpointer = checkpointer
         self.progress = progress
+        self.budgets = budgets
 
     def __call__(
         self,
@@ -224,10 +235,16 @@ class ItemRunner:
         """The item's state once it has an answer or a question: from its checkpoint if it got
         one before a kill, by resuming its thread if it was cut short, else from its prompt.
         Its runs, and its subagents' on the workers, carry the batch and item ids in LangSmith."""
-        agent = create_orchestrator(settings=self.settings, client=client, checkpointer=self.checkpointer)
+        agent = create_orchestrator(
+            settings=self.settings,
+            client=client,
+            checkpointer=self.checkpointer,
+            budget=self.budgets.run,
+            batch_budget=self.budgets.batch,
+        )
         config: RunnableConfig = {
             "configurable": {"thread_id": thread_id},
-            "metadata": {"taskforce_batch_id": batch_id, "taskforce_item_id": item.id},
+            "metadata": {BATCH_ID_KEY: batch_id, ITEM_ID_KEY: item.id},
         }
         snapshot = agent.get_state(config)
         if _answered(snapshot.values) and not snapshot.next:
@@ -253,9 +270,11 @@ def run_batch(
     max_delegations: int = DEFAULT_MAX_DELEGATIONS,
     progress: BatchProgress | None = None,
     on_result: Callable[[ItemResult], None] | None = None,
+    budgets: RunBudgets = NO_BUDGETS,
 ) -> BatchOutcome:
     """Run every item of `input_path` not yet `ok` in `results_path`; see the module docstring.
-    Raises KeyboardInterrupt after detaching the running items if interrupted."""
+    `budgets`: what each item and the whole batch may spend. Raises KeyboardInterrupt after
+    detaching the running items if interrupted."""
     batch = read_batch(input_path)
     results = ResultsFile(results_path)
     batch_id = batch_id_for(results_path)
@@ -266,7 +285,7 @@ def run_batch(
     finished: list[ItemResult] = []
     started = time.monotonic()
     with open_checkpointer(settings) as checkpointer:
-        run_item = ItemRunner(settings, checkpointer, progress)
+        run_item = ItemRunner(settings, checkpointer, progress, budgets)
         pool = ThreadPoolExecutor(max_runs, thread_name_prefix="taskforce-batch")
         pending: set[Future[ItemResult]] = {
             pool.submit(
@@ -296,4 +315,13 @@ def run_batch(
             raise
         pool.shutdown()
     results.compact([item.id for item in batch.items])
-    return BatchOutcome(batch_id, finished, progress.skipped, batch.rejected, time.monotonic() - started)
+    spent = (
+        Accounts(open_ledger(settings).client, settings.queue_prefix, settings.model_prices).spent(
+            batch_account(batch_id)
+        )
+        if budgets.batch is not None
+        else None
+    )
+    return BatchOutcome(
+        batch_id, finished, progress.skipped, batch.rejected, time.monotonic() - started, budgets.batch, spent
+    )

@@ -8,6 +8,8 @@ from rich.table import Table
 from rich.text import Text
 
 from orchestrator.batch import BatchOutcome, BatchProgress
+from orchestrator.budgets import batch_account
+from shared.budgets import describe_spent
 from shared.schemas import TokenUsage
 
 
@@ -61,6 +63,10 @@ def summary_table(outcome: BatchOutcome) -> Table:
         "item time p50 / p95", f"{percentile(durations, 50):.1f} s / {percentile(durations, 95):.1f} s"
     )
     table.add_row("tokens", f"{usage.input_tokens:,} in, {usage.output_tokens:,} out")
+    if outcome.budget is not None and outcome.spent is not None:
+        table.add_row(
+            "budget", describe_spent(outcome.budget.ref(batch_account(outcome.batch_id)), outcome.spent)
+        )
     return table
 
 

@@ -30,6 +30,7 @@ from orchestrator.approvals import ask_on_terminal, describe
 from orchestrator.batch import DEFAULT_MAX_DELEGATIONS, DEFAULT_MAX_RUNS, BatchProgress, run_batch
 from orchestrator.batch_display import problems, summary_table
 from orchestrator.batch_display import progress_line as batch_progress_line
+from orchestrator.budgets import RunBudgets, run_account
 from orchestrator.checkpoints import (
     CheckpointsConfigError,
     UnknownRunError,
@@ -59,6 +60,7 @@ from orchestrator.submissions import (
     main_queue,
     submit_batch,
 )
+from shared.budgets import Budget, BudgetConfigError, describe_spent, require_prices
 from shared.celery_app import (
     WORKER_APP,
     BrokerConfigError,
@@ -72,7 +74,7 @@ from shared.extras import MissingExtraError, needs_extra
 from shared.files import FilesConfigError
 from shared.models import OFFLINE, ModelConfigError, is_offline, model_name
 from shared.registry import RegistryError, effective_specs, load_registry
-from shared.schemas import Report
+from shared.schemas import Report, TokenUsage
 from shared.secrets import SecretsKeyError, new_key
 from shared.settings import Settings, setting_variable
 from shared.settings_handoff import HANDOFF_VARIABLE, SettingsHandOffError
@@ -94,6 +96,7 @@ error_console = Console(stderr=True, soft_wrap=True, highlight=False)
 # Mistakes in configuration or input: shown as one clear line, not a traceback.
 _USER_ERRORS = (
     EmbeddedError,
+    BudgetConfigError,
     RegistryError,
     ContextError,
     ModelConfigError,
@@ -142,6 +145,34 @@ SubagentsOption = Annotated[
     str | None,
     typer.Option("--subagents", "-s", help="Registry import path, e.g. myapp.agents:SUBAGENTS."),
 ]
+MaxTokensOption = Annotated[
+    int | None,
+    typer.Option(
+        "--max-tokens", min=1, help="Tokens the run may spend on model calls, its subagents' included."
+    ),
+]
+MaxCostOption = Annotated[
+    float | None,
+    typer.Option("--max-cost", min=0.000001, help="Cost the run may spend, by TASKFORCE_MODEL_PRICES."),
+]
+ItemMaxTokensOption = Annotated[
+    int | None,
+    typer.Option("--item-max-tokens", min=1, help="Tokens each item may spend, its subagents' included."),
+]
+ItemMaxCostOption = Annotated[
+    float | None,
+    typer.Option(
+        "--item-max-cost", min=0.000001, help="Cost each item may spend, by TASKFORCE_MODEL_PRICES."
+    ),
+]
+
+
+def _budget(max_tokens: int | None, max_cost: float | None) -> Budget | None:
+    return (
+        None if max_tokens is None and max_cost is None else Budget(max_tokens=max_tokens, max_cost=max_cost)
+    )
+
+
 ModelOption = Annotated[
     str | None, typer.Option("--model", "-m", help="Main and subagent model, e.g. openai:gpt-4.1-mini.")
 ]
@@ -279,9 +310,12 @@ def run(
     concurrency: ConcurrencyOption = None,
     model: ModelOption = None,
     keep: KeepOption = False,
+    max_tokens: MaxTokensOption = None,
+    max_cost: MaxCostOption = None,
 ) -> None:
     """Run the main agent once on PROMPT; print its answer and a table of its delegations.
-    Every run is checkpointed; `--resume RUN_ID` continues one that did not finish."""
+    Every run is checkpointed; `--resume RUN_ID` continues one that did not finish (give it
+    the same budget: what the run spent before counts)."""
     if (prompt is None) == (resume is None):
         raise typer.BadParameter("give a PROMPT, or --resume RUN_ID to continue a run, not both")
     local = _LocalRun.announced(
@@ -291,11 +325,13 @@ def run(
         with open_checkpointer(local.settings) as saver:
             require_run(local.settings, saver, resume)
     run_id = resume or new_run_id()
+    budget = _budget(max_tokens, max_cost)
+    require_prices([budget], local.settings.model_prices)
     console.print(f"Run {run_id}; if it stops early: taskforce run --resume {run_id}")
     # A subagent that pauses for approval asks on the terminal; with no one there, it waits.
     answer = ask_on_terminal(console) if sys.stdin.isatty() else None
     with local.started() as live:
-        outcome = run_prompt(live, prompt, console, run_id=run_id, answer=answer)
+        outcome = run_prompt(live, prompt, console, run_id=run_id, answer=answer, budget=budget)
     if outcome.waiting:
         console.print(
             f"Run {run_id} waits for {describe(outcome.waiting)}; "
@@ -307,6 +343,8 @@ def run(
     console.print(delegation_table(outcome.reports))
     console.print(f"{len(outcome.reports)} delegations in {outcome.elapsed_s:.1f} s; run id {outcome.run_id}")
     console.print(usage_line(outcome.usage, outcome.reports))
+    if budget is not None and outcome.spent is not None:
+        console.print(f"Budget: {describe_spent(budget.ref(run_account(outcome.run_id)), outcome.spent)}")
     local.show_kept_files(outcome.run_id)
     _fail_unless_all_ok(outcome.reports)
 
@@ -332,16 +370,36 @@ def batch(
     concurrency: ConcurrencyOption = None,
     model: ModelOption = None,
     keep: KeepOption = False,
+    max_tokens: Annotated[
+        int | None,
+        typer.Option("--max-tokens", min=1, help="Tokens the whole batch may spend, every item together."),
+    ] = None,
+    max_cost: Annotated[
+        float | None,
+        typer.Option(
+            "--max-cost", min=0.000001, help="Cost the whole batch may spend, by TASKFORCE_MODEL_PRICES."
+        ),
+    ] = None,
+    item_max_tokens: ItemMaxTokensOption = None,
+    item_max_cost: ItemMaxCostOption = None,
 ) -> None:
     """Run the main agent once per line of INPUT.jsonl, a few at a time, checkpointed."""
     local = _LocalRun.announced(
         _settings(subagents=subagents, worker_concurrency=concurrency, model=model), workers, keep
     )
+    budgets = RunBudgets(run=_budget(item_max_tokens, item_max_cost), batch=_budget(max_tokens, max_cost))
+    require_prices([budgets.run, budgets.batch], local.settings.model_prices)
     console.print(f"Checkpoints: {checkpoints_location(local.settings)}")
     progress = BatchProgress()
     with local.started() as live, live_progress(lambda: batch_progress_line(progress), console):
         outcome = run_batch(
-            live, input_file, out, max_runs=max_runs, max_delegations=max_delegations, progress=progress
+            live,
+            input_file,
+            out,
+            max_runs=max_runs,
+            max_delegations=max_delegations,
+            progress=progress,
+            budgets=budgets,
         )
     console.print(summary_table(outcome))
     for problem in problems(outcome):
@@ -496,7 +554,8 @@ BatchIdArgument = Annotated[str, typer.Argument(metavar="BATCH", help="The id `t
 @cli.command()
 def status(batch_id: BatchIdArgument) -> None:
     """How far a submitted batch has got; exit 1 once finished with failures."""
-    found = batch_status(_connected_settings("status"), batch_id)
+    settings = _connected_settings("status")
+    found = batch_status(settings, batch_id)
     counts = "  ·  ".join(
         f"{found.counts.get(state, 0)} {state}"
         for state in ("queued", "running", "ok", "failed", "needs_approval", "cancelled")
@@ -504,6 +563,8 @@ def status(batch_id: BatchIdArgument) -> None:
     console.print(
         f"batch {batch_id}: {found.total} runs  ·  {counts}" + ("  (cancelled)" if found.cancelled else "")
     )
+    usage = sum((result.usage for result in batch_results(settings, batch_id)), TokenUsage())
+    console.print(f"tokens so far: {usage.input_tokens:,} in, {usage.output_tokens:,} out")
     for problem in found.rejected:
         console.print(f"rejected {problem}")
     if found.finished and (found.counts.get("failed") or found.counts.get("cancelled")):

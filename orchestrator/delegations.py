@@ -11,14 +11,14 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 
 from shared.context import context_for
-from shared.schemas import Delegation, Inherited
+from shared.schemas import BudgetRef, Delegation, Inherited
 from shared.settings import Settings
 from shared.tracing import caller_run
 
@@ -27,6 +27,7 @@ STAND_IN_THREAD_ID_KEY = "taskforce_stand_in_thread_id"
 the `task` middleware's `before_agent`); without it, two runs whose models reuse tool call ids
 would share delegations."""
 DEFAULT_RECURSION_LIMIT = 1000
+BudgetRefs = Callable[[RunnableConfig, Mapping[str, Any]], tuple[BudgetRef, ...]]
 _UNSAFE_ID_CHARS = re.compile(r"[^A-Za-z0-9_.:-]")
 
 
@@ -44,9 +45,16 @@ class Route:
 class DelegationBuilder:
     """Builds the delegations of one main agent, for the subagent types it may send to."""
 
-    def __init__(self, settings: Settings, routes: Mapping[str, Route]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        routes: Mapping[str, Route],
+        budget_refs: BudgetRefs = lambda config, state: (),
+    ) -> None:
+        """`budget_refs`: the budgets a run's delegations spend from (`orchestrator.budgets`)."""
         self.settings = settings
         self._routes = dict(routes)
+        self._budget_refs = budget_refs
 
     @property
     def names(self) -> list[str]:
@@ -87,6 +95,7 @@ class DelegationBuilder:
             spec=dict(route.digests),
             inherited=route.inherited,
             caller=caller_run(config),
+            budgets=self._budget_refs(config, state),
             **fields,
         )
 

@@ -154,6 +154,7 @@ def delegation_table(reports: list[Report]) -> Table:
         "timeout": "yellow",
         "cancelled": "yellow",
         "dead_letter": "red",
+        "budget_exhausted": "yellow",
     }
     for index, report in enumerate(reports, start=1):
         files = [report.full_report_path] if report.full_report_path else []

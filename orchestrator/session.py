@@ -17,9 +17,11 @@ from rich.console import Console
 
 from orchestrator.agent import create_orchestrator
 from orchestrator.approvals import Answerer
+from orchestrator.budgets import run_account
 from orchestrator.checkpoints import open_checkpointer, require_run
 from orchestrator.client import DelegationClient
 from orchestrator.progress import DelegationTracker, live_progress, progress_line
+from shared.budgets import Accounts, Budget, Spent
 from shared.celery_app import create_celery_app
 from shared.schemas import Report, TokenUsage
 from shared.settings import Settings
@@ -35,6 +37,8 @@ class RunOutcome:
     """What the run waits for a person to answer (nobody was asked): resume it to answer."""
     usage: TokenUsage = field(default_factory=TokenUsage)
     """The main agent's own model calls; each report carries its delegation's."""
+    spent: Spent | None = None
+    """What the run's budget has spent, when it has one (`orchestrator.budgets`)."""
 
 
 def new_run_id() -> str:
@@ -60,9 +64,11 @@ def run_prompt(
     run_id: str | None = None,
     *,
     answer: Answerer | None = None,
+    budget: Budget | None = None,
 ) -> RunOutcome:
     """Runs `prompt` as a new run, or with `prompt=None` resumes the checkpointed `run_id`.
-    `answer` answers whatever the run pauses to ask; without it the run is left paused."""
+    `answer` answers whatever the run pauses to ask; without it the run is left paused.
+    `budget` caps what the run spends on model calls, in this and any earlier part of it."""
     client = DelegationClient(create_celery_app(settings), settings)
     tracker = DelegationTracker(client)
     run_id = run_id or new_run_id()
@@ -70,7 +76,7 @@ def run_prompt(
     started = time.monotonic()
     with open_checkpointer(settings) as checkpointer:
         agent = create_orchestrator(
-            settings=settings, client=client, listener=tracker, checkpointer=checkpointer
+            settings=settings, client=client, listener=tracker, checkpointer=checkpointer, budget=budget
         )
         if prompt is None:
             require_run(settings, checkpointer, run_id)
@@ -84,6 +90,13 @@ def run_prompt(
                 if not questions or answer is None:
                     break
                 given = Command(resume={question.id: answer(question.value) for question in questions})
+            spent = (
+                Accounts(client.ledger.client, settings.queue_prefix, settings.model_prices).spent(
+                    run_account(run_id)
+                )
+                if budget is not None
+                else None
+            )
     messages: list[BaseMessage] = state.get("messages", [])
     return RunOutcome(
         run_id=run_id,
@@ -92,4 +105,5 @@ def run_prompt(
         elapsed_s=time.monotonic() - started,
         waiting=questions,
         usage=TokenUsage.of_messages(messages),
+        spent=spent,
     )

@@ -34,9 +34,11 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
+from shared.budgets import Accounts, BudgetExhaustedError
 from shared.model_limits import ModelLimit, buckets_of
-from shared.provider_errors import RATE_LIMITED, backoff_s, is_retried, retry_after_s, status_of
+from shared.provider_errors import RATE_LIMITED, backoff_s, retried_as, retry_after_s, status_of
 from shared.rate_limiter import Held, PoolLimiter
+from shared.schemas import BudgetRef
 from shared.settings import Settings
 
 MAX_ATTEMPTS = 8
@@ -61,8 +63,14 @@ class CallScope:
     """Hears the model and the expected wait of each call that has to wait for capacity."""
     waited_s: dict[str, float] = field(default_factory=dict)
     """Seconds spent waiting for capacity, by model."""
-    retries: Counter[tuple[str, int]] = field(default_factory=Counter)
-    """Calls tried again, by model and the status that made them."""
+    retries: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """Calls tried again, by model and what made them (a status, or a dropped connection)."""
+    budgets: tuple[BudgetRef, ...] = ()
+    """What the calls spend from, charged in `accounts`."""
+    accounts: Accounts | None = None
+    enforce_budgets: bool = True
+    """A spent budget stops a subagent's next call; the main agent's calls go on, so that it
+    can answer with what its subagents reported."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def waited(self, model: str, seconds: float) -> None:
@@ -70,7 +78,7 @@ class CallScope:
             with self._lock:
                 self.waited_s[model] = self.waited_s.get(model, 0.0) + seconds
 
-    def retried(self, model: str, status: int) -> None:
+    def retried(self, model: str, status: str) -> None:
         with self._lock:
             self.retries[(model, status)] += 1
 
@@ -122,10 +130,15 @@ def _estimate(messages: Sequence[BaseMessage], kwargs: Mapping[str, Any]) -> int
     return max(1, (text + tools) // CHARS_PER_TOKEN)
 
 
-def _tokens_of(messages: Sequence[BaseMessage]) -> int | None:
-    """The provider's count of a call's tokens, from its answer or its stream's chunks."""
+def _usage_of(messages: Sequence[BaseMessage]) -> tuple[int, int] | None:
+    """The provider's count of a call's input and output tokens, from its answer or its
+    stream's chunks; None if it gave none."""
     counted = [usage for message in messages if (usage := getattr(message, "usage_metadata", None))]
-    return sum(int(usage["total_tokens"]) for usage in counted) if counted else None
+    if not counted:
+        return None
+    return sum(int(usage["input_tokens"]) for usage in counted), sum(
+        int(usage["output_tokens"]) for usage in counted
+    )
 
 
 class _Call:
@@ -150,12 +163,22 @@ class _Call:
     def _deadline(self) -> float | None:
         return self._scope.deadline if self._scope is not None else None
 
+    def _check_budgets(self) -> None:
+        scope = self._scope
+        if scope is None or scope.accounts is None or not scope.budgets or not scope.enforce_budgets:
+            return
+        exhausted = scope.accounts.exhausted(scope.budgets)
+        if exhausted is not None:
+            raise BudgetExhaustedError(*exhausted)
+
     def admit(self) -> None:
+        self._check_budgets()
         if self._limiter is not None and self._buckets:
             with self._timing_the_wait():
                 self._held = self._limiter.admit(self._buckets, self._estimate, self._deadline, self._on_wait)
 
     async def aadmit(self) -> None:
+        await asyncio.to_thread(self._check_budgets)
         if self._limiter is not None and self._buckets:
             with self._timing_the_wait():
                 self._held = await self._limiter.aadmit(
@@ -182,19 +205,30 @@ class _Call:
             held, self._held = self._held, None
             self._limiter.release(held, used_tokens)
 
+    def finish(self, answer: Sequence[BaseMessage]) -> None:
+        """The call answered: the limiter and the run's budgets get the provider's count."""
+        usage = _usage_of(answer)
+        self.release(sum(usage) if usage is not None else None)
+        scope = self._scope
+        if usage is not None and scope is not None and scope.accounts is not None and scope.budgets:
+            scope.accounts.charge(scope.budgets, self.model, *usage)
+
+    async def afinish(self, answer: Sequence[BaseMessage]) -> None:
+        await asyncio.to_thread(self.finish, answer)
+
     def pause_before_retry(self, error: BaseException, attempt: int) -> float | None:
         """How long to wait before the next attempt; None: the error is the caller's."""
         self.release()
-        status = status_of(error)
-        if not is_retried(error) or status is None or attempt >= MAX_ATTEMPTS:
+        counted_as = retried_as(error)
+        if counted_as is None or attempt >= MAX_ATTEMPTS:
             return None
         pause = backoff_s(error, attempt)
         if self._deadline is not None and time.monotonic() + pause > self._deadline:
             return None
-        if status == RATE_LIMITED and self._limiter is not None and self._buckets:
+        if status_of(error) == RATE_LIMITED and self._limiter is not None and self._buckets:
             self._limiter.penalize(tuple(self._buckets), retry_after_s(error) or pause)
         if self._scope is not None:
-            self._scope.retried(self.model, status)
+            self._scope.retried(self.model, counted_as)
         return pause
 
 
@@ -227,7 +261,7 @@ def _guard_generate(original: Callable[..., ChatResult]) -> Callable[..., ChatRe
             except BaseException:
                 call.release()
                 raise
-            call.release(_tokens_of([generation.message for generation in result.generations]))
+            call.finish([generation.message for generation in result.generations])
             return result
         raise AssertionError("unreachable")
 
@@ -256,7 +290,7 @@ def _guard_agenerate(original: Callable[..., Any]) -> Callable[..., Any]:
             except BaseException:
                 call.release()
                 raise
-            call.release(_tokens_of([generation.message for generation in result.generations]))
+            await call.afinish([generation.message for generation in result.generations])
             return result
         raise AssertionError("unreachable")
 
@@ -288,7 +322,7 @@ def _guard_stream(original: Callable[..., Iterator[ChatGenerationChunk]]) -> Cal
                         raise
                     time.sleep(pause)
                     continue
-                call.release(_tokens_of(chunks))
+                call.finish(chunks)
                 return
         finally:
             call.release()
@@ -320,7 +354,7 @@ def _guard_astream(original: Callable[..., AsyncIterator[ChatGenerationChunk]]) 
                         raise
                     await asyncio.sleep(pause)
                     continue
-                call.release(_tokens_of(chunks))
+                await call.afinish(chunks)
                 return
         finally:
             call.release()

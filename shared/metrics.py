@@ -87,7 +87,7 @@ MODEL_WAIT = Family(
 )
 PROVIDER_RETRIES = Family(
     "taskforce_provider_retries",
-    "Model calls tried again after the provider answered 429 or overloaded.",
+    "Model calls tried again after the provider answered 429 or overloaded, or the connection failed.",
     "counter",
     ("model", "status"),
 )
@@ -165,7 +165,7 @@ class ProcessCounts:
         for model, seconds in report.model_wait_s.items():
             increments[field_name(MODEL_WAIT, [model])] = seconds
         for retry in report.provider_retries:
-            increments[field_name(PROVIDER_RETRIES, [retry.model, str(retry.status)])] = float(retry.count)
+            increments[field_name(PROVIDER_RETRIES, [retry.model, retry.status])] = float(retry.count)
         self._add(increments)
 
     def handed_over(self, subagent: str) -> None:

@@ -1,4 +1,5 @@
-"""What a model provider allows, as the deployment declares it (`TASKFORCE_MODEL_LIMITS`).
+"""What a model provider allows, as the deployment declares it (`TASKFORCE_MODEL_LIMITS`), and
+what it charges (`TASKFORCE_MODEL_PRICES`).
 
 A provider's limits are the pool's, not one process's: requests and tokens per minute are
 counted against an API key wherever the calls come from, and so must be the caps. Each entry
@@ -36,6 +37,15 @@ class ModelLimit(BaseModel):
         ):
             raise ValueError("set at least one of requests_per_minute, tokens_per_minute, max_concurrency")
         return self
+
+
+class ModelPrice(BaseModel):
+    """What a model costs (`TASKFORCE_MODEL_PRICES`), for cost budgets (`shared.budgets`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input_per_million: float = Field(ge=0)
+    output_per_million: float = Field(ge=0)
 
 
 def check_bucket_name(name: str) -> str:

@@ -1,21 +1,31 @@
 """Which provider errors a model call tries again, and after how long.
 
 A provider answers 429 when a limit is reached and 500, 502, 503, 504 or 529 (Anthropic's
-"overloaded") when it is short of capacity: both pass, so the call waits and asks again, honouring
-`Retry-After` (or `retry-after-ms`). Every other error (a bad request, a wrong key, a refusal,
-a timeout of the client's own) is the caller's to see at once, as without taskforce. The
-status is read from the error the provider's SDK raises (`status_code`, or its `response`),
-so the rule holds for every client built on httpx, OpenAI's and Anthropic's among them.
+"overloaded") when it is short of capacity, and a connection drops or times out now and then:
+all of these pass, so the call waits and asks again, honouring `Retry-After` (or
+`retry-after-ms`); these are what the provider SDKs' own retries cover, which taskforce turns
+off for the models it builds (`shared.models`). Every other error (a bad request, a wrong
+key, a refusal) is the caller's to see at once, as without taskforce. The status is read from
+the error the provider's SDK raises (`status_code`, or its `response`), so the rule holds for
+every client built on httpx, OpenAI's and Anthropic's among them.
 """
 
 from __future__ import annotations
 
 import random
 
+import httpx
+
 RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504, 529})
 RATE_LIMITED = 429
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0
+
+
+CONNECTION = "connection"
+"""How a retry after a dropped or timed-out connection is counted, for want of a status."""
+_CONNECTION_ERRORS = frozenset({"APIConnectionError", "APITimeoutError"})
+"""The SDKs' own names (OpenAI's, Anthropic's) for a call that never got an answer."""
 
 
 def status_of(error: BaseException) -> int | None:
@@ -25,8 +35,16 @@ def status_of(error: BaseException) -> int | None:
     return status if isinstance(status, int) else None
 
 
-def is_retried(error: BaseException) -> bool:
-    return status_of(error) in RETRIED_STATUSES
+def retried_as(error: BaseException) -> str | None:
+    """What a retried error is counted as (its status, or `CONNECTION`); None: not retried."""
+    status = status_of(error)
+    if status in RETRIED_STATUSES:
+        return str(status)
+    if isinstance(error, httpx.TransportError) or _CONNECTION_ERRORS & {
+        kind.__name__ for kind in type(error).__mro__
+    }:
+        return CONNECTION
+    return None
 
 
 def retry_after_s(error: BaseException) -> float | None:

@@ -20,6 +20,7 @@ server's, the one clock every machine shares.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import threading
@@ -180,6 +181,7 @@ class PoolLimiter:
         self._renew = client.register_script(_RENEW)
         self._penalize = client.register_script(_PENALIZE)
         self._renewer = SlotRenewer(self, slot_lease_s / 3)
+        self._wakeups = Wakeups()
 
     def _keys(self, bucket: str) -> list[str]:
         return [f"{self._prefix}:limits:{bucket}:{part}" for part in _PARTS]
@@ -216,7 +218,7 @@ class PoolLimiter:
         while (wait_s := self.try_admit(buckets, call, estimate)) > 0:
             if polls == 0 and on_wait is not None:
                 on_wait(wait_s)
-            time.sleep(_pause_before(deadline, wait_s, polls))
+            self._wakeups.sleep(_pause_before(deadline, wait_s, polls))
             polls += 1
         return Held(call, tuple(buckets))
 
@@ -233,7 +235,7 @@ class PoolLimiter:
         while (wait_s := await asyncio.to_thread(self.try_admit, buckets, call, estimate)) > 0:
             if polls == 0 and on_wait is not None:
                 await asyncio.to_thread(on_wait, wait_s)
-            await asyncio.sleep(_pause_before(deadline, wait_s, polls))
+            await self._wakeups.asleep(_pause_before(deadline, wait_s, polls))
             polls += 1
         return Held(call, tuple(buckets))
 
@@ -242,6 +244,7 @@ class PoolLimiter:
         self._renewer.drop(held.call)
         keys = [key for name in held.buckets for key in self._keys(name)]
         self._release(keys=keys, args=[held.call, -1 if used_tokens is None else used_tokens])
+        self._wakeups.wake()
 
     def penalize(self, buckets: tuple[str, ...], retry_after_s: float) -> None:
         """The provider answered 429: pause these buckets and shrink their caps for a while."""
@@ -263,6 +266,53 @@ def _pause_before(deadline: float | None, wait_s: float, polls: int) -> float:
     if deadline is not None and time.monotonic() + pause > deadline:
         raise CapacityTimeoutError("the deadline came while waiting for the model provider's capacity")
     return pause
+
+
+class Wakeups:
+    """Wakes this process's waiting calls when one of its calls ends: the slot it freed goes to
+    a call here at once rather than at its next poll. (A slot another process frees is found
+    by polling.)"""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._threads: set[threading.Event] = set()
+        self._tasks: set[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = set()
+
+    def sleep(self, seconds: float) -> None:
+        woken = threading.Event()
+        with self._lock:
+            self._threads.add(woken)
+        try:
+            woken.wait(seconds)
+        finally:
+            with self._lock:
+                self._threads.discard(woken)
+
+    async def asleep(self, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        woken: asyncio.Future[None] = loop.create_future()
+        entry = (loop, woken)
+        with self._lock:
+            self._tasks.add(entry)
+        try:
+            await asyncio.wait([woken], timeout=seconds)
+        finally:
+            with self._lock:
+                self._tasks.discard(entry)
+
+    def wake(self) -> None:
+        with self._lock:
+            threads, tasks = list(self._threads), list(self._tasks)
+        for event in threads:
+            event.set()
+        for loop, future in tasks:
+            with contextlib.suppress(RuntimeError):  # its loop closed meanwhile: nobody waits there
+                loop.call_soon_threadsafe(_resolve, future)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class SlotRenewer:

@@ -17,8 +17,10 @@ from shared.secrets import SecretBox
 
 SCHEMA_VERSION: Literal[5] = 5
 
-ReportStatus = Literal["ok", "interrupted", "error", "timeout", "cancelled", "dead_letter"]
-FailureStatus = Literal["error", "timeout", "cancelled", "dead_letter"]
+ReportStatus = Literal[
+    "ok", "interrupted", "error", "timeout", "cancelled", "dead_letter", "budget_exhausted"
+]
+FailureStatus = Literal["error", "timeout", "cancelled", "dead_letter", "budget_exhausted"]
 
 DEFAULT_LEASE_S = 10.0
 DEFAULT_MAX_ATTEMPTS = 3
@@ -60,6 +62,14 @@ class Inherited(_Wire):
     the subagent the same store, opened from its own settings, as `runtime.store`."""
 
 
+class BudgetRef(_Wire):
+    """A budget a delegation spends from, and its caps (`shared.budgets`)."""
+
+    key: str = Field(min_length=1, max_length=400)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_cost: float | None = Field(default=None, gt=0)
+
+
 class CallerRun(_Wire):
     """What of the caller's run its subagent's runs carry, as deepagents' in-process subagent
     inherits them from the `task` tool's config: the caller's tags and metadata (callbacks are
@@ -96,6 +106,8 @@ class Delegation(_Wire):
     worker runs the delegation only if its own spec matches."""
     inherited: Inherited = Field(default_factory=Inherited)
     caller: CallerRun = Field(default_factory=CallerRun)
+    budgets: tuple[BudgetRef, ...] = ()
+    """What its model calls spend from: its run's, its batch item's, its batch's."""
     resumes: str | None = None
     """The id of the delegation whose paused subagent this one continues, with `resume`: the
     answers to its interrupts by interrupt id, as `Command(resume=...)` takes them."""
@@ -187,10 +199,11 @@ class TokenUsage(_Wire):
 
 
 class ProviderRetry(_Wire):
-    """Model calls the provider refused with `status` (429, overloaded) and that were tried again."""
+    """Model calls the provider refused with `status` (429, an overloaded 5xx) or whose
+    connection failed (`connection`), and that were tried again."""
 
     model: str
-    status: int
+    status: str
     count: int = Field(ge=1)
 
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, JsonValue, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
-from shared.model_limits import ModelLimit, check_bucket_name
+from shared.model_limits import ModelLimit, ModelPrice, check_bucket_name
 from shared.schemas import DEFAULT_LEASE_S, DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE_TIMEOUT_S, Limits
 from shared.settings_handoff import handed_off
 
@@ -73,6 +73,11 @@ class Settings(BaseSettings):
         description="The provider's limits, shared by every worker and main agent, as JSON: "
         '{"openai:gpt-4.1-mini": {"requests_per_minute": 500, "tokens_per_minute": 200000, '
         '"max_concurrency": 16}, "openai:*": {...}} ("provider:*": every model of the provider).',
+    )
+    model_prices: dict[str, ModelPrice] = Field(
+        default_factory=dict,
+        description="What models cost, per million tokens, for cost budgets, as JSON: "
+        '{"openai:gpt-4.1-mini": {"input_per_million": 0.4, "output_per_million": 1.6}}.',
     )
     model_slot_lease: float = Field(
         default=30.0,
@@ -187,12 +192,12 @@ class Settings(BaseSettings):
                 raise ValueError(f"route {prefix!r} is taskforce's own; pick another prefix")
         return routes
 
-    @field_validator("model_limits")
+    @field_validator("model_limits", "model_prices")
     @classmethod
-    def _check_limit_names(cls, limits: dict[str, ModelLimit]) -> dict[str, ModelLimit]:
-        for name in limits:
+    def _check_model_names(cls, by_model: dict[str, Any]) -> dict[str, Any]:
+        for name in by_model:
             check_bucket_name(name)
-        return limits
+        return by_model
 
     @field_validator("flower_basic_auth")
     @classmethod

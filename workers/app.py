@@ -18,6 +18,7 @@ from typing import Any
 
 from celery import Task, signals
 
+from shared.budgets import Accounts
 from shared.celery_app import RUN_DELEGATION, create_celery_app, delegation_queue
 from shared.errors import error_text, scrubbed_traceback
 from shared.files import SharedFiles, shared_files
@@ -87,6 +88,11 @@ def subagents() -> SubagentCache:
 @cache
 def trace_parents() -> ParentWatcher:
     return ParentWatcher(ledger().client, settings.queue_prefix)
+
+
+@cache
+def accounts() -> Accounts:
+    return Accounts(ledger().client, settings.queue_prefix, settings.model_prices)
 
 
 @cache
@@ -161,6 +167,7 @@ def run_delegation_task(self: Task[Any, Any], payload: dict[str, Any]) -> None:
             progress=_progress_of,
             conversations=conversations(),
             trace_parents=trace_parents(),
+            accounts=accounts(),
         )
     except Exception as error:  # e.g. the shared files or Redis failing around the run itself
         secrets = delegation.secret_values()

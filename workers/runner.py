@@ -18,6 +18,7 @@ from langchain_core.runnables import Runnable, RunnableConfig
 from langgraph.types import Command, Interrupt
 from pydantic import ValidationError
 
+from shared.budgets import Accounts, BudgetExhaustedError
 from shared.context import rebuild_context, redact
 from shared.errors import error_text, scrubbed_traceback
 from shared.files import recording_writes, using_run
@@ -96,6 +97,8 @@ class Outlets:
     progress: ProgressPublisher | None = None
     conversations: Conversations | None = None
     trace_parents: ParentWatcher | None = None
+    accounts: Accounts | None = None
+    """Where the budgets of delegations are kept (`shared.budgets`)."""
 
 
 def run_metadata(delegation: Delegation, attempt: Attempt) -> dict[str, Any]:
@@ -237,6 +240,18 @@ def _run_on_process_loop(
         raise _StoppedError from None
 
 
+def _how_it_ended(ended: Exception, delegation: Delegation) -> tuple[FailureStatus, str]:
+    """The report of a run that ended early, but as planned: stopped, late, or out of budget."""
+    if isinstance(ended, _StoppedError):
+        return "cancelled", "the run was stopped on this worker"
+    if isinstance(ended, BudgetExhaustedError):
+        return "budget_exhausted", str(ended)
+    return "timeout", (
+        f"no report after {delegation.limits.timeout_s:g} s; "
+        f"{str(ended) or 'the delegation was given up at its deadline'}"
+    )
+
+
 def run_delegation(
     delegation: Delegation,
     subagents: SubagentCache,
@@ -247,15 +262,18 @@ def run_delegation(
     progress: Callable[[Delegation], ProgressPublisher] | None = None,
     conversations: Conversations | None = None,
     trace_parents: ParentWatcher | None = None,
+    accounts: Accounts | None = None,
 ) -> Report:
     """`on_start` receives the asyncio task of the run, for whoever may have to cancel it;
     `progress` opens the stream a delegation that asks for its progress publishes to;
     `conversations` keeps async tasks' messages between their runs; `trace_parents` files
-    the subagent's LangSmith runs under its caller's `task` run (`workers.tracing`)."""
+    the subagent's LangSmith runs under its caller's `task` run (`workers.tracing`); `accounts`
+    keeps the budgets the delegation spends from."""
     outlets = Outlets(
         progress=progress(delegation) if progress is not None and delegation.progress else None,
         conversations=conversations,
         trace_parents=trace_parents,
+        accounts=accounts,
     )
     # The main agent's run: its workspace is where this subagent's files and report go.
     with using_run(delegation.thread_id or DEFAULT_RUN):
@@ -280,6 +298,8 @@ def _run_in_workspace(
         subagent=delegation.subagent_type,
         subagent_limits=subagents.model_limits(delegation.subagent_type),
         on_wait=outlets.progress.waiting if outlets.progress is not None else None,
+        budgets=delegation.budgets,
+        accounts=outlets.accounts,
     )
 
     def model_calls() -> dict[str, Any]:
@@ -304,6 +324,13 @@ def _run_in_workspace(
     # Every way out of here is a report: a delegation whose worker raised past this point would
     # keep its lease renewed and its caller waiting until the attempt's budget ran out.
     try:
+        exhausted = (
+            outlets.accounts.exhausted(delegation.budgets)
+            if outlets.accounts and delegation.budgets
+            else None
+        )
+        if exhausted is not None:
+            raise BudgetExhaustedError(*exhausted)  # a new delegation of a spent run never starts
         with recording_writes() as written:
             result = _run_on_process_loop(subagents, delegation, attempt, on_start, outlets, scope=scope)
         approvals = _pending_approvals(result.get("__interrupt__") or [], secrets)
@@ -324,14 +351,8 @@ def _run_in_workspace(
         # Outside the recording: the full report is not one of the subagent's own files.
         summary, full_path = cap_summary(redact(final_text(result), secrets), delegation, backend)
         return Report(status="ok", summary=summary, full_report_path=full_path, **common)
-    except _StoppedError:
-        return failed("cancelled", "the run was stopped on this worker")
-    except _DeadlinePassedError as passed:
-        return failed(
-            "timeout",
-            f"no report after {delegation.limits.timeout_s:g} s; "
-            f"{str(passed) or 'the delegation was given up at its deadline'}",
-        )
+    except (_StoppedError, _DeadlinePassedError, BudgetExhaustedError) as ended:
+        return failed(*_how_it_ended(ended, delegation))
     except LoopStalledError:
         logger.error(
             "delegation %s: this worker's event loop was blocked past the deadline; "

@@ -108,7 +108,7 @@ def _leased(client: redis.Redis, slots: str) -> int:
     return int(client.zcount(slots, seconds * 1000 + micros // 1000, "+inf"))
 
 
-def _retried(reports: list[Report], status: int) -> int:
+def _retried(reports: list[Report], status: str) -> int:
     return sum(
         retry.count for report in reports for retry in report.provider_retries if retry.status == status
     )
@@ -145,7 +145,7 @@ def test_429s_are_retried_after_retry_after_and_counted_in_reports_and_metrics(
     _all_ok(reports, 12)
     refused = provider.stats().refused.get("429", 0)
     assert refused > 0
-    assert _retried(reports, 429) == refused, "every 429 the provider sent was retried, and counted"
+    assert _retried(reports, "429") == refused, "every 429 the provider sent was retried, and counted"
     after = value(
         samples(scrape(limited)), "taskforce_provider_retries_total", model=WRITER_MODEL, status="429"
     )

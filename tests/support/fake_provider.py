@@ -427,6 +427,7 @@ def _handler(provider: _Provider) -> type[BaseHTTPRequestHandler]:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 1024  # a fan-out connects all at once, as clients of a provider do
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that hangs up mid-answer is normal traffic for a provider, not a failure."""

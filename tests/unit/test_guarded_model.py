@@ -63,7 +63,7 @@ def test_a_429_is_tried_again_after_its_retry_after_and_counted(provider: FakePr
 
     assert answer.text
     assert provider.stats().calls == 3
-    assert scope.retries == {("openai:m", 429): 2}
+    assert scope.retries == {("openai:m", "429"): 2}
     assert time.monotonic() - started >= 0.4, "each retry waited the Retry-After of 0.2 s"
 
 
@@ -176,3 +176,14 @@ def test_models_built_from_strings_leave_retries_to_the_guard_unless_told_otherw
     assert isinstance(default, ChatOpenAI)
     assert isinstance(chosen, ChatOpenAI)
     assert (default.max_retries, chosen.max_retries) == (0, 4)
+
+
+def test_a_refused_connection_is_tried_again_as_the_clients_own_retries_would(provider: FakeProvider) -> None:
+    """What langchain-openai's `max_retries` covered, which models built from strings leave off."""
+    unreachable = ChatOpenAI(model="m", api_key="sk-test", base_url="http://127.0.0.1:9/v1", max_retries=0)  # type: ignore[arg-type]
+    scope = CallScope(deadline=time.monotonic() + 1.5)
+
+    with call_scope(scope), pytest.raises(openai.APIConnectionError):
+        guarded(unreachable, NO_LIMITS).invoke("hello")
+
+    assert scope.retries[("openai:m", "connection")] >= 1
