@@ -318,15 +318,14 @@ def run(
     the same budget: what the run spent before counts)."""
     if (prompt is None) == (resume is None):
         raise typer.BadParameter("give a PROMPT, or --resume RUN_ID to continue a run, not both")
-    local = _LocalRun.announced(
-        _settings(subagents=subagents, worker_concurrency=concurrency, model=model), workers, keep
-    )
+    settings = _settings(subagents=subagents, worker_concurrency=concurrency, model=model)
+    budget = _budget(max_tokens, max_cost)
+    require_prices([budget], settings.model_prices)
+    local = _LocalRun.announced(settings, workers, keep)
     if resume is not None:  # before starting anything
         with open_checkpointer(local.settings) as saver:
             require_run(local.settings, saver, resume)
     run_id = resume or new_run_id()
-    budget = _budget(max_tokens, max_cost)
-    require_prices([budget], local.settings.model_prices)
     console.print(f"Run {run_id}; if it stops early: taskforce run --resume {run_id}")
     # A subagent that pauses for approval asks on the terminal; with no one there, it waits.
     answer = ask_on_terminal(console) if sys.stdin.isatty() else None
@@ -384,11 +383,10 @@ def batch(
     item_max_cost: ItemMaxCostOption = None,
 ) -> None:
     """Run the main agent once per line of INPUT.jsonl, a few at a time, checkpointed."""
-    local = _LocalRun.announced(
-        _settings(subagents=subagents, worker_concurrency=concurrency, model=model), workers, keep
-    )
+    settings = _settings(subagents=subagents, worker_concurrency=concurrency, model=model)
     budgets = RunBudgets(run=_budget(item_max_tokens, item_max_cost), batch=_budget(max_tokens, max_cost))
-    require_prices([budgets.run, budgets.batch], local.settings.model_prices)
+    require_prices([budgets.run, budgets.batch], settings.model_prices)
+    local = _LocalRun.announced(settings, workers, keep)
     console.print(f"Checkpoints: {checkpoints_location(local.settings)}")
     progress = BatchProgress()
     with local.started() as live, live_progress(lambda: batch_progress_line(progress), console):

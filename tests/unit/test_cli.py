@@ -31,6 +31,27 @@ MISTAKES: dict[str, tuple[list[str], dict[str, str | None], str]] = {
     "bad setting": (["run", "hi"], {"TASKFORCE_WORKERS": "abc"}, "TASKFORCE_WORKERS: Input should be"),
     "flower without Redis": (["flower"], {}, "`taskforce flower` needs TASKFORCE_REDIS_URL"),
     "metrics without Redis": (["metrics"], {}, "`taskforce metrics` needs TASKFORCE_REDIS_URL"),
+    "a misspelt model limit": (
+        ["run", "hi"],
+        {"TASKFORCE_MODEL_LIMITS": '{"openai:gpt-4.1-mini": {"max_concurency": 4}}'},
+        "TASKFORCE_MODEL_LIMITS: openai:gpt-4.1-mini.max_concurency: Extra inputs are not permitted",
+    ),
+    "a model limit naming no model": (
+        ["run", "hi", "--max-tokens", "1000"],
+        {"TASKFORCE_MODEL_LIMITS": '{"openai": {"max_concurrency": 4}}'},
+        "TASKFORCE_MODEL_LIMITS: Value error, limit 'openai' must name 'provider:model' or 'provider:*'",
+    ),
+    "model limits that are not JSON": (
+        ["run", "hi"],
+        {"TASKFORCE_MODEL_LIMITS": '{"openai:gpt-4.1-mini": '},
+        "TASKFORCE_MODEL_LIMITS: not valid JSON",
+    ),
+    "a cost budget without prices": (
+        ["run", "hi", "--max-cost", "2.5"],
+        {},
+        "budget: max_cost needs what models cost (TASKFORCE_MODEL_PRICES)",
+    ),
+    "a zero token budget": (["run", "hi", "--max-tokens", "0"], {}, "Invalid value for '--max-tokens'"),
     "metrics of an unreachable Redis": (
         ["metrics"],
         {"TASKFORCE_REDIS_URL": "redis://:hunter2@127.0.0.1:1/0"},
