@@ -53,3 +53,35 @@ def test_the_real_model_walk_through_runs_as_written(
     stats = provider.stats()
     assert set(stats.models) == {"gpt-4.1", "gpt-4.1-mini"}
     assert stats.refused == {}
+
+
+def test_the_nightly_batch_under_limits_and_budgets_runs_as_written(
+    provider_cluster: ProviderCluster, provider: RemoteProvider, tmp_path: Path
+) -> None:
+    """The provider refuses a ninth call at once: the limits of the example keep it from ever
+    seeing one, and the budget row of the summary is the batch's."""
+    commands = _section_commands("A nightly batch, bounded")
+    assert "sk-..." in commands
+    commands = commands.replace("sk-...", "sk-readme").replace("/tmp/", f"{tmp_path}/")
+    provider.configure(max_in_flight=8)
+    env = without_settings() | {"TASKFORCE_DATA_DIR": str(tmp_path), "OPENAI_BASE_URL": provider.base_url}
+
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", commands],
+        check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = " ".join(done.stdout.split())
+    assert re.search(r"budget │ batch:batch-nightly-results-\w+ spent 0\.\d{4} of 5 cost", out), out
+    results = (tmp_path / "nightly-results.jsonl").read_text().splitlines()
+    assert len(results) == 2
+    stats = provider.stats()
+    assert stats.refused == {}
+    assert stats.max_in_flight <= 8
+    assert set(stats.models) == {"gpt-4.1-mini"}
