@@ -40,14 +40,13 @@ from orchestrator.agent import create_orchestrator
 from orchestrator.approvals import describe
 from orchestrator.batch_input import BatchItem, read_batch
 from orchestrator.batch_results import DelegationSummary, ItemResult, ResultsFile
-from orchestrator.budgets import BATCH_ID_KEY, ITEM_ID_KEY, NO_BUDGETS, RunBudgets, batch_account
+from orchestrator.budgets import BATCH_ID_KEY, ITEM_ID_KEY, NO_BUDGETS, RunBudgets, batch_spent
 from orchestrator.checkpoints import open_checkpointer
 from orchestrator.client import DelegationClient, DetachedError
 from orchestrator.session import reports_in
-from shared.budgets import Accounts, Budget, Spent
+from shared.budgets import Budget, Spent
 from shared.celery_app import create_celery_app
 from shared.errors import error_text
-from shared.ledger import open_ledger
 from shared.schemas import Report, TokenUsage
 from shared.settings import Settings
 
@@ -162,13 +161,11 @@ class ItemRunner:
         settings: Settings,
         checkpointer: BaseCheckpointSaver[str],
         progress: BatchProgress,
-        budgets: RunBudgets = NO_BUDGETS,
     ) -> None:
         self.settings = settings
         self.app = create_celery_app(settings)
         self.checkpointer = checkpointer
         self.progress = progress
-        self.budgets = budgets
 
     def __call__(
         self,
@@ -178,8 +175,10 @@ class ItemRunner:
         batch_id: str,
         max_delegations: int,
         on_client: Callable[[DelegationClient], None] | None = None,
+        budgets: RunBudgets = NO_BUDGETS,
     ) -> ItemResult:
-        """`on_client` receives the run's client, for whoever may have to stop it."""
+        """`on_client` receives the run's client, for whoever may have to stop it; `budgets`
+        are what the item and its batch may spend."""
         thread_id = f"{batch_id}:{item.id}:{attempt}"
         client = DelegationClient(self.app, self.settings, max_in_flight=max_delegations)
         if on_client is not None:
@@ -192,7 +191,7 @@ class ItemRunner:
             raise
         result: ItemResult | None = None
         try:
-            state = self._run(item, thread_id, client, batch_id)
+            state = self._run(item, thread_id, client, batch_id, budgets)
             messages: list[BaseMessage] = state.get("messages", [])
             reports = reports_in(messages)
             reason = _failure_reason(reports)
@@ -230,7 +229,7 @@ class ItemRunner:
         return result
 
     def _run(
-        self, item: BatchItem, thread_id: str, client: DelegationClient, batch_id: str
+        self, item: BatchItem, thread_id: str, client: DelegationClient, batch_id: str, budgets: RunBudgets
     ) -> dict[str, Any]:
         """The item's state once it has an answer or a question: from its checkpoint if it got
         one before a kill, by resuming its thread if it was cut short, else from its prompt.
@@ -239,8 +238,8 @@ class ItemRunner:
             settings=self.settings,
             client=client,
             checkpointer=self.checkpointer,
-            budget=self.budgets.run,
-            batch_budget=self.budgets.batch,
+            budget=budgets.run,
+            batch_budget=budgets.batch,
         )
         config: RunnableConfig = {
             "configurable": {"thread_id": thread_id},
@@ -285,7 +284,7 @@ def run_batch(
     finished: list[ItemResult] = []
     started = time.monotonic()
     with open_checkpointer(settings) as checkpointer:
-        run_item = ItemRunner(settings, checkpointer, progress, budgets)
+        run_item = ItemRunner(settings, checkpointer, progress)
         pool = ThreadPoolExecutor(max_runs, thread_name_prefix="taskforce-batch")
         pending: set[Future[ItemResult]] = {
             pool.submit(
@@ -294,6 +293,7 @@ def run_batch(
                 results.next_attempt(item.id),
                 batch_id=batch_id,
                 max_delegations=max_delegations,
+                budgets=budgets,
             )
             for item in todo
         }
@@ -315,13 +315,7 @@ def run_batch(
             raise
         pool.shutdown()
     results.compact([item.id for item in batch.items])
-    spent = (
-        Accounts(open_ledger(settings).client, settings.queue_prefix, settings.model_prices).spent(
-            batch_account(batch_id)
-        )
-        if budgets.batch is not None
-        else None
-    )
+    spent = batch_spent(settings, batch_id) if budgets.batch is not None else None
     return BatchOutcome(
         batch_id, finished, progress.skipped, batch.rejected, time.monotonic() - started, budgets.batch, spent
     )

@@ -20,9 +20,11 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.config import get_config
 
 from orchestrator.delegations import STAND_IN_THREAD_ID_KEY, thread_id_of
-from shared.budgets import Accounts, Budget
+from shared.budgets import Accounts, Budget, Spent
 from shared.guarded_model import CallScope, call_scope
+from shared.ledger import open_ledger
 from shared.schemas import BudgetRef
+from shared.settings import Settings
 
 BATCH_ID_KEY = "taskforce_batch_id"
 ITEM_ID_KEY = "taskforce_item_id"
@@ -66,6 +68,27 @@ class RunBudgets:
 
 
 NO_BUDGETS = RunBudgets()
+
+
+def budgets_to_json(budgets: RunBudgets) -> dict[str, Any]:
+    """As a submitted item's message carries them to its main-run worker."""
+    return {name: None if cap is None else cap.model_dump() for name, cap in vars(budgets).items()}
+
+
+def budgets_from_json(found: Mapping[str, Any] | None) -> RunBudgets:
+    given = found or {}
+    return RunBudgets(
+        **{
+            name: None if given.get(name) is None else Budget.model_validate(given[name])
+            for name in ("run", "batch")
+        }
+    )
+
+
+def batch_spent(settings: Settings, batch_id: str) -> Spent:
+    """What the batch has spent so far, its items' main agents and subagents together."""
+    accounts = Accounts(open_ledger(settings).client, settings.queue_prefix, settings.model_prices)
+    return accounts.spent(batch_account(batch_id))
 
 
 class BudgetMiddleware(AgentMiddleware[Any, Any, Any]):

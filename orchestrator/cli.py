@@ -30,7 +30,7 @@ from orchestrator.approvals import ask_on_terminal, describe
 from orchestrator.batch import DEFAULT_MAX_DELEGATIONS, DEFAULT_MAX_RUNS, BatchProgress, run_batch
 from orchestrator.batch_display import problems, summary_table
 from orchestrator.batch_display import progress_line as batch_progress_line
-from orchestrator.budgets import RunBudgets, run_account
+from orchestrator.budgets import RunBudgets, batch_account, run_account
 from orchestrator.checkpoints import (
     CheckpointsConfigError,
     UnknownRunError,
@@ -165,6 +165,24 @@ ItemMaxCostOption = Annotated[
         "--item-max-cost", min=0.000001, help="Cost each item may spend, by TASKFORCE_MODEL_PRICES."
     ),
 ]
+
+
+BatchMaxTokensOption = Annotated[
+    int | None,
+    typer.Option("--max-tokens", min=1, help="Tokens the whole batch may spend, every item together."),
+]
+BatchMaxCostOption = Annotated[
+    float | None,
+    typer.Option(
+        "--max-cost", min=0.000001, help="Cost the whole batch may spend, by TASKFORCE_MODEL_PRICES."
+    ),
+]
+
+
+def _batch_budgets(
+    max_tokens: int | None, max_cost: float | None, item_max_tokens: int | None, item_max_cost: float | None
+) -> RunBudgets:
+    return RunBudgets(run=_budget(item_max_tokens, item_max_cost), batch=_budget(max_tokens, max_cost))
 
 
 def _budget(max_tokens: int | None, max_cost: float | None) -> Budget | None:
@@ -369,22 +387,14 @@ def batch(
     concurrency: ConcurrencyOption = None,
     model: ModelOption = None,
     keep: KeepOption = False,
-    max_tokens: Annotated[
-        int | None,
-        typer.Option("--max-tokens", min=1, help="Tokens the whole batch may spend, every item together."),
-    ] = None,
-    max_cost: Annotated[
-        float | None,
-        typer.Option(
-            "--max-cost", min=0.000001, help="Cost the whole batch may spend, by TASKFORCE_MODEL_PRICES."
-        ),
-    ] = None,
+    max_tokens: BatchMaxTokensOption = None,
+    max_cost: BatchMaxCostOption = None,
     item_max_tokens: ItemMaxTokensOption = None,
     item_max_cost: ItemMaxCostOption = None,
 ) -> None:
     """Run the main agent once per line of INPUT.jsonl, a few at a time, checkpointed."""
     settings = _settings(subagents=subagents, worker_concurrency=concurrency, model=model)
-    budgets = RunBudgets(run=_budget(item_max_tokens, item_max_cost), batch=_budget(max_tokens, max_cost))
+    budgets = _batch_budgets(max_tokens, max_cost, item_max_tokens, item_max_cost)
     require_prices([budgets.run, budgets.batch], settings.model_prices)
     local = _LocalRun.announced(settings, workers, keep)
     console.print(f"Checkpoints: {checkpoints_location(local.settings)}")
@@ -534,10 +544,20 @@ def submit(
         str | None, typer.Option("--batch-id", help="Name the batch (default: time and a random suffix).")
     ] = None,
     max_delegations: MaxDelegationsOption = DEFAULT_MAX_DELEGATIONS,
+    max_tokens: BatchMaxTokensOption = None,
+    max_cost: BatchMaxCostOption = None,
+    item_max_tokens: ItemMaxTokensOption = None,
+    item_max_cost: ItemMaxCostOption = None,
 ) -> None:
     """Enqueue one main-agent run per line of INPUT.jsonl for main-run workers; print the batch id."""
     settings = _connected_settings("submit")
-    submission = submit_batch(settings, input_file, batch_id=batch_id, max_delegations=max_delegations)
+    submission = submit_batch(
+        settings,
+        input_file,
+        batch_id=batch_id,
+        max_delegations=max_delegations,
+        budgets=_batch_budgets(max_tokens, max_cost, item_max_tokens, item_max_cost),
+    )
     for problem in submission.rejected:
         error_console.print(Text.assemble(("problem:", "red"), " ", problem))
     console.print(f"submitted {submission.queued} runs as batch {submission.batch_id}")
@@ -563,6 +583,8 @@ def status(batch_id: BatchIdArgument) -> None:
     )
     usage = sum((result.usage for result in batch_results(settings, batch_id)), TokenUsage())
     console.print(f"tokens so far: {usage.input_tokens:,} in, {usage.output_tokens:,} out")
+    if found.budget is not None and found.spent is not None:
+        console.print(f"budget: {describe_spent(found.budget.ref(batch_account(batch_id)), found.spent)}")
     for problem in found.rejected:
         console.print(f"rejected {problem}")
     if found.finished and (found.counts.get("failed") or found.counts.get("cancelled")):

@@ -28,6 +28,7 @@ from celery import signals
 from orchestrator.batch import BatchProgress, ItemRunner
 from orchestrator.batch_input import BatchItem
 from orchestrator.batch_results import ItemResult
+from orchestrator.budgets import budgets_from_json
 from orchestrator.checkpoints import open_checkpointer
 from orchestrator.client import DelegationClient
 from orchestrator.submissions import FINAL_STATES, RUN_MAIN, BatchRecord, main_queue
@@ -111,6 +112,7 @@ def run_main(task: Any, payload: dict[str, Any]) -> None:
             batch_id=record.batch_id,
             max_delegations=int(payload["max_delegations"]),
             on_client=clients.append,
+            budgets=budgets_from_json(payload.get("budgets")),
         )
     except Exception as error:  # an unreadable message is this item's failure, not the worker's
         result = ItemResult(id=item_id, status="failed", thread_id="", attempt=1, error=error_text(error))

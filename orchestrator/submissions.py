@@ -24,6 +24,8 @@ from pydantic import SecretStr
 
 from orchestrator.batch_input import BatchItem, read_batch
 from orchestrator.batch_results import ItemResult
+from orchestrator.budgets import NO_BUDGETS, RunBudgets, batch_spent, budgets_to_json
+from shared.budgets import Budget, Spent, require_prices
 from shared.celery_app import create_celery_app, queue_named
 from shared.ledger import as_text, open_ledger
 from shared.secrets import SecretBox
@@ -90,7 +92,9 @@ class Submission:
     rejected: list[str]
 
 
-def _payload(item: BatchItem, batch_id: str, box: SecretBox, max_delegations: int) -> dict[str, object]:
+def _payload(
+    item: BatchItem, batch_id: str, box: SecretBox, max_delegations: int, budgets: RunBudgets
+) -> dict[str, object]:
     # The whole context is sealed: main runs pass it on to subagents, and what in it is secret
     # is decided per subagent, on the worker that runs the main agent.
     context = box.seal(SecretStr(json.dumps(item.context))) if item.context else None
@@ -100,12 +104,20 @@ def _payload(item: BatchItem, batch_id: str, box: SecretBox, max_delegations: in
         "prompt": item.prompt,
         "context": context,
         "max_delegations": max_delegations,
+        "budgets": budgets_to_json(budgets),
     }
 
 
 def submit_batch(
-    settings: Settings, input_path: Path, *, batch_id: str | None = None, max_delegations: int = 8
+    settings: Settings,
+    input_path: Path,
+    *,
+    batch_id: str | None = None,
+    max_delegations: int = 8,
+    budgets: RunBudgets = NO_BUDGETS,
 ) -> Submission:
+    """`budgets`: what each item and the whole batch may spend, as `taskforce batch` takes them."""
+    require_prices([budgets.run, budgets.batch], settings.model_prices)
     batch = read_batch(input_path)
     box = SecretBox(settings.secrets_key)
     if any(item.context for item in batch.items):
@@ -115,6 +127,8 @@ def submit_batch(
     record.client.hset(
         record.meta, mapping={"total": len(batch.items), "submitted_at": time.time(), "cancelled": 0}
     )
+    if budgets.batch is not None:
+        record.client.hset(record.meta, "budget", budgets.batch.model_dump_json())
     if batch.rejected:
         record.client.rpush(record.rejected, *batch.rejected)
     if batch.items:
@@ -126,7 +140,7 @@ def submit_batch(
         for item in batch.items:
             app.send_task(
                 RUN_MAIN,
-                args=[_payload(item, batch_id, box, max_delegations)],
+                args=[_payload(item, batch_id, box, max_delegations, budgets)],
                 task_id=f"{batch_id}:{item.id}",
                 queue=queue,
                 argsrepr=repr([{"batch": batch_id, "id": item.id, "prompt": item.prompt[:80]}]),
@@ -151,6 +165,9 @@ class BatchStatus:
     counts: dict[str, int]
     rejected: list[str]
     cancelled: bool
+    budget: Budget | None = None
+    spent: Spent | None = None
+    """What the batch's budget has spent so far, when it was submitted with one."""
 
     @property
     def finished(self) -> bool:
@@ -164,7 +181,10 @@ def batch_status(settings: Settings, batch_id: str) -> BatchStatus:
         counts[state] = counts.get(state, 0) + 1
     total = int(record.client.hget(record.meta, "total") or 0)
     rejected = [as_text(line) for line in record.client.lrange(record.rejected, 0, -1)]
-    return BatchStatus(batch_id, total, counts, rejected, record.cancelled())
+    given = record.client.hget(record.meta, "budget")
+    budget = Budget.model_validate_json(given) if given is not None else None
+    spent = batch_spent(settings, batch_id) if budget is not None else None
+    return BatchStatus(batch_id, total, counts, rejected, record.cancelled(), budget, spent)
 
 
 def batch_results(settings: Settings, batch_id: str) -> list[ItemResult]:

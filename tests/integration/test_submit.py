@@ -77,9 +77,9 @@ def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _submit(settings: Settings, batch: Path, lines: Sequence[Mapping[str, object]]) -> str:
+def _submit(settings: Settings, batch: Path, lines: Sequence[Mapping[str, object]], *options: str) -> str:
     batch.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    submitted = _cli(settings, "submit", str(batch))
+    submitted = _cli(settings, "submit", str(batch), *options)
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr
     return submitted.stdout.split("as batch ")[1].split()[0]
 
@@ -142,3 +142,28 @@ def test_cancel_stops_queued_and_running_runs(settings: Settings, tmp_path: Path
     assert status.returncode == 1  # finished, not all ok
     started_runs = sum(runs(settings, f"sleep=20 long {n} {tmp_path.name}") for n in range(6))
     assert started_runs <= SLOTS
+
+
+def test_a_submitted_batchs_budgets_reach_its_main_run_workers_and_its_status(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Each item may spend 1 token: its offline main model spends more on its first call, so
+    none of its delegations runs; the batch's account adds every item's spending up."""
+    lines = [
+        {"id": f"spent-{n}", "prompt": f"Ask the counted subagent:\n- budget {n} {tmp_path.name}\n"}
+        for n in range(3)
+    ]
+    budgets = ("--item-max-tokens", "1", "--max-tokens", "1000000")
+    with worker_pool(settings, tmp_path, 1), _main_worker(settings, tmp_path):
+        batch_id = _submit(settings, tmp_path / "in.jsonl", lines, *budgets)
+        found = _until_finished(settings, batch_id, 120)
+        status = _cli(settings, "status", batch_id)
+
+    assert found.counts == {"failed": 3}, found
+    results = batch_results(settings, batch_id)
+    assert all([d.status for d in result.delegations] == ["budget_exhausted"] for result in results)
+    assert [runs(settings, f"budget {n} {tmp_path.name}") for n in range(3)] == [0, 0, 0]
+    spent = sum(result.usage.input_tokens + result.usage.output_tokens for result in results)
+    assert found.spent is not None
+    assert found.spent.tokens == spent
+    assert f"budget: batch:{batch_id} spent {spent:,} of 1,000,000 tokens" in " ".join(status.stdout.split())
