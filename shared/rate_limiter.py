@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import threading
 import time
@@ -324,9 +325,12 @@ class SlotRenewer:
         self._held: dict[str, list[str]] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
 
     def hold(self, call: str, slot_keys: list[str]) -> None:
         with self._lock:
+            if self._pid != os.getpid():  # a forked child (prefork pool): its parent's thread is not here
+                self._held, self._thread, self._pid = {}, None, os.getpid()
             self._held[call] = slot_keys
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="taskforce-slot-renewer", daemon=True)
