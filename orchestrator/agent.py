@@ -135,8 +135,7 @@ def create_orchestrator(
         [PoolAsyncSubAgentMiddleware(client, builder, pooled)] if pooled else []
     )
     if budgets:
-        accounts = Accounts(client.ledger.client, settings.queue_prefix, settings.model_prices)
-        background.append(BudgetMiddleware(budgets, accounts))
+        background.append(BudgetMiddleware(budgets, Accounts.of(client.ledger.client, settings)))
     return create_deep_agent(
         _main_model(model, settings, pool_guard(settings, lambda: client.ledger.client)),
         tools,

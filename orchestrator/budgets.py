@@ -87,8 +87,7 @@ def budgets_from_json(found: Mapping[str, Any] | None) -> RunBudgets:
 
 def batch_spent(settings: Settings, batch_id: str) -> Spent:
     """What the batch has spent so far, its items' main agents and subagents together."""
-    accounts = Accounts(open_ledger(settings).client, settings.queue_prefix, settings.model_prices)
-    return accounts.spent(batch_account(batch_id))
+    return Accounts.of(open_ledger(settings).client, settings).spent(batch_account(batch_id))
 
 
 class BudgetMiddleware(AgentMiddleware[Any, Any, Any]):

@@ -91,9 +91,7 @@ def run_prompt(
                     break
                 given = Command(resume={question.id: answer(question.value) for question in questions})
             spent = (
-                Accounts(client.ledger.client, settings.queue_prefix, settings.model_prices).spent(
-                    run_account(run_id)
-                )
+                Accounts.of(client.ledger.client, settings).spent(run_account(run_id))
                 if budget is not None
                 else None
             )

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from shared.ledger import as_text
 from shared.model_limits import EVERY_MODEL_OF, ModelPrice
 from shared.schemas import BudgetRef
+from shared.settings import Settings
 
 BUDGET_TTL_S = 7 * 86400
 """As long as a paused run may wait for its answer, and a batch for its next run."""
@@ -98,6 +99,11 @@ class Accounts:
         self._prefix = prefix
         self._prices = dict(prices)
 
+    @classmethod
+    def of(cls, client: redis.Redis, settings: Settings) -> Accounts:
+        """The deployment's accounts, in `client`'s Redis, priced by its price table."""
+        return cls(client, settings.queue_prefix, settings.model_prices)
+
     def _key(self, budget_key: str) -> str:
         return f"{self._prefix}:budget:{budget_key}"
 
@@ -113,6 +119,12 @@ class Accounts:
             if spent.exhausts(ref):
                 return ref, spent
         return None
+
+    def require_unspent(self, refs: Sequence[BudgetRef]) -> None:
+        """Raises `BudgetExhaustedError` naming the first of `refs` that is spent."""
+        found = self.exhausted(refs)
+        if found is not None:
+            raise BudgetExhaustedError(*found)
 
     def charge(
         self, refs: Sequence[BudgetRef], model_key: str, input_tokens: int, output_tokens: int

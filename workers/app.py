@@ -92,7 +92,7 @@ def trace_parents() -> ParentWatcher:
 
 @cache
 def accounts() -> Accounts:
-    return Accounts(ledger().client, settings.queue_prefix, settings.model_prices)
+    return Accounts.of(ledger().client, settings)
 
 
 @cache

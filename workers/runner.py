@@ -324,13 +324,10 @@ def _run_in_workspace(
     # Every way out of here is a report: a delegation whose worker raised past this point would
     # keep its lease renewed and its caller waiting until the attempt's budget ran out.
     try:
-        exhausted = (
-            outlets.accounts.exhausted(delegation.budgets)
-            if outlets.accounts and delegation.budgets
-            else None
-        )
-        if exhausted is not None:
-            raise BudgetExhaustedError(*exhausted)  # a new delegation of a spent run never starts
+        if outlets.accounts is not None and delegation.budgets:
+            outlets.accounts.require_unspent(
+                delegation.budgets
+            )  # a new delegation of a spent run never starts
         with recording_writes() as written:
             result = _run_on_process_loop(subagents, delegation, attempt, on_start, outlets, scope=scope)
         approvals = _pending_approvals(result.get("__interrupt__") or [], secrets)
