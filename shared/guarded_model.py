@@ -34,7 +34,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
-from shared.budgets import Accounts, BudgetExhaustedError
+from shared.budgets import Accounts
 from shared.model_limits import ModelLimit, buckets_of
 from shared.provider_errors import RATE_LIMITED, backoff_s, retried_as, retry_after_s, status_of
 from shared.rate_limiter import Held, PoolLimiter
@@ -124,7 +124,7 @@ def model_key(model: BaseChatModel, **kwargs: Any) -> str:
     return f"{params.get('ls_provider') or 'unknown'}:{params.get('ls_model_name') or 'unknown'}"
 
 
-def _estimate(messages: Sequence[BaseMessage], kwargs: Mapping[str, Any]) -> int:
+def _estimated_tokens(messages: Sequence[BaseMessage], kwargs: Mapping[str, Any]) -> int:
     text = sum(len(str(message.content)) for message in messages)
     tools = len(json.dumps(kwargs.get("tools", []), default=str))
     return max(1, (text + tools) // CHARS_PER_TOKEN)
@@ -156,20 +156,28 @@ class _Call:
                 for name, limit in buckets_of(self.model, self._scope.subagent_limits).items()
             }
         self._buckets = found
-        self._estimate = _estimate(messages, kwargs)
+        self._messages = messages
+        self._kwargs = kwargs
         self._held: Held | None = None
+
+    @functools.cached_property
+    def _estimate(self) -> int:
+        """Only a limited call needs it, once for all its attempts."""
+        return _estimated_tokens(self._messages, self._kwargs)
 
     @property
     def _deadline(self) -> float | None:
         return self._scope.deadline if self._scope is not None else None
 
+    @property
+    def _spends(self) -> bool:
+        """The call's tokens are charged to budgets."""
+        return self._scope is not None and self._scope.accounts is not None and bool(self._scope.budgets)
+
     def _check_budgets(self) -> None:
         scope = self._scope
-        if scope is None or scope.accounts is None or not scope.budgets or not scope.enforce_budgets:
-            return
-        exhausted = scope.accounts.exhausted(scope.budgets)
-        if exhausted is not None:
-            raise BudgetExhaustedError(*exhausted)
+        if scope is not None and scope.accounts is not None and scope.budgets and scope.enforce_budgets:
+            scope.accounts.require_unspent(scope.budgets)
 
     def admit(self) -> None:
         self._check_budgets()
@@ -178,7 +186,8 @@ class _Call:
                 self._held = self._limiter.admit(self._buckets, self._estimate, self._deadline, self._on_wait)
 
     async def aadmit(self) -> None:
-        await asyncio.to_thread(self._check_budgets)
+        if self._spends:  # Redis, off the loop; a call without budgets costs nothing here
+            await asyncio.to_thread(self._check_budgets)
         if self._limiter is not None and self._buckets:
             with self._timing_the_wait():
                 self._held = await self._limiter.aadmit(
@@ -214,7 +223,8 @@ class _Call:
             scope.accounts.charge(scope.budgets, self.model, *usage)
 
     async def afinish(self, answer: Sequence[BaseMessage]) -> None:
-        await asyncio.to_thread(self.finish, answer)
+        if self._held is not None or self._spends:  # Redis, off the loop
+            await asyncio.to_thread(self.finish, answer)
 
     def pause_before_retry(self, error: BaseException, attempt: int) -> float | None:
         """How long to wait before the next attempt; None: the error is the caller's."""
