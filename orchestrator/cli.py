@@ -145,38 +145,25 @@ SubagentsOption = Annotated[
     str | None,
     typer.Option("--subagents", "-s", help="Registry import path, e.g. myapp.agents:SUBAGENTS."),
 ]
-MaxTokensOption = Annotated[
-    int | None,
-    typer.Option(
-        "--max-tokens", min=1, help="Tokens the run may spend on model calls, its subagents' included."
-    ),
-]
-MaxCostOption = Annotated[
-    float | None,
-    typer.Option("--max-cost", min=0.000001, help="Cost the run may spend, by TASKFORCE_MODEL_PRICES."),
-]
-ItemMaxTokensOption = Annotated[
-    int | None,
-    typer.Option("--item-max-tokens", min=1, help="Tokens each item may spend, its subagents' included."),
-]
-ItemMaxCostOption = Annotated[
-    float | None,
-    typer.Option(
-        "--item-max-cost", min=0.000001, help="Cost each item may spend, by TASKFORCE_MODEL_PRICES."
-    ),
-]
+MIN_COST = 0.000001
 
 
+def _tokens_option(flag: str, who: str) -> Any:
+    return typer.Option(flag, min=1, help=f"Tokens {who} may spend on model calls, subagents' included.")
+
+
+def _cost_option(flag: str, who: str) -> Any:
+    return typer.Option(flag, min=MIN_COST, help=f"Cost {who} may spend, by TASKFORCE_MODEL_PRICES.")
+
+
+MaxTokensOption = Annotated[int | None, _tokens_option("--max-tokens", "the run")]
+MaxCostOption = Annotated[float | None, _cost_option("--max-cost", "the run")]
+ItemMaxTokensOption = Annotated[int | None, _tokens_option("--item-max-tokens", "each item")]
+ItemMaxCostOption = Annotated[float | None, _cost_option("--item-max-cost", "each item")]
 BatchMaxTokensOption = Annotated[
-    int | None,
-    typer.Option("--max-tokens", min=1, help="Tokens the whole batch may spend, every item together."),
+    int | None, _tokens_option("--max-tokens", "the whole batch, every item together,")
 ]
-BatchMaxCostOption = Annotated[
-    float | None,
-    typer.Option(
-        "--max-cost", min=0.000001, help="Cost the whole batch may spend, by TASKFORCE_MODEL_PRICES."
-    ),
-]
+BatchMaxCostOption = Annotated[float | None, _cost_option("--max-cost", "the whole batch")]
 
 
 def _batch_budgets(
