@@ -26,15 +26,10 @@ def _section_commands(title: str) -> str:
     return found.group(1)
 
 
-def test_the_real_model_walk_through_runs_as_written(
-    provider_cluster: ProviderCluster, provider: RemoteProvider, tmp_path: Path
-) -> None:
-    commands = _section_commands("A real model")
-    assert "sk-..." in commands
-    assert "http://localhost:8000/v1" in commands
-    commands = commands.replace("sk-...", "sk-readme").replace("http://localhost:8000/v1", provider.base_url)
-    env = without_settings() | {"TASKFORCE_DATA_DIR": str(tmp_path)}  # not the developer's own data
-
+def _run_as_written(commands: str, data_dir: Path, **variables: str) -> str:
+    """Runs a README block as a user's shell would, on a data directory of the test's own;
+    returns what it printed, its whitespace folded (rich wraps lines to the terminal)."""
+    env = without_settings() | {"TASKFORCE_DATA_DIR": str(data_dir)} | variables
     done = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", commands],
         check=False,
@@ -44,9 +39,19 @@ def test_the_real_model_walk_through_runs_as_written(
         text=True,
         timeout=240,
     )
-
     assert done.returncode == 0, done.stdout + done.stderr
-    out = " ".join(done.stdout.split())
+    return " ".join(done.stdout.split())
+
+
+def test_the_real_model_walk_through_runs_as_written(
+    provider_cluster: ProviderCluster, provider: RemoteProvider, tmp_path: Path
+) -> None:
+    commands = _section_commands("A real model")
+    assert "sk-..." in commands
+    assert "http://localhost:8000/v1" in commands
+    commands = commands.replace("sk-...", "sk-readme").replace("http://localhost:8000/v1", provider.base_url)
+
+    out = _run_as_written(commands, tmp_path)
     assert "Models: main agent openai:gpt-4.1; subagents openai:gpt-4.1-mini (general-purpose)" in out
     assert re.search(r"Tokens: [\d,]+ in, [\d,]+ out \(main agent [\d,]+ / [\d,]+; 2 delegations", out), out
     assert "deterministic stand-in" not in out  # no model is the offline one (its answers say so)
@@ -64,20 +69,8 @@ def test_the_nightly_batch_under_limits_and_budgets_runs_as_written(
     assert "sk-..." in commands
     commands = commands.replace("sk-...", "sk-readme").replace("/tmp/", f"{tmp_path}/")
     provider.configure(max_in_flight=8)
-    env = without_settings() | {"TASKFORCE_DATA_DIR": str(tmp_path), "OPENAI_BASE_URL": provider.base_url}
 
-    done = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", commands],
-        check=False,
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-
-    assert done.returncode == 0, done.stdout + done.stderr
-    out = " ".join(done.stdout.split())
+    out = _run_as_written(commands, tmp_path, OPENAI_BASE_URL=provider.base_url)
     assert re.search(r"budget │ batch:batch-nightly-results-\w+ spent 0\.\d{4} of 5 cost", out), out
     results = (tmp_path / "nightly-results.jsonl").read_text().splitlines()
     assert len(results) == 2
