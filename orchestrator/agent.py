@@ -21,15 +21,16 @@ from langgraph.store.base import BaseStore
 from langgraph.types import Checkpointer
 
 from orchestrator.async_tasks import PoolAsyncSubAgentMiddleware, async_targets, refuse_pausing
+from orchestrator.backends import travelling_backend
 from orchestrator.budgets import BudgetMiddleware, RunBudgets
 from orchestrator.client import DelegationClient
 from orchestrator.delegations import DelegationBuilder, Route
 from orchestrator.middleware import CeleryDelegationMiddleware, DelegationListener
 from orchestrator.parity import MainAgent, UnsupportedArgumentError, inheritance
+from orchestrator.seeded_files import SeededFiles
 from shared.budgets import Accounts, Budget, require_prices
 from shared.celery_app import create_celery_app
 from shared.files import shared_files
-from shared.files.workspace import MEMORIES, SKILLS
 from shared.guarded_model import ModelGuard, guarded, pool_guard
 from shared.models import make_model
 from shared.registry import effective_specs, load_registry, queue_name, validate_specs
@@ -71,9 +72,12 @@ def create_orchestrator(
     An async subagent (`graph_id`) without a `url` runs on the worker pools as the registry
     subagent its `graph_id` names (`orchestrator.async_tasks`); one with a `url` passes straight
     through to deepagents, which runs it on that Agent Protocol server. `backend` defaults to
-    the shared files, so the main agent reads what workers write. `store`, which subagents'
-    tools get too, must be `shared.stores.SharedStore.from_settings(settings)`: workers open it
-    as well. `budget` caps what each run (each batch item, in a batch) spends on model calls,
+    the shared files, so the main agent reads what workers write; one made of deepagents'
+    `StateBackend`, `StoreBackend` and `FilesystemBackend` parts is rebuilt on workers, its state
+    parts on the run's shared workspace (`orchestrator.backends`). Files given to `invoke` as
+    `{"files": ...}` are written there (`orchestrator.seeded_files`). `store`, which subagents'
+    tools get too, must be the deployment's (`shared.stores.open_deployment_store`): workers open
+    it as well. `budget` caps what each run (each batch item, in a batch) spends on model calls,
     its subagents' included; `batch_budget`, what all of a batch's items spend together
     (`orchestrator.budgets`).
     """
@@ -100,6 +104,7 @@ def create_orchestrator(
             "no subagents to delegate to: general-purpose is turned off (TASKFORCE_GENERAL_PURPOSE) "
             "and no subagents were given or registered (TASKFORCE_SUBAGENTS)"
         )
+    travelling = travelling_backend(backend, shared_files(settings), store)
     main = MainAgent(
         model=model if model is not None else settings.model,
         tools=tools,
@@ -108,14 +113,13 @@ def create_orchestrator(
         interrupt_on=interrupt_on,
         permissions=permissions,
         store=store,
+        backend=travelling.layout,
         context_schema=context_schema,
         subagent_model=settings.subagent_model,
     )
     # Every type a delegation may go to: those `task` offers, and those async subagents run as.
     routed = [*offered, *(spec for spec in targets.values() if spec not in offered)]
-    inherited = inheritance(
-        routed, main, shared=[MEMORIES, SKILLS, *settings.files_routes], backend=backend, settings=settings
-    )
+    inherited = inheritance(routed, main, settings=settings)
     refuse_pausing(pooled, targets, inherited)
     budgets = RunBudgets(run=budget, batch=batch_budget)
     require_prices([budget, batch_budget], settings.model_prices)
@@ -126,6 +130,7 @@ def create_orchestrator(
             for spec in routed
         },
         budget_refs=budgets.refs,
+        store_namespaces=travelling.store_namespaces,
     )
     client = client or DelegationClient(create_celery_app(settings), settings)
     delegation = CeleryDelegationMiddleware(
@@ -140,12 +145,12 @@ def create_orchestrator(
         _main_model(model, settings, pool_guard(settings, lambda: client.ledger.client)),
         tools,
         system_prompt=system_prompt,
-        middleware=[delegation, *background, *middleware],
+        middleware=[SeededFiles(travelling), delegation, *background, *middleware],
         subagents=remote or None,
         skills=skills,
         memory=memory,
         permissions=permissions,
-        backend=backend if backend is not None else shared_files(settings).backend(),
+        backend=travelling.main,
         interrupt_on=interrupt_on,
         response_format=response_format,
         state_schema=state_schema,

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 
+from shared.postgres import DatabaseError, open_pool
 from shared.settings import Settings
 from shared.urls import mask_url
 
@@ -56,22 +57,15 @@ def open_checkpointer(settings: Settings) -> Iterator[BaseCheckpointSaver[str]]:
 def _postgres(url: str) -> Iterator[BaseCheckpointSaver[str]]:
     import psycopg
     from langgraph.checkpoint.postgres import PostgresSaver
-    from psycopg.rows import dict_row
-    from psycopg_pool import ConnectionPool, PoolTimeout
 
-    # A pool, not one connection: a batch's runs checkpoint from several threads at once.
-    pool = ConnectionPool(
-        url,
-        min_size=1,
-        max_size=8,
-        kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
-        open=False,
-    )
     try:
-        pool.open(wait=True, timeout=10)
+        pool = open_pool(url, "the checkpoint database")
+    except DatabaseError as error:
+        raise CheckpointsConfigError(str(error)) from error
+    try:
         saver = PostgresSaver(pool)  # type: ignore[arg-type]
         saver.setup()
-    except (psycopg.Error, PoolTimeout) as error:
+    except psycopg.Error as error:
         pool.close()
         raise CheckpointsConfigError(
             f"cannot open the checkpoint database {mask_url(url)}: {str(error).splitlines()[0]}"

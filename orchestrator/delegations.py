@@ -50,11 +50,15 @@ class DelegationBuilder:
         settings: Settings,
         routes: Mapping[str, Route],
         budget_refs: BudgetRefs = lambda config, state: (),
+        store_namespaces: Callable[[], dict[str, tuple[str, ...]]] = dict,
     ) -> None:
-        """`budget_refs`: the budgets a run's delegations spend from (`orchestrator.budgets`)."""
+        """`budget_refs`: the budgets a run's delegations spend from (`orchestrator.budgets`);
+        `store_namespaces`: the namespaces of the main agent's `StoreBackend` parts, for the
+        running graph (`orchestrator.backends`)."""
         self.settings = settings
         self._routes = dict(routes)
         self._budget_refs = budget_refs
+        self._store_namespaces = store_namespaces
 
     @property
     def names(self) -> list[str]:
@@ -94,6 +98,7 @@ class DelegationBuilder:
             queue=route.queue,
             spec=dict(route.digests),
             inherited=route.inherited,
+            store_namespaces=self._store_namespaces() if route.inherited.backend else {},
             caller=caller_run(config),
             budgets=self._budget_refs(config, state),
             **fields,

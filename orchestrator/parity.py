@@ -5,14 +5,14 @@ always an error naming the argument.
 Each rule mirrors a line of `create_deep_agent` (deepagents' graph.py). A declarative subagent
 whose spec leaves out `interrupt_on`, `permissions`, `tools` or `model` takes the main agent's;
 the general-purpose subagent takes the main agent's model, tools, skills, permissions and
-approvals. Rules and approvals travel as JSON; tools and model objects as the import path of
-the module-level name that holds them, which workers import. Every subagent gets the main
-agent's `store` (`runtime.store`), which travels as a flag: workers open the same
-`SharedStore` from their own settings, so that is the only store accepted. A context typed by
-a dataclass or pydantic `context_schema` travels with each delegation (`shared.context`), its
-class as an import path, so a class no worker can import is refused here. Arguments that
-reach subagents in one process and cannot yet reach a worker (a `backend` other than the
-shared files, `mode="fork"`) are refused.
+approvals; every subagent takes the main agent's `backend` (`orchestrator.backends`). Rules,
+approvals and the backend's layout travel as JSON; tools and model objects as the import path
+of the module-level name that holds them, which workers import. Every subagent gets the main
+agent's `store` (`runtime.store`), which travels as a flag: workers open the deployment's store
+from their own settings (`shared.stores.open_deployment_store`), so that is the only store
+accepted. A context typed by a dataclass or pydantic `context_schema` travels with each
+delegation (`shared.context`), its class as an import path, so a class no worker can import is
+refused here, and so is `mode="fork"`: the parent's messages do not travel.
 """
 
 from __future__ import annotations
@@ -28,17 +28,17 @@ from langchain.agents.middleware import InterruptOnConfig
 from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool
 from langgraph.store.base import BaseStore
+from langgraph.store.memory import InMemoryStore
 from pydantic import BaseModel
 
-from shared.files.workspace import RunBackend
+from shared.postgres import database_of
 from shared.registry import (
     GENERAL_PURPOSE,
-    MEMORY_KEY,
     MODEL_OPTIONS_KEY,
     general_purpose_spec,
     import_path_of,
 )
-from shared.schemas import Inherited
+from shared.schemas import BackendLayout, Inherited
 from shared.settings import Settings
 from shared.stores import SharedStore
 
@@ -59,6 +59,8 @@ class MainAgent:
     interrupt_on: Mapping[str, bool | InterruptOnConfig] | None
     permissions: list[FilesystemPermission] | None
     store: BaseStore | None = None
+    backend: BackendLayout | None = None
+    """The main agent's `backend=` as workers rebuild it; unset, the shared files."""
     context_schema: object = None
     subagent_model: str | None = None
     """What subagents that name no model run on instead of `model` (TASKFORCE_SUBAGENT_MODEL)."""
@@ -123,53 +125,70 @@ def inherited_by(spec: SubAgent, main: MainAgent) -> Inherited:
         fields["skills"] = list(main.skills)
     if main.store is not None:
         fields["store"] = True
+    if main.backend is not None:
+        fields["backend"] = main.backend
     return Inherited(**fields)
 
 
-def _refuse_per_run_sources(offered: Sequence[SubAgent], main: MainAgent, shared: Sequence[str]) -> None:
-    """Memory and skills sources outside the shared folders would resolve in each run's own
-    workspace: a file written once would be missing from every other run, silently."""
-    prefixes = tuple(prefix.rstrip("/") + "/" for prefix in shared)
-    sources: list[tuple[str, str, str | None]] = [("memory", path, None) for path in main.memory or []]
-    sources += [("skills", path, None) for path in main.skills or []]
-    for spec in offered:
-        for key in ("skills", MEMORY_KEY):
-            sources += [(key, path, spec["name"]) for path in cast(dict[str, Any], spec).get(key) or []]
-    for argument, path, owner in sources:
-        if not (path.rstrip("/") + "/").startswith(prefixes):
-            where = f"subagent {owner!r}'s {argument!r}" if owner else argument
-            raise UnsupportedArgumentError(
-                f"{where}: {path!r} would be read from each run's own workspace, not one file for every "
-                f"run; keep it under {', '.join(prefixes)} (shared by all runs) or route its folder "
-                "with TASKFORCE_FILES_ROUTES"
-            )
+def _store_refusal(store: BaseStore | None, settings: Settings) -> str | None:
+    """Why workers cannot give subagents this very store as `runtime.store`, if they cannot."""
+    from langgraph.store.postgres import PostgresStore
+
+    if store is None:
+        return None
+    fix = (
+        "pass the PostgresStore on TASKFORCE_STORE_URL (shared.stores.open_deployment_store(settings))"
+        if settings.store_url is not None
+        else "pass shared.stores.SharedStore.from_settings(settings), or set TASKFORCE_STORE_URL and "
+        "pass a PostgresStore on it"
+    )
+    if isinstance(store, SharedStore):
+        return _shared_store_refusal(store, settings, fix)
+    if isinstance(store, PostgresStore):
+        return _postgres_store_refusal(store, settings, fix)
+    if isinstance(store, InMemoryStore):
+        return (
+            "an InMemoryStore lives in one process, and subagents on workers share the main agent's "
+            f"store; {fix}"
+        )
+    return f"workers can open only the deployment's store, not a {type(store).__name__}; {fix}"
 
 
-def _refuse_what_cannot_travel(
-    offered: Sequence[SubAgent], main: MainAgent, backend: object, settings: Settings
-) -> None:
+def _shared_store_refusal(store: SharedStore, settings: Settings, fix: str) -> str | None:
+    if settings.store_url is not None:
+        return f"workers open the PostgresStore on TASKFORCE_STORE_URL, not this SharedStore; {fix}"
+    if not store.opened_by(settings):
+        return (
+            f"this SharedStore ({store.prefix!r}) is not the one workers open from their settings "
+            "(TASKFORCE_REDIS_URL, TASKFORCE_QUEUE_PREFIX): pass SharedStore.from_settings(settings)"
+        )
+    return None
+
+
+def _postgres_store_refusal(store: BaseStore, settings: Settings, fix: str) -> str | None:
+    if settings.store_url is None:
+        return f"workers open no PostgresStore: set TASKFORCE_STORE_URL to its database; {fix}"
+    if _postgres_database(store) != database_of(settings.store_url.get_secret_value()):
+        return f"this PostgresStore is not on TASKFORCE_STORE_URL's database, which workers open; {fix}"
+    return None
+
+
+def _postgres_database(store: BaseStore) -> tuple[str, str, str, str] | None:
+    conn = getattr(store, "conn", None)
+    conninfo = getattr(conn, "conninfo", None) or getattr(getattr(conn, "info", None), "dsn", None)
+    return database_of(conninfo) if isinstance(conninfo, str) else None
+
+
+def _refuse_what_cannot_travel(offered: Sequence[SubAgent], main: MainAgent, settings: Settings) -> None:
     for spec in offered:
         if spec.get("mode") == "fork":
             raise UnsupportedArgumentError(
                 f"subagent {spec['name']!r}: mode='fork' is not supported, the parent's messages do not "
                 "travel to workers; remove it to run the subagent from a fresh context"
             )
-    if backend is not None and not isinstance(backend, RunBackend):
-        raise UnsupportedArgumentError(
-            "backend: deepagents gives it to subagents too, and workers reach only the shared files; "
-            "route the paths with TASKFORCE_FILES_ROUTES or leave backend unset"
-        )
-    if main.store is not None and not isinstance(main.store, SharedStore):
-        raise UnsupportedArgumentError(
-            f"store: deepagents passes it to subagents' tools (runtime.store), and workers can open only "
-            f"the deployment's shared store, not a {type(main.store).__name__}: pass "
-            "shared.stores.SharedStore.from_settings(settings)"
-        )
-    if isinstance(main.store, SharedStore) and not main.store.opened_by(settings):
-        raise UnsupportedArgumentError(
-            f"store: this SharedStore ({main.store.prefix!r}) is not the one workers open from their "
-            "settings (TASKFORCE_REDIS_URL, TASKFORCE_QUEUE_PREFIX): pass SharedStore.from_settings(settings)"
-        )
+    refusal = _store_refusal(main.store, settings)
+    if refusal is not None:
+        raise UnsupportedArgumentError(f"store: {refusal}")
     schema = main.context_schema
     if (
         isinstance(schema, type)
@@ -182,17 +201,9 @@ def _refuse_what_cannot_travel(
         )
 
 
-def inheritance(
-    offered: Sequence[SubAgent],
-    main: MainAgent,
-    *,
-    shared: Sequence[str],
-    backend: object,
-    settings: Settings,
-) -> dict[str, Inherited]:
+def inheritance(offered: Sequence[SubAgent], main: MainAgent, *, settings: Settings) -> dict[str, Inherited]:
     """What each offered subagent type inherits, by name; raises `UnsupportedArgumentError`
     for anything deepagents would give a subagent that cannot reach a worker (with `settings`,
-    the workers'), and for memory or skills outside the `shared` folders."""
-    _refuse_what_cannot_travel(offered, main, backend, settings)
-    _refuse_per_run_sources(offered, main, shared)
+    the workers')."""
+    _refuse_what_cannot_travel(offered, main, settings)
     return {spec["name"]: inherited_by(spec, main) for spec in offered}

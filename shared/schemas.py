@@ -45,6 +45,25 @@ class Limits(_Wire):
     queue_timeout_s: float = Field(default=DEFAULT_QUEUE_TIMEOUT_S, gt=0)
 
 
+class BackendPart(_Wire):
+    """One part of the main agent's backend, as a worker rebuilds it: `workspace` where
+    deepagents' `StateBackend` keeps a thread's files (the run's shared workspace), `store` a
+    `StoreBackend` on the subagent's store, `filesystem` a `FilesystemBackend` on a path every
+    worker mounts, `shared` taskforce's own shared files."""
+
+    kind: Literal["workspace", "store", "filesystem", "shared"]
+    root_dir: str | None = None
+    virtual_mode: bool | None = None
+
+
+class BackendLayout(_Wire):
+    """The main agent's `backend=`, which deepagents gives every subagent too: its default part
+    and its routes by path prefix, as in a `CompositeBackend` (no routes: the part alone)."""
+
+    default: BackendPart
+    routes: dict[str, BackendPart] = Field(default_factory=dict)
+
+
 class Inherited(_Wire):
     """What deepagents gives a subagent from the main agent when its spec leaves it out, in a
     form that travels: `create_orchestrator` decides per subagent type what applies, the worker
@@ -58,8 +77,10 @@ class Inherited(_Wire):
     """A model object the main agent was given, by the import path workers load it from."""
     skills: list[str] | None = None
     store: bool = False
-    """The main agent has the deployment's `SharedStore` (`shared.stores`): the worker gives
-    the subagent the same store, opened from its own settings, as `runtime.store`."""
+    """The main agent has the deployment's store (`shared.stores`): the worker gives the
+    subagent the same store, opened from its own settings, as `runtime.store`."""
+    backend: BackendLayout | None = None
+    """The main agent's own `backend=`; unset, the shared files (`shared.files`)."""
 
 
 class BudgetRef(_Wire):
@@ -105,6 +126,9 @@ class Delegation(_Wire):
     """Digests of the spec the orchestrator offered, by field (`shared.spec_digest`): the
     worker runs the delegation only if its own spec matches."""
     inherited: Inherited = Field(default_factory=Inherited)
+    store_namespaces: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    """The namespace of each `store` part of `inherited.backend`, by its route prefix (`""`
+    for the default part), as the main agent's `StoreBackend` computed it for this run."""
     caller: CallerRun = Field(default_factory=CallerRun)
     budgets: tuple[BudgetRef, ...] = ()
     """What its model calls spend from: its run's, its batch item's, its batch's."""

@@ -150,6 +150,12 @@ class Settings(BaseSettings):
         "in the data directory.",
         exclude=True,  # workers never checkpoint, so they never see its password
     )
+    store_url: SecretStr | None = Field(
+        default=None,
+        description="PostgreSQL (postgresql://...) of the LangGraph store the main agent and every "
+        "subagent share as runtime.store (a langgraph PostgresStore); unset: taskforce's SharedStore "
+        "on TASKFORCE_REDIS_URL.",
+    )
     result_expires: int = Field(default=86400, ge=60, description="Seconds reports stay in Redis.")
     metrics_port: int | None = Field(
         default=None,

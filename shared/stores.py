@@ -371,3 +371,13 @@ class SharedStore(BaseStore):
         if op.max_depth is not None:
             matching = list({ns[: op.max_depth] for ns in matching})
         return sorted(matching)[op.offset : op.offset + op.limit]
+
+
+def open_deployment_store(settings: Settings) -> BaseStore:
+    """The store every worker gives subagents as `runtime.store`: langgraph's `PostgresStore`
+    on `TASKFORCE_STORE_URL` when set, else the `SharedStore` on the broker's Redis."""
+    if settings.store_url is not None:
+        from shared.postgres import open_postgres_store
+
+        return open_postgres_store(settings.store_url.get_secret_value())
+    return SharedStore.from_settings(settings)

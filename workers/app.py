@@ -30,7 +30,7 @@ from shared.registry import effective_specs, load_registry, queue_name
 from shared.schemas import Delegation, Report
 from shared.secrets import SecretBox
 from shared.settings import Settings
-from shared.stores import SharedStore
+from shared.stores import open_deployment_store
 from shared.timing import timing
 from workers import broker_recovery, stopping
 from workers.conversations import Conversations
@@ -73,7 +73,7 @@ def subagents() -> SubagentCache:
     # Paused subagents wait on the broker's Redis, which every worker of the deployment reaches;
     # so does the shared store, given to subagents whose main agent has it.
     paused_runs = RedisCheckpointSaver(ledger().client, settings.queue_prefix)
-    store = SharedStore.from_settings(settings)
+    store = open_deployment_store(settings)
     return SubagentCache(
         specs,
         settings.subagents_default_model,
@@ -82,6 +82,7 @@ def subagents() -> SubagentCache:
         store=store,
         model_arguments=settings.model_arguments,
         guard=pool_guard(settings, lambda: ledger().client),
+        files=files(),
     )
 
 

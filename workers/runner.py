@@ -22,6 +22,7 @@ from shared.budgets import Accounts, BudgetExhaustedError
 from shared.context import rebuild_context, redact
 from shared.errors import error_text, scrubbed_traceback
 from shared.files import recording_writes, using_run
+from shared.files.layout import using_store_namespaces
 from shared.files.workspace import DEFAULT_RUN
 from shared.guarded_model import CallScope, call_scope
 from shared.progress import RELAYED_NODES, ProgressPublisher
@@ -276,7 +277,7 @@ def run_delegation(
         accounts=accounts,
     )
     # The main agent's run: its workspace is where this subagent's files and report go.
-    with using_run(delegation.thread_id or DEFAULT_RUN):
+    with using_run(delegation.thread_id or DEFAULT_RUN), using_store_namespaces(delegation.store_namespaces):
         return _run_in_workspace(delegation, subagents, backend, attempt, on_start=on_start, outlets=outlets)
 
 

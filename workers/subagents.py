@@ -26,10 +26,12 @@ from langchain_core.runnables import Runnable
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.store.base import BaseStore
 
+from shared.files.layout import rebuild
+from shared.files.workspace import SharedFiles
 from shared.guarded_model import NO_LIMITS, ModelGuard, guarded
 from shared.model_limits import ModelLimit
 from shared.registry import MEMORY_KEY, spec_model_limits
-from shared.schemas import Inherited
+from shared.schemas import BackendLayout, Inherited
 from shared.spec_digest import differing_fields, spec_digests
 from workers.declarative import ModelArguments, completed_spec, no_arguments
 
@@ -98,13 +100,17 @@ class SubagentCache:
         store: BaseStore | None = None,
         model_arguments: ModelArguments = no_arguments,
         guard: ModelGuard = NO_LIMITS,
+        files: SharedFiles | None = None,
     ):
+        """`backend`: the subagents' files when the main agent gave no `backend=` of its own;
+        `files`: where the run's workspace is for one it did (`shared.files.layout`)."""
         self._specs = {spec["name"]: spec for spec in specs}
         self._model_limits = {name: spec_model_limits(spec) for name, spec in self._specs.items()}
         self._guard = guard
         self._digests = {name: spec_digests(spec) for name, spec in self._specs.items()}
         self._default_model = default_model
         self._backend = backend
+        self._files = files
         self._paused_runs = paused_runs
         self._store = store
         self._model_arguments = model_arguments
@@ -137,7 +143,7 @@ class SubagentCache:
                 self._built[key] = build_subagent(
                     self._specs[name],
                     self._default_model,
-                    self._backend,
+                    self._backend_for(inherited.backend),
                     inherited,
                     self._paused_runs,
                     store=self._store,
@@ -145,6 +151,13 @@ class SubagentCache:
                     guard=self._guard,
                 )
             return self._built[key]
+
+    def _backend_for(self, layout: BackendLayout | None) -> BackendProtocol:
+        if layout is None:
+            return self._backend
+        if self._files is None:
+            raise ValueError("the main agent has a backend of its own, and this worker has no shared files")
+        return rebuild(layout, self._files)
 
     def model_limits(self, name: str) -> dict[str, ModelLimit]:
         """The subagent type's own limits (its spec's `model_limits`), over the pool's."""

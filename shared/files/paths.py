@@ -20,10 +20,18 @@ class InvalidPathError(ValueError):
     """A path no backend will store: the message says which rule it broke."""
 
 
+HOME = "~"
+"""deepagents' `StateBackend` keeps a `~/...` path as written (the guide's
+`memory=["~/.deepagents/preferences.md"]`, seeded through `invoke({"files": ...})`): here it
+names the file `/~/...`, the same one for every spelling that reaches a backend."""
+
+
 def normalize(path: object) -> str:
-    """The canonical form of an absolute path: `/a//b/./c/` becomes `/a/b/c`."""
+    """The canonical form of an absolute path: `/a//b/./c/` becomes `/a/b/c`, `~/a` is `/~/a`."""
     if not isinstance(path, str):
         raise InvalidPathError(f"path must be a string, got {type(path).__name__}")
+    if path == HOME or path.startswith(HOME + "/"):
+        path = "/" + path
     if not path.startswith("/"):
         raise InvalidPathError(f"path must be absolute (start with '/'): {path!r}")
     if "\x00" in path:

@@ -15,6 +15,7 @@ run), then the LangGraph `thread_id` of the running graph, else the shared `defa
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import functools
 from collections.abc import Iterator, Mapping
@@ -119,8 +120,8 @@ class SharedFiles:
         return RunBackend(self)
 
 
-class RunBackend(BackendProtocol):
-    """Forwards every file operation to the current run's filesystem.
+class ForwardingBackend(BackendProtocol):
+    """Forwards every file operation to the backend `current()` picks for the call.
 
     One compiled agent serves many runs, so its backend cannot be any one run's: each call picks
     the run it is made for (see the module docstring).
@@ -129,8 +130,8 @@ class RunBackend(BackendProtocol):
     def __init__(self, files: SharedFiles) -> None:
         self.files = files
 
-    def current(self) -> CompositeBackend:
-        return self.files.for_run(current_run())
+    @abc.abstractmethod
+    def current(self) -> BackendProtocol: ...
 
     def ls(self, path: str) -> LsResult:
         return self.current().ls(path)
@@ -191,3 +192,18 @@ class RunBackend(BackendProtocol):
 
     async def adownload_files(self, paths: list[str]) -> list[FileDownloadResponse]:
         return await self.current().adownload_files(paths)
+
+
+class RunBackend(ForwardingBackend):
+    """The whole filesystem of the current run: its workspace and the shared routes."""
+
+    def current(self) -> CompositeBackend:
+        return self.files.for_run(current_run())
+
+
+class WorkspaceBackend(ForwardingBackend):
+    """The current run's workspace alone: where a main agent's `StateBackend` keeps files in
+    deepagents (the thread's state), made one place that the main agent and every worker see."""
+
+    def current(self) -> BackendProtocol:
+        return self.files.for_run(current_run()).default

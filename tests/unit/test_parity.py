@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import pytest
+from deepagents.backends import CompositeBackend, LocalShellBackend, StateBackend, StoreBackend
+from deepagents.backends.protocol import BackendProtocol
 from deepagents.middleware.filesystem import FilesystemPermission
 from deepagents.middleware.subagents import SubAgent
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
@@ -64,6 +66,10 @@ SCRIPTED = GenericFakeChatModel(messages=iter([]))
 """A model object held by this module: workers can import it as `tests.unit.test_parity:SCRIPTED`."""
 
 
+class _Own(BackendProtocol):
+    """A backend of the caller's own: nothing a worker can rebuild."""
+
+
 def _say(text: str) -> str:
     """Say it (a tool only this test's own wrapper holds)."""
     return text
@@ -94,19 +100,33 @@ REFUSED: dict[str, tuple[dict[str, Any], str]] = {
         },
         "interrupt_on: deepagents applies it to subagent 'researcher'",
     ),
-    "memory in the run's workspace": (
-        {"subagents": [OWN], "memory": ["/memory/AGENTS.md"]},
-        "memory: '/memory/AGENTS.md' would be read from each run's own workspace",
+    "a backend factory (deepagents 0.7 refuses it too)": (
+        {"subagents": [OWN], "backend": lambda runtime: StateBackend()},
+        "backend: a backend factory, which deepagents 0.7 refuses too",
     ),
-    "a spec's skills in the run's workspace": (
-        {"subagents": [{**OWN, "skills": ["/my-skills/"]}]},
-        "subagent 'researcher''s 'skills': '/my-skills/' would be read from each run's own workspace",
+    "a backend part no worker can rebuild": (
+        {"subagents": [OWN], "backend": CompositeBackend(default=StateBackend(), routes={"/x/": _Own()})},
+        "backend.routes['/x/']: a _Own, which workers cannot rebuild",
     ),
-    "backend": ({"subagents": [OWN], "backend": object()}, "backend: deepagents gives it to subagents"),
-    "a store other than the shared one": (
+    "a shell backend": (
+        {"subagents": [OWN], "backend": LocalShellBackend(root_dir="/tmp")},
+        "backend: a LocalShellBackend, which workers cannot rebuild",
+    ),
+    "a StoreBackend with a store of its own": (
+        {
+            "subagents": [OWN],
+            "backend": StoreBackend(namespace=lambda runtime: ("m",), store=InMemoryStore()),
+        },
+        "backend: a StoreBackend with a store of its own",
+    ),
+    "an InMemoryStore": (
         {"subagents": [OWN], "store": InMemoryStore()},
-        "store: deepagents passes it to subagents' tools (runtime.store), and workers can open only the "
-        "deployment's shared store, not a InMemoryStore",
+        "store: an InMemoryStore lives in one process, and subagents on workers share the main agent's "
+        "store; pass shared.stores.SharedStore.from_settings(settings), or set TASKFORCE_STORE_URL",
+    ),
+    "a SharedStore where workers open a PostgresStore": (
+        {"subagents": [OWN], "store": SharedStore.from_url("redis://stub:6379/0", "tf:store"), "pg": True},
+        "store: workers open the PostgresStore on TASKFORCE_STORE_URL, not this SharedStore",
     ),
     "a shared store the workers do not open": (
         {"subagents": [OWN], "store": SharedStore.from_url("redis://stub:6379/0", "elsewhere:store")},
@@ -127,7 +147,8 @@ REFUSED: dict[str, tuple[dict[str, Any], str]] = {
 def test_what_cannot_reach_a_worker_is_refused_naming_the_argument(case: str) -> None:
     arguments, message = REFUSED[case]
     arguments = dict(arguments)
-    settings = _settings(general_purpose=arguments.pop("gp", False))
+    store_url = "postgresql://localhost/test" if arguments.pop("pg", False) else None
+    settings = _settings(general_purpose=arguments.pop("gp", False), store_url=store_url)
     arguments["subagents"] = [
         {key: value for key, value in spec.items() if value is not None} for spec in arguments["subagents"]
     ]
