@@ -139,13 +139,14 @@ def create_orchestrator(
     background: list[AgentMiddleware[Any, Any, Any]] = (
         [PoolAsyncSubAgentMiddleware(client, builder, pooled)] if pooled else []
     )
+    seeding = [SeededFiles(travelling)] if travelling.state_files else []
     if budgets:
         background.append(BudgetMiddleware(budgets, Accounts.of(client.ledger.client, settings)))
     return create_deep_agent(
         _main_model(model, settings, pool_guard(settings, lambda: client.ledger.client)),
         tools,
         system_prompt=system_prompt,
-        middleware=[SeededFiles(travelling), delegation, *background, *middleware],
+        middleware=[*seeding, delegation, *background, *middleware],
         subagents=remote or None,
         skills=skills,
         memory=memory,

@@ -16,13 +16,17 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
+from deepagents.backends import StateBackend
 from deepagents.middleware.subagents import SubAgent
+from deepagents.middleware.summarization import create_summarization_tool_middleware
+from langchain.agents.middleware import ModelRequest, dynamic_prompt
 from langchain.tools import ToolRuntime
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, tool
 from pydantic import BaseModel, Field, SecretStr
 
@@ -343,6 +347,131 @@ def archive(topic: str, runtime: ToolRuntime) -> str:
     return json.dumps(answer, sort_keys=True)
 
 
+# The context-engineering guide's own examples (tests/parity/test_context_guide.py).
+
+
+@tool(parse_docstring=True)
+def search_orders(user_id: str, status: str, limit: int = 10) -> str:
+    """Search for user orders by status.
+
+    Use this when the user asks about order history or wants to check
+    order status. Always filter by the provided status.
+
+    Args:
+        user_id: Unique identifier for the user
+        status: Order status: 'pending', 'shipped', or 'delivered'
+        limit: Maximum number of results to return
+    """
+    return f"{limit} {status} orders of {user_id}"
+
+
+@tool
+def fetch_user_data(query: str, config: RunnableConfig) -> str:
+    """Fetch data for the current user."""
+    user_id = config.get("context", {}).get("user_id")  # type: ignore[attr-defined]
+    return f"Data for user {user_id}: {query}"
+
+
+@tool
+def fetch_user_data_from_runtime(query: str, runtime: ToolRuntime) -> str:
+    """Fetch data for the current user, reading the runtime context."""
+    user_id = context_as_mapping(runtime.context).get("user_id")
+    return f"Data for user {user_id}: {query}"
+
+
+@tool
+def web_search(query: str) -> str:
+    """Search the web (a fixed stand-in)."""
+    return f"3 results for {query}: a, b, c"
+
+
+class ClerkModel(StepModel):
+    """Calls the first of the guide's user tools it was given, then answers with its result."""
+
+    def respond(self, turn: Turn) -> AIMessage:
+        if not turn.results:
+            for name in ("fetch_user_data", "fetch_user_data_from_runtime"):
+                if name in turn.tools:
+                    return _call(name, "clerk-1", query=turn.task)
+            if "search_orders" in turn.tools:
+                return _call("search_orders", "clerk-1", user_id="user-123", status="shipped")
+            return AIMessage(content="clerk: no tool")
+        return AIMessage(content=f"clerk: {turn.results[-1]}")
+
+
+class MemoModel(StepModel):
+    """`remember: <text>` saves the text to /memories/user_preferences.txt; anything else reads
+    that file and answers with what it holds."""
+
+    def respond(self, turn: Turn) -> AIMessage:
+        if not turn.results:
+            if turn.task.startswith("remember: "):
+                text = turn.task.removeprefix("remember: ")
+                return _call("write_file", "memo-1", file_path=PREFERENCES, content=text)
+            return _call("read_file", "memo-1", file_path=PREFERENCES)
+        return AIMessage(content=f"memo: {turn.results[-1]}")
+
+
+PREFERENCES = "/memories/user_preferences.txt"
+
+
+@dataclasses.dataclass(frozen=True)
+class ContextSchema:
+    """The guide's static runtime context."""
+
+    user_name: str
+
+
+@dynamic_prompt
+def personalized_prompt(request: ModelRequest) -> str:
+    """The guide's `@dynamic_prompt`, also reading the store (`request.runtime.store`)."""
+    user_name = cast(ContextSchema, request.runtime.context).user_name
+    store = request.runtime.store
+    found = store.get(("preferences",), user_name) if store is not None else None
+    preference = found.value["style"] if found else "none"
+    return f"You are a helpful assistant. Address the user as {user_name}. Preferred style: {preference}."
+
+
+class EchoSystemModel(StepModel):
+    """Answers with the system prompt it was given."""
+
+    def respond(self, turn: Turn) -> AIMessage:
+        return AIMessage(content=turn.system)
+
+
+LARGE_RESULT_LINES = 3000
+
+
+@tool
+def export_table(table: str) -> str:
+    """Export a whole table: far more than a context should hold."""
+    return "\n".join(f"{table} row {index}: " + "x" * 40 for index in range(LARGE_RESULT_LINES))
+
+
+class ExporterModel(StepModel):
+    """Exports a table, then answers with the tool result it was shown (offloaded or not)."""
+
+    def respond(self, turn: Turn) -> AIMessage:
+        if not turn.results:
+            return _call("export_table", "export-1", table=turn.task)
+        return AIMessage(content=f"exporter saw: {turn.results[-1][:2000]}")
+
+
+class CompactorModel(StepModel):
+    """Calls `compact_conversation`, then answers with what it said; as the summarizer, it
+    answers with a fixed summary."""
+
+    def respond(self, turn: Turn) -> AIMessage:
+        if "compact_conversation" not in turn.tools:
+            return AIMessage(content="summary: the conversation so far")
+        if not turn.results:
+            return _call("compact_conversation", "compact-1")
+        return AIMessage(content=f"compactor: {turn.results[-1]}")
+
+
+COMPACTOR_MODEL = CompactorModel()
+
+
 def _spec(name: str, model: BaseChatModel, tools: list[Any], **extra: Any) -> SubAgent:
     spec: dict[str, Any] = {
         "name": name,
@@ -369,7 +498,7 @@ FACT_CHECKER = _spec(
 SCRIBE = _spec("scribe", ScribeModel(), [])
 STYLIST = _spec("stylist", SkilledModel(), [], skills=["/skills/"])
 GRADER = _spec("grader", GraderModel(), [], response_format=Grade)
-RESEARCHER = _spec("researcher", ResearcherModel(), [lookup_fact])
+RESEARCHER = _spec("content-researcher", ResearcherModel(), [lookup_fact])
 EDITOR = _spec("editor", ProfiledModel(), [])
 ARCHIVIST = _spec(
     "archivist", ToolUserModel(label="archivist", tool_name="archive", argument="topic"), [archive]
@@ -382,6 +511,34 @@ GATEKEEPER = _spec(
     interrupt_on={"count_words": True},
 )
 RECALLER = _spec("recaller", RecallerModel(), [])
+# The guide's: a spec without tools takes the main agent's; its researcher, as written there.
+CLERK: SubAgent = {
+    "name": "clerk",
+    "description": "parity subagent clerk: uses the main agent's tools",
+    "system_prompt": "You are the clerk. Answer briefly.",
+    "model": ClerkModel(),
+}
+GUIDE_RESEARCHER: SubAgent = {
+    "name": "researcher",
+    "description": "Conducts research on a topic",
+    "system_prompt": """You are a research assistant.
+    IMPORTANT: Return only the essential summary (under 500 words).
+    Do NOT include raw search results or detailed tool outputs.""",
+    "tools": [web_search],
+    "model": ToolUserModel(label="researcher", tool_name="web_search", argument="query"),
+}
+MEMO = _spec("memo", MemoModel(), [])
+# Long-term memory written and read on different workers (test_context_guide.py).
+MEMO_WRITER = _spec("memo-writer", MemoModel(), [], queue="memo-writer")
+MEMO_READER = _spec("memo-reader", MemoModel(), [], queue="memo-reader")
+CONCIERGE = _spec("concierge", EchoSystemModel(), [], middleware=[personalized_prompt])
+EXPORTER = _spec("exporter", ExporterModel(), [export_table])
+COMPACTOR = _spec(
+    "compactor",
+    COMPACTOR_MODEL,
+    [],
+    middleware=[create_summarization_tool_middleware(COMPACTOR_MODEL, StateBackend())],
+)
 BARE: SubAgent = {
     "name": "bare",
     "description": "parity subagent bare: no tools, approvals or permissions of its own",
@@ -402,4 +559,14 @@ SUBAGENTS: list[SubAgent] = [
     BARE,
     RECALLER,
     ARCHIVIST,
+    CLERK,
+    GUIDE_RESEARCHER,
+    MEMO,
+    MEMO_WRITER,
+    MEMO_READER,
+    CONCIERGE,
+    EXPORTER,
+    COMPACTOR,
 ]
+SEPARATE_QUEUES = ("memo-writer", "memo-reader")
+"""Queues the parity pool leaves to workers of their own (tests/parity/conftest.py)."""

@@ -16,12 +16,14 @@ import redis
 from pydantic import SecretStr
 
 from orchestrator.embedded import worker_pool
+from shared.celery_app import queue_for
 from shared.files import shared_files
 from shared.secrets import new_key
 from shared.settings import Settings
 from shared.stores import SharedStore
 from tests.conftest import require_redis
 from tests.integration.conftest import REDIS_BASE_URL
+from tests.parity.agents import SEPARATE_QUEUES
 from tests.parity.harness import WORKER_NAME, ParityEnv
 
 PARITY_DB = 12
@@ -47,7 +49,9 @@ def parity(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ParityEnv]:
     )
     logs = tmp_path_factory.mktemp("parity-worker-logs")
     deepagents_files = settings.model_copy(update={"files_url": f"{url}#{prefix}:deepagents-fs"})
-    with worker_pool(settings, logs, 1, "--loglevel", "INFO", name=WORKER_NAME):
+    # The memo queues are served by workers of their own, one each (test_context_guide.py).
+    apart = ",".join(queue_for(settings, queue) for queue in SEPARATE_QUEUES)
+    with worker_pool(settings, logs, 1, "--loglevel", "INFO", "--exclude-queues", apart, name=WORKER_NAME):
         # deepagents would run general-purpose on the scripted main model, which workers
         # cannot (orchestrator.parity): the main agents here offer only the registry's specs.
         yield ParityEnv(

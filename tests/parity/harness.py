@@ -21,9 +21,10 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from deepagents import create_deep_agent
+from deepagents.backends.utils import create_file_data, file_data_to_string
 from deepagents.middleware.subagents import DEFAULT_GENERAL_PURPOSE_DESCRIPTION, SubAgent
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolCall, ToolMessage
 from langchain_core.runnables import RunnableConfig
@@ -36,6 +37,7 @@ from pydantic import Field
 
 from orchestrator import create_orchestrator
 from shared.files import SharedFiles
+from shared.files.paths import normalize
 from shared.files.scopes import run_scope
 from shared.files.store import Store
 from shared.registry import GENERAL_PURPOSE
@@ -124,6 +126,15 @@ class Scenario:
     store: Mapping[tuple[str, ...], Mapping[str, dict[str, Any]]] | None = None
     asynchronous: bool = False
     """Run with `ainvoke` (deepagents' `atask`, taskforce's async wait) instead of `invoke`."""
+    given_files: Mapping[str, str] = field(default_factory=dict)
+    """Files passed in the first invoke's input, `{"files": {path: create_file_data(text)}}`."""
+    as_written: bool = False
+    """Both sides run on the backend the scenario gives them (`agent["backend"]`, else their
+    defaults: deepagents' `StateBackend`, taskforce's shared files), as their users would; not
+    both on taskforce's shared files. deepagents' files are then the ones in its state
+    (`snapshot`)."""
+    config: Mapping[str, Any] = field(default_factory=dict)
+    """Further entries of each invoke's config, beside the thread id."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +148,8 @@ class Run:
     files: SharedFiles
     main_model: RecordingModel
     store: SharedStore | None = None
+    as_written: bool = False
+    """deepagents on the scenario's own backend (`Scenario.as_written`)."""
 
     @property
     def final(self) -> dict[str, Any]:
@@ -180,6 +193,15 @@ def stored(store: SharedStore) -> dict[tuple[tuple[str, ...], str], dict[str, An
     return {(item.namespace, item.key): item.value for item in store.search((), limit=100_000)}
 
 
+def timeless(items: Mapping[Any, dict[str, Any]]) -> dict[Any, dict[str, Any]]:
+    """Items without the times a `StoreBackend` stamps on the files it keeps, which differ
+    between any two runs."""
+    return {
+        key: {name: value for name, value in item.items() if name not in {"created_at", "modified_at"}}
+        for key, item in items.items()
+    }
+
+
 def _prepare_store(store: SharedStore, seed: Mapping[tuple[str, ...], Mapping[str, dict[str, Any]]]) -> None:
     """The store outlives runs too: start each scenario with only its own items there."""
     store.batch([PutOp(namespace, key, None) for namespace, key in stored(store)])
@@ -208,18 +230,23 @@ def _run(side: str, scenario: Scenario, env: ParityEnv) -> Run:
         arguments["store"] = store
     if scenario.resumes or scenario.checkpoint:
         arguments["checkpointer"] = InMemorySaver()
+    if not scenario.as_written:
+        arguments.setdefault("backend", files.backend())
     if side == "taskforce":
         agent = create_orchestrator(model, settings=env.settings, **arguments)
     else:
-        agent = create_deep_agent(model, backend=files.backend(), **arguments)
-    config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
-    inputs: list[Any] = [{"messages": [HumanMessage(content=scenario.prompt)]}]
+        agent = create_deep_agent(model, **arguments)
+    config = cast(RunnableConfig, {**scenario.config, "configurable": {"thread_id": thread_id}})
+    first: dict[str, Any] = {"messages": [HumanMessage(content=scenario.prompt)]}
+    if scenario.given_files:
+        first["files"] = {path: create_file_data(text) for path, text in scenario.given_files.items()}
+    inputs: list[Any] = [first]
     inputs += [Command(resume=value) for value in scenario.resumes]
     if scenario.asynchronous:
         results = asyncio.run(_ainvoke_all(agent, inputs, config, scenario.context))
     else:
         results = [agent.invoke(step, config, context=scenario.context) for step in inputs]
-    return Run(side, thread_id, results, files, model, store)
+    return Run(side, thread_id, results, files, model, store, scenario.as_written and side == "deepagents")
 
 
 async def _ainvoke_all(
@@ -306,7 +333,12 @@ def assert_same_messages(both: Both) -> None:
 def snapshot(run: Run) -> dict[str, bytes]:
     """Every file the run can see, by the path agents use: its workspace, `/memories/` and
     `/skills/`. Full reports taskforce wrote for cut answers are left out: deepagents has none
-    (the documented difference), and `assert_same_messages` already fails on a cut answer."""
+    (the documented difference), and `assert_same_messages` already fails on a cut answer.
+    deepagents on its own backend (`Scenario.as_written`) keeps them in its state instead, by
+    the path as given (`~/a` is `/~/a` in the shared files)."""
+    if run.as_written:
+        state: Mapping[str, Any] = run.final.get("files") or {}
+        return {normalize(path): file_data_to_string(data).encode() for path, data in state.items()}
     spaces = {
         "/": run.files.workspace(run.thread_id).store,
         "/memories/": run.files.memories.store,
@@ -339,7 +371,7 @@ def assert_same_store(both: Both) -> None:
         assert both.taskforce.store is not None
         assert both.deepagents.store is not None
         assert both.taskforce.store.prefix != both.deepagents.store.prefix
-        assert stored(both.taskforce.store) == stored(both.deepagents.store)
+        assert timeless(stored(both.taskforce.store)) == timeless(stored(both.deepagents.store))
 
 
 def interrupts(run: Run) -> list[list[Any]]:

@@ -43,7 +43,7 @@ def _call(call_id: str, name: str, **args: object) -> ToolCall:
 def test_a_content_builder_run_with_every_kind_of_subagent(parity: ParityEnv) -> None:
     turns = [
         [
-            task_call("research", "researcher", "Celery"),
+            task_call("research", "content-researcher", "Celery"),
             task_call("facts", "fact-checker", "Redis"),
             task_call("style", "stylist", "rewrite: CELERY + REDIS = FAST!!!"),
         ],
