@@ -5,7 +5,6 @@ no secret from the runtime context ever reaches a checkpoint."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import uuid
@@ -20,28 +19,18 @@ from orchestrator.embedded import worker_environment
 from shared.settings import Settings
 from tests.faults.support import runs, wait_for
 from tests.integration.conftest import Cluster
+from tests.support.postgres import POSTGRES_URL, require_postgres
 
 pytestmark = pytest.mark.integration
 
-POSTGRES_URL = os.environ.get("TASKFORCE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 SECRET = "sk-DURABLE-SECRET-123"
-
-
-def _require_postgres() -> None:
-    """Skip without PostgreSQL on a laptop; fail in CI, where a skipped test would look green."""
-    try:
-        psycopg.connect(POSTGRES_URL, connect_timeout=3).close()
-    except psycopg.OperationalError as error:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"no PostgreSQL at {POSTGRES_URL}: {error}")
-        pytest.skip(f"no PostgreSQL at {POSTGRES_URL}")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def durable(request: pytest.FixtureRequest, cluster: Cluster, tmp_path: Path) -> Settings:
     settings = cluster.settings.model_copy(update={"data_dir": tmp_path})
     if request.param == "postgres":
-        _require_postgres()
+        require_postgres()
         settings = settings.model_copy(update={"database_url": SecretStr(POSTGRES_URL)})
     return settings
 

@@ -33,7 +33,14 @@ from tests.conformance.test_async import run_async, run_blocking
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("/", "/"), ("/a//b/./c/", "/a/b/c"), ("/a/b..c", "/a/b..c"), ("/ünï cödé.md", "/ünï cödé.md")],
+    [
+        ("/", "/"),
+        ("/a//b/./c/", "/a/b/c"),
+        ("/a/b..c", "/a/b..c"),
+        ("/ünï cödé.md", "/ünï cödé.md"),
+        ("~/.deepagents/preferences.md", "/~/.deepagents/preferences.md"),
+        ("~", "/~"),
+    ],
 )
 def test_normalize(raw: str, expected: str) -> None:
     assert normalize(raw) == expected
@@ -43,6 +50,7 @@ def test_normalize(raw: str, expected: str) -> None:
     ("raw", "reason"),
     [
         ("relative/a.txt", "absolute"),
+        ("~user/a.txt", "absolute"),
         ("", "absolute"),
         ("/a/../b", "'..'"),
         ("/a\x00b", "NUL"),

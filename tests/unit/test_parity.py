@@ -16,6 +16,8 @@ from deepagents.middleware.subagents import SubAgent
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.tools import tool
 from langgraph.store.memory import InMemoryStore
+from langgraph.store.postgres import PostgresStore
+from psycopg_pool import ConnectionPool
 from pydantic import BaseModel
 
 from orchestrator import create_orchestrator
@@ -64,6 +66,11 @@ DENY = FilesystemPermission(operations=["write"], paths=["/**"], mode="deny")
 ASK = FilesystemPermission(operations=["write"], paths=["/secrets/**"], mode="interrupt")
 SCRIPTED = GenericFakeChatModel(messages=iter([]))
 """A model object held by this module: workers can import it as `tests.unit.test_parity:SCRIPTED`."""
+
+
+def _postgres_store(url: str) -> PostgresStore:
+    """A store on `url` that never connects: only where it points is checked."""
+    return PostgresStore(ConnectionPool(url, open=False))  # type: ignore[arg-type]
 
 
 class _Own(BackendProtocol):
@@ -123,6 +130,15 @@ REFUSED: dict[str, tuple[dict[str, Any], str]] = {
         {"subagents": [OWN], "store": InMemoryStore()},
         "store: an InMemoryStore lives in one process, and subagents on workers share the main agent's "
         "store; pass shared.stores.SharedStore.from_settings(settings), or set TASKFORCE_STORE_URL",
+    ),
+    "a PostgresStore without TASKFORCE_STORE_URL": (
+        {"subagents": [OWN], "store": _postgres_store("postgresql://localhost/test")},
+        "store: workers open no PostgresStore: set TASKFORCE_STORE_URL to its database",
+    ),
+    "a PostgresStore on another database": (
+        {"subagents": [OWN], "store": _postgres_store("postgresql://localhost/other"), "pg": True},
+        "store: this PostgresStore is not on TASKFORCE_STORE_URL's database, which workers open; pass the "
+        "PostgresStore on TASKFORCE_STORE_URL",
     ),
     "a SharedStore where workers open a PostgresStore": (
         {"subagents": [OWN], "store": SharedStore.from_url("redis://stub:6379/0", "tf:store"), "pg": True},
@@ -278,3 +294,10 @@ def test_every_subagent_gets_the_main_agents_store_whatever_its_spec_sets() -> N
     assert inherited_by(cast(SubAgent, OWN), main) == Inherited(store=True)
     assert inherited_by(general_purpose_spec(), main) == Inherited(model="openai:gpt-4.1", store=True)
     assert inherited_by(cast(SubAgent, OWN), MAIN) == Inherited()
+
+
+def test_a_postgres_store_on_the_workers_database_is_accepted() -> None:
+    settings = _settings(store_url="postgresql://postgres@localhost:5432/test")
+    store = _postgres_store("host=localhost dbname=test user=postgres")
+
+    create_orchestrator("offline", subagents=[cast(SubAgent, OWN)], store=store, settings=settings)
