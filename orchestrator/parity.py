@@ -22,9 +22,10 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
+from deepagents.backends import StateBackend
 from deepagents.middleware.filesystem import FilesystemPermission
 from deepagents.middleware.subagents import SubAgent
-from langchain.agents.middleware import InterruptOnConfig
+from langchain.agents.middleware import AgentMiddleware, InterruptOnConfig
 from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool
 from langgraph.store.base import BaseStore
@@ -179,8 +180,26 @@ def _postgres_database(store: BaseStore) -> tuple[str, str, str, str] | None:
     return database_of(conninfo) if isinstance(conninfo, str) else None
 
 
+def _holds_state_backend(value: object, depth: int = 2) -> bool:
+    """A `StateBackend` (or the class itself, as the guide passes it) held by a middleware or by
+    one it wraps (the summarization tool wraps the summarization middleware)."""
+    if value is StateBackend or isinstance(value, StateBackend):
+        return True
+    if depth and isinstance(value, AgentMiddleware):
+        return any(_holds_state_backend(held, depth - 1) for held in vars(value).values())
+    return False
+
+
 def _refuse_what_cannot_travel(offered: Sequence[SubAgent], main: MainAgent, settings: Settings) -> None:
     for spec in offered:
+        for index, middleware in enumerate(spec.get("middleware") or []):
+            if _holds_state_backend(middleware):
+                raise UnsupportedArgumentError(
+                    f"subagent {spec['name']!r}: its middleware[{index}] ({type(middleware).__name__}) keeps "
+                    "files in a StateBackend, which on a worker is the subagent's own state, lost when it "
+                    "reports (deepagents hands it back to the main agent's state); build it on "
+                    "shared.files.workspace_backend(), the run's shared workspace"
+                )
         if spec.get("mode") == "fork":
             raise UnsupportedArgumentError(
                 f"subagent {spec['name']!r}: mode='fork' is not supported, the parent's messages do not "

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 from urllib.parse import urlsplit
 
 from deepagents.backends.protocol import BackendProtocol
@@ -18,7 +19,7 @@ from deepagents.backends.protocol import BackendProtocol
 from shared.files.backend import FilesBackend, recording_writes
 from shared.files.paths import InvalidPathError
 from shared.files.store import Store
-from shared.files.workspace import SharedFiles, current_run, using_run
+from shared.files.workspace import ForwardingBackend, SharedFiles, current_run, using_run
 from shared.settings import Settings
 from shared.urls import mask_url
 
@@ -34,6 +35,7 @@ __all__ = [
     "recording_writes",
     "shared_files",
     "using_run",
+    "workspace_backend",
 ]
 
 SCHEMES = ("redis", "rediss", "unix", "s3", "file", "memory")
@@ -89,3 +91,24 @@ def read_text(backend: BackendProtocol, path: str) -> str:
     if response.content is None:
         raise FileNotFoundError(f"{path}: {response.error}")
     return response.content.decode("utf-8")
+
+
+def workspace_backend() -> BackendProtocol:
+    """The current run's workspace, for a registry spec's middleware that takes a backend
+    (deepagents' summarization, memory or skills middleware): what `StateBackend()` is to an
+    in-process subagent, the thread's files, reached from every worker. Its files are opened
+    from `Settings()` on first use, so a registry module can build it at import."""
+    return _SettingsWorkspace()
+
+
+@functools.cache
+def _files_from_settings() -> SharedFiles:
+    return shared_files(Settings())
+
+
+class _SettingsWorkspace(ForwardingBackend):
+    def __init__(self) -> None:
+        """Nothing to open yet: a registry is imported before settings are needed."""
+
+    def current(self) -> BackendProtocol:
+        return _files_from_settings().for_run(current_run()).default

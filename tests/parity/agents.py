@@ -18,7 +18,6 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
-from deepagents.backends import StateBackend
 from deepagents.middleware.subagents import SubAgent
 from deepagents.middleware.summarization import create_summarization_tool_middleware
 from langchain.agents.middleware import ModelRequest, dynamic_prompt
@@ -31,6 +30,7 @@ from langchain_core.tools import BaseTool, tool
 from pydantic import BaseModel, Field, SecretStr
 
 from shared.context import context_as_mapping
+from shared.files import workspace_backend
 
 SKILL_MARKER = "parity-skill"
 """Every line a skill contributes to a system prompt carries this, so a model can quote them."""
@@ -537,7 +537,7 @@ COMPACTOR = _spec(
     "compactor",
     COMPACTOR_MODEL,
     [],
-    middleware=[create_summarization_tool_middleware(COMPACTOR_MODEL, StateBackend())],
+    middleware=[create_summarization_tool_middleware(COMPACTOR_MODEL, workspace_backend())],
 )
 BARE: SubAgent = {
     "name": "bare",

@@ -15,11 +15,12 @@ from langgraph.store.memory import InMemoryStore
 
 from orchestrator.backends import travelling_backend
 from orchestrator.seeded_files import SeededFiles, SeedingError
-from shared.files import SharedFiles, read_text, using_run
+from shared.files import SharedFiles, read_text, shared_files, using_run, workspace_backend
 from shared.files.layout import DelegatedNamespace, rebuild, using_store_namespaces
 from shared.files.memory import MemoryStore
 from shared.files.workspace import RunBackend, WorkspaceBackend
 from shared.schemas import BackendLayout, BackendPart
+from shared.settings import Settings
 
 
 @pytest.fixture
@@ -153,3 +154,16 @@ def test_the_shared_files_given_as_backend_stay_as_they_are(files: SharedFiles) 
     assert travelling.main is given
     assert isinstance(travelling.main, RunBackend)
     assert travelling.layout is None
+
+
+def test_workspace_backend_is_the_current_runs_workspace_opened_from_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TASKFORCE_FILES_URL", "memory://workspace-backend")
+    monkeypatch.setenv("TASKFORCE_REDIS_URL", "redis://unused:6379/0")
+    backend = workspace_backend()  # what a registry module builds at import, before any settings
+
+    with using_run("run-c"):
+        assert backend.write("/conversation_history/t.md", "history").error is None
+
+    assert read_text(shared_files(Settings()).workspace("run-c"), "/conversation_history/t.md") == "history"

@@ -13,6 +13,7 @@ from deepagents.backends import CompositeBackend, LocalShellBackend, StateBacken
 from deepagents.backends.protocol import BackendProtocol
 from deepagents.middleware.filesystem import FilesystemPermission
 from deepagents.middleware.subagents import SubAgent
+from deepagents.middleware.summarization import create_summarization_tool_middleware
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.tools import tool
 from langgraph.store.memory import InMemoryStore
@@ -125,6 +126,15 @@ REFUSED: dict[str, tuple[dict[str, Any], str]] = {
             "backend": StoreBackend(namespace=lambda runtime: ("m",), store=InMemoryStore()),
         },
         "backend: a StoreBackend with a store of its own",
+    ),
+    "a spec's middleware keeping files in a StateBackend": (
+        {
+            "subagents": [
+                {**OWN, "middleware": [create_summarization_tool_middleware(SCRIPTED, StateBackend())]}
+            ]
+        },
+        "subagent 'researcher': its middleware[0] (SummarizationToolMiddleware) keeps files in a "
+        "StateBackend, which on a worker is the subagent's own state",
     ),
     "an InMemoryStore": (
         {"subagents": [OWN], "store": InMemoryStore()},
