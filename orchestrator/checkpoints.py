@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 
-from shared.postgres import DatabaseError, open_pool
+from shared.postgres import DatabaseError, open_with_tables
 from shared.settings import Settings
 from shared.urls import mask_url
 
@@ -55,20 +55,11 @@ def open_checkpointer(settings: Settings) -> Iterator[BaseCheckpointSaver[str]]:
 
 @contextlib.contextmanager
 def _postgres(url: str) -> Iterator[BaseCheckpointSaver[str]]:
-    import psycopg
     from langgraph.checkpoint.postgres import PostgresSaver
 
     try:
-        pool = open_pool(url, "the checkpoint database")
+        pool, saver = open_with_tables(url, "the checkpoint database", PostgresSaver)  # type: ignore[arg-type]
     except DatabaseError as error:
         raise CheckpointsConfigError(str(error)) from error
-    try:
-        saver = PostgresSaver(pool)  # type: ignore[arg-type]
-        saver.setup()
-    except psycopg.Error as error:
-        pool.close()
-        raise CheckpointsConfigError(
-            f"cannot open the checkpoint database {mask_url(url)}: {str(error).splitlines()[0]}"
-        ) from error
     with pool:
         yield saver

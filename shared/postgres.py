@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from shared.urls import mask_url
 
@@ -38,21 +39,35 @@ def open_pool(url: str, what: str) -> ConnectionPool:
     return pool
 
 
-def open_postgres_store(url: str) -> PostgresStore:
-    """langgraph's `PostgresStore` on `url`, its tables created if missing."""
-    import psycopg
-    from langgraph.store.postgres import PostgresStore
+class _HasTables(Protocol):
+    def setup(self) -> None: ...
 
-    pool = open_pool(url, "the store database")
-    store = PostgresStore(pool)  # type: ignore[arg-type]
+
+Made = TypeVar("Made", bound=_HasTables)
+
+
+def open_with_tables(
+    url: str, what: str, make: Callable[[ConnectionPool], Made]
+) -> tuple[ConnectionPool, Made]:
+    """A langgraph saver or store (`make`) on a pool of `url`, its tables created if missing;
+    the pool closed again if that fails."""
+    import psycopg
+
+    pool = open_pool(url, what)
+    made = make(pool)
     try:
-        store.setup()
+        made.setup()
     except psycopg.Error as error:
         pool.close()
-        raise DatabaseError(
-            f"cannot set up the store in {mask_url(url)}: {str(error).splitlines()[0]}"
-        ) from error
-    return store
+        raise DatabaseError(f"cannot set up {what} {mask_url(url)}: {str(error).splitlines()[0]}") from error
+    return pool, made
+
+
+def open_postgres_store(url: str) -> PostgresStore:
+    """langgraph's `PostgresStore` on `url`, kept open for the life of the process."""
+    from langgraph.store.postgres import PostgresStore
+
+    return open_with_tables(url, "the store database", PostgresStore)[1]  # type: ignore[arg-type]
 
 
 def database_of(conninfo: str) -> tuple[str, str, str, str]:

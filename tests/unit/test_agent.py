@@ -24,7 +24,6 @@ from orchestrator import agent as agent_module
 from orchestrator import create_orchestrator
 from orchestrator.client import DelegationClient
 from orchestrator.middleware import CeleryDelegationMiddleware
-from orchestrator.seeded_files import SeededFiles
 from shared.files import read_text, shared_files
 from shared.offline_model import OFFLINE_MARK
 from shared.registry import RegistryError
@@ -136,9 +135,8 @@ def test_every_argument_reaches_deepagents_unchanged(monkeypatch: pytest.MonkeyP
     # Declarative subagents run on the pools through taskforce's `task` tool, which takes the
     # place of deepagents' own; only subagents on Agent Protocol servers are deepagents' to run.
     assert given["subagents"] == [remote]
-    # Files given to `invoke` go to the run's workspace first (orchestrator.seeded_files).
-    (seeding, delegation, *rest) = given["middleware"]
-    assert isinstance(seeding, SeededFiles)
+    # The shared files given as the backend: no state files to seed (orchestrator.seeded_files).
+    (delegation, *rest) = given["middleware"]
     assert isinstance(delegation, CeleryDelegationMiddleware)
     assert rest == [mine]
 
