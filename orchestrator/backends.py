@@ -40,9 +40,17 @@ class TravellingBackend:
     """Unset: taskforce's shared files, which workers open from their settings."""
     namespaces: Mapping[str, NamespaceFactory] = field(default_factory=dict)
     """The `StoreBackend` parts' namespace factories, by mount."""
-    state_files: bool = True
-    """Whether deepagents would keep files in the thread's state, and take them as
-    `invoke({"files": ...})`: with its default backend, or one with a `StateBackend` part."""
+    default: bool = False
+    """No `backend=` was given: the shared files stand for deepagents' default `StateBackend`."""
+
+    @property
+    def state_files(self) -> bool:
+        """Whether deepagents would keep files in the thread's state, and take them as
+        `invoke({"files": ...})`: with its default backend, or one with a `StateBackend` part."""
+        if self.layout is None:
+            return self.default
+        parts = [self.layout.default, *self.layout.routes.values()]
+        return any(part.kind == "workspace" for part in parts)
 
     def store_namespaces(self) -> dict[str, tuple[str, ...]]:
         """Each store part's namespace for the running graph, as its `StoreBackend` computes it."""
@@ -68,9 +76,9 @@ class TravellingBackend:
 def travelling_backend(backend: object, files: SharedFiles, store: BaseStore | None) -> TravellingBackend:
     """`backend=` as the main agent and workers use it; `files` hold the run's workspace."""
     if backend is None:
-        return TravellingBackend(files.backend())
+        return TravellingBackend(files.backend(), default=True)
     if isinstance(backend, RunBackend):
-        return TravellingBackend(backend, state_files=False)
+        return TravellingBackend(backend)
     if callable(backend) and not isinstance(backend, BackendProtocol):
         raise UnsupportedArgumentError(
             "backend: a backend factory, which deepagents 0.7 refuses too (factories were removed); "
@@ -78,9 +86,7 @@ def travelling_backend(backend: object, files: SharedFiles, store: BaseStore | N
         )
     if not isinstance(backend, CompositeBackend):
         part, main, namespace = _part(backend, "backend", store, files)
-        return TravellingBackend(
-            main, BackendLayout(default=part), _named(DEFAULT_MOUNT, namespace), part.kind == "workspace"
-        )
+        return TravellingBackend(main, BackendLayout(default=part), _named(DEFAULT_MOUNT, namespace))
     default, main_default, namespace = _part(backend.default, "backend.default", store, files)
     namespaces = _named(DEFAULT_MOUNT, namespace)
     routes: dict[str, BackendPart] = {}
@@ -91,9 +97,7 @@ def travelling_backend(backend: object, files: SharedFiles, store: BaseStore | N
         )
         namespaces |= _named(prefix, namespace)
     main = CompositeBackend(default=main_default, routes=main_routes, artifacts_root=backend.artifacts_root)
-    layout = BackendLayout(default=default, routes=routes)
-    in_state = any(part.kind == "workspace" for part in [default, *routes.values()])
-    return TravellingBackend(main, layout, namespaces, in_state)
+    return TravellingBackend(main, BackendLayout(default=default, routes=routes), namespaces)
 
 
 def _named(mount: str, namespace: NamespaceFactory | None) -> dict[str, NamespaceFactory]:

@@ -19,7 +19,7 @@ from deepagents.backends.protocol import BackendProtocol
 from shared.files.backend import FilesBackend, recording_writes
 from shared.files.paths import InvalidPathError
 from shared.files.store import Store
-from shared.files.workspace import ForwardingBackend, SharedFiles, current_run, using_run
+from shared.files.workspace import SharedFiles, WorkspaceBackend, current_run, using_run
 from shared.settings import Settings
 from shared.urls import mask_url
 
@@ -106,9 +106,10 @@ def _files_from_settings() -> SharedFiles:
     return shared_files(Settings())
 
 
-class _SettingsWorkspace(ForwardingBackend):
+class _SettingsWorkspace(WorkspaceBackend):
     def __init__(self) -> None:
         """Nothing to open yet: a registry is imported before settings are needed."""
 
-    def current(self) -> BackendProtocol:
-        return _files_from_settings().for_run(current_run()).default
+    @property
+    def files(self) -> SharedFiles:  # type: ignore[override]
+        return _files_from_settings()
