@@ -26,6 +26,7 @@ from langchain_core.runnables import Runnable
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.store.base import BaseStore
 
+from shared.compat.deepagents import settle_tool_descriptions
 from shared.files.layout import rebuild
 from shared.files.workspace import SharedFiles
 from shared.guarded_model import NO_LIMITS, ModelGuard, guarded
@@ -72,6 +73,7 @@ def build_subagent(
         raise ValueError(
             f"subagent {spec['name']!r} is to get the main agent's store, and this worker has no store"
         )
+    settle_tool_descriptions(completed["middleware"])
     graph = create_sub_agent(cast(SubAgent, completed))
     if pauses:
         graph.checkpointer = paused_runs  # type: ignore[attr-defined]

@@ -1,0 +1,33 @@
+"""deepagents internals taskforce relies on, written against deepagents 0.7.32.
+
+Each is covered by a test that fails if deepagents changes under it
+(`tests/unit/test_compat_deepagents.py`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, cast
+
+from deepagents.middleware.filesystem import FilesystemMiddleware
+from langchain.agents.middleware import AgentMiddleware
+from langchain_core.tools import BaseTool
+
+
+def settle_tool_descriptions(middleware: Iterable[AgentMiddleware]) -> None:
+    """Give each filesystem middleware's `grep` tool, once, the description deepagents would
+    give it on every model call.
+
+    deepagents builds `grep` with the guidance for a backend that can execute, and on every model
+    call over one that cannot (every backend a worker runs on) sends a copy with other guidance.
+    A new tool object each call means langchain-core builds its schema model again whenever the
+    summarization middleware counts the request's tokens: about 40% of a small subagent's run.
+    The backend of a compiled agent never changes, so the copy deepagents makes is made here,
+    before the agent is compiled, and deepagents then finds nothing to rewrite."""
+    for found in middleware:
+        if not isinstance(found, FilesystemMiddleware):
+            continue
+        names = {found._tool_name(tool) for tool in found.tools}
+        _, executes, _ = found._unsupported_tools_and_execution_state(names)
+        tools = cast(list[BaseTool | dict[str, Any]], list(found.tools))
+        described = found._with_filtered_grep_description(tools, include_execution=executes)
+        found.tools = cast(list[BaseTool], described)
