@@ -26,15 +26,18 @@ import hashlib
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph.state import CompiledStateGraph
 
 from orchestrator.agent import create_orchestrator
 from orchestrator.approvals import describe
@@ -47,11 +50,14 @@ from orchestrator.session import reports_in
 from shared.budgets import Budget, Spent
 from shared.celery_app import create_celery_app
 from shared.errors import error_text
+from shared.ledger import Ledger, open_ledger
 from shared.schemas import Report, TokenUsage
 from shared.settings import Settings
 
 DEFAULT_MAX_RUNS = 4
 DEFAULT_MAX_DELEGATIONS = 8
+KEPT_AGENTS = 8
+"""Main agents an ItemRunner keeps built, one per pair of budgets its items came with."""
 
 
 def batch_id_for(results: Path) -> str:
@@ -152,9 +158,43 @@ def _failure_reason(reports: list[Report]) -> str | None:
     return "; ".join(failed) or None
 
 
+_item_client: ContextVar[DelegationClient] = ContextVar("taskforce_item_client")
+
+
+class _ItemClients:
+    """The DelegationClient an ItemRunner's one main agent is built with, standing in for the
+    client of whichever item's run calls it. Each item keeps a client of its own, for what is
+    per item: its cap on delegations in flight, what progress counts as its in flight, closing
+    it (which cancels what the item left out) and detaching or interrupting it alone. The
+    middleware keeps the client it was built with, so the run's client is found in the context:
+    LangGraph copies it into the threads that run nodes and tool calls, as `asyncio.to_thread`
+    does. `settings` and `ledger` are read when the agent is built, outside any run; the ledger's
+    Redis client is thread-safe and the same Redis as every item client's."""
+
+    def __init__(self, settings: Settings, ledger: Ledger) -> None:
+        self.settings = settings
+        self.ledger = ledger
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            client = _item_client.get()
+        except LookupError:
+            raise RuntimeError(f"DelegationClient.{name} used outside a batch item's run") from None
+        return getattr(client, name)
+
+
+@contextmanager
+def _running_with(client: DelegationClient) -> Iterator[None]:
+    token = _item_client.set(client)
+    try:
+        yield
+    finally:
+        _item_client.reset(token)
+
+
 class ItemRunner:
     """Runs one item to its result line; shared by `run_batch` and the main-run workers, one
-    per process (its Celery app and checkpointer serve every item)."""
+    per process (its Celery app, checkpointer and main agents serve every item)."""
 
     def __init__(
         self,
@@ -166,6 +206,9 @@ class ItemRunner:
         self.app = create_celery_app(settings)
         self.checkpointer = checkpointer
         self.progress = progress
+        self._clients = _ItemClients(settings, open_ledger(settings))
+        self._agents: dict[RunBudgets, CompiledStateGraph[Any, Any, Any, Any]] = {}
+        self._building = threading.Lock()
 
     def __call__(
         self,
@@ -234,30 +277,46 @@ class ItemRunner:
         """The item's state once it has an answer or a question: from its checkpoint if it got
         one before a kill, by resuming its thread if it was cut short, else from its prompt.
         Its runs, and its subagents' on the workers, carry the batch and item ids in LangSmith."""
-        agent = create_orchestrator(
-            settings=self.settings,
-            client=client,
-            checkpointer=self.checkpointer,
-            budget=budgets.run,
-            batch_budget=budgets.batch,
-        )
+        agent = self._agent(budgets)
         config: RunnableConfig = {
             "configurable": {"thread_id": thread_id},
             "metadata": {BATCH_ID_KEY: batch_id, ITEM_ID_KEY: item.id},
         }
         snapshot = agent.get_state(config)
-        if _answered(snapshot.values) and not snapshot.next:
-            state = snapshot.values  # it finished before the kill, and wrote no line
-        elif snapshot.next:
-            state = agent.invoke(None, config, context=item.context, durability="sync")
-        else:
-            if snapshot.values:
-                # Killed before its first step was checkpointed: only the input got in, with
-                # nothing to resume, and a new input would be added to it.
-                self.checkpointer.delete_thread(thread_id)
-            fresh = {"messages": [HumanMessage(content=item.prompt)]}
-            state = agent.invoke(fresh, config, context=item.context, durability="sync")
+        with _running_with(client):
+            if _answered(snapshot.values) and not snapshot.next:
+                state = snapshot.values  # it finished before the kill, and wrote no line
+            elif snapshot.next:
+                state = agent.invoke(None, config, context=item.context, durability="sync")
+            else:
+                if snapshot.values:
+                    # Killed before its first step was checkpointed: only the input got in, with
+                    # nothing to resume, and a new input would be added to it.
+                    self.checkpointer.delete_thread(thread_id)
+                fresh = {"messages": [HumanMessage(content=item.prompt)]}
+                state = agent.invoke(fresh, config, context=item.context, durability="sync")
         return dict(state)
+
+    def _agent(self, budgets: RunBudgets) -> CompiledStateGraph[Any, Any, Any, Any]:
+        """The main agent for items with these budgets, built on first use and run by every
+        such item at once: a build (deepagents' middleware, the graph's compilation) costs CPU
+        that every item would pay again, and nothing of one run is bound into it (the run's
+        client, thread, context and ids come with the run).
+        The budgets are bound at build; a batch has one pair, a main-run worker one per batch, so
+        it keeps the last KEPT_AGENTS pairs' agents rather than one for every batch it ever ran."""
+        with self._building:
+            agent = self._agents.get(budgets)
+            if agent is None:
+                if len(self._agents) >= KEPT_AGENTS:
+                    del self._agents[next(iter(self._agents))]
+                agent = self._agents[budgets] = create_orchestrator(
+                    settings=self.settings,
+                    client=cast(DelegationClient, self._clients),
+                    checkpointer=self.checkpointer,
+                    budget=budgets.run,
+                    batch_budget=budgets.batch,
+                )
+        return agent
 
 
 def run_batch(
