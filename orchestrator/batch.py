@@ -276,7 +276,10 @@ class ItemRunner:
     ) -> dict[str, Any]:
         """The item's state once it has an answer or a question: from its checkpoint if it got
         one before a kill, by resuming its thread if it was cut short, else from its prompt.
-        Its runs, and its subagents' on the workers, carry the batch and item ids in LangSmith."""
+        Its runs, and its subagents' on the workers, carry the batch and item ids in LangSmith.
+        Reading the thread first is the only checkpoint work beyond `invoke`'s own (one indexed
+        read, nothing to build for a new thread): no other record says whether a kill left
+        the item a thread to resume, since a killed batch writes no line for it."""
         agent = self._agent(budgets)
         config: RunnableConfig = {
             "configurable": {"thread_id": thread_id},
