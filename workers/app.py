@@ -164,7 +164,7 @@ def run_delegation_task(self: Task[Any, Any], payload: dict[str, Any]) -> None:
             subagents(),
             files().backend(),
             attempt,
-            on_start=run.bind,
+            on_stop=run.bind,
             progress=_progress_of,
             conversations=conversations(),
             trace_parents=trace_parents(),

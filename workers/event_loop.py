@@ -44,7 +44,7 @@ class LoopStalledError(Exception):
     its own deadline should have ended it first: something blocked the loop."""
 
 
-class _DaemonThreadExecutor(ThreadPoolExecutor):
+class DaemonThreadExecutor(ThreadPoolExecutor):
     """Runs blocking calls (sync models and tools) on daemon threads, reused while busy.
 
     A call the deadline gave up on may never return. ThreadPoolExecutor's threads are joined at
@@ -104,7 +104,7 @@ class ProcessLoop:
     @staticmethod
     def _started() -> asyncio.AbstractEventLoop:
         loop = asyncio.new_event_loop()
-        loop.set_default_executor(_DaemonThreadExecutor())
+        loop.set_default_executor(DaemonThreadExecutor())
         threading.Thread(target=loop.run_forever, name="delegation-loop", daemon=True).start()
         return loop
 

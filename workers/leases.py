@@ -8,7 +8,6 @@ long as its process is, and a SIGKILLed one stops renewing at once.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import threading
@@ -29,6 +28,7 @@ from shared.schemas import Delegation, Report
 from shared.settings import Settings
 from shared.sweeper import sweep
 from shared.timing import timing
+from workers.stepwise import Stop
 
 logger = logging.getLogger(__name__)
 
@@ -44,27 +44,27 @@ class Run:
     token: str
     attempt: int
     stopped: StopReason | None = None
-    _task: asyncio.Task[object] | None = field(default=None, repr=False)
+    _stop: Stop | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def bind(self, task: asyncio.Task[object]) -> None:
-        """Attach the asyncio task running the subagent; a stop that came first cancels it now."""
+    def bind(self, stop: Stop) -> None:
+        """Attach what stops the running subagent; a stop that came first stops it now."""
         with self._lock:
-            self._task = task
+            self._stop = stop
             stopped = self.stopped is not None
         if stopped:
-            task.cancel()
+            stop()
 
     def stop(self, reason: StopReason) -> None:
         with self._lock:
             if self.stopped is not None:
                 return
             self.stopped = reason
-            task = self._task
-        if task is not None:
+            stop = self._stop
+        if stop is not None:
             # The run may have just ended and closed its loop: then there is nothing to stop.
             with contextlib.suppress(RuntimeError):
-                task.get_loop().call_soon_threadsafe(task.cancel)
+                stop()
 
 
 class LeaseKeeper:

@@ -10,12 +10,12 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from deepagents.backends.protocol import BackendProtocol
 from langchain_core.messages import BaseMessage, HumanMessage
-from langchain_core.runnables import Runnable, RunnableConfig
-from langgraph.types import Command, Interrupt
+from langchain_core.runnables import RunnableConfig
+from langgraph.types import Command, Interrupt, StreamMode
 from pydantic import ValidationError
 
 from shared.budgets import Accounts, BudgetExhaustedError
@@ -31,9 +31,10 @@ from shared.schemas import Delegation, FailureStatus, PendingApproval, ProviderR
 from shared.secrets import SecretBox
 from shared.timing import timing
 from workers.conversations import Conversations
-from workers.event_loop import LoopStalledError, OnStart, ProcessLoop
+from workers.event_loop import LoopStalledError, ProcessLoop
 from workers.reporting import cap_summary, final_text
-from workers.subagents import SubagentCache
+from workers.stepwise import DeadlinePassedError, OnStop, Steps, run_stepwise
+from workers.subagents import Subagent, SubagentCache
 from workers.tracing import ParentWatcher, filed_under_caller
 
 logger = logging.getLogger(__name__)
@@ -56,10 +57,6 @@ def parse_delegation(payload: object, box: SecretBox) -> Delegation:
             f"{'.'.join(map(str, e['loc'])) or 'payload'}: {e['msg']}" for e in error.errors()
         )
         raise ValueError(f"rejected a malformed delegation: {problems}") from None
-
-
-class _DeadlinePassedError(Exception):
-    """Our own deadline fired, as opposed to a `TimeoutError` raised by a tool or a client."""
 
 
 class _StoppedError(Exception):
@@ -115,10 +112,18 @@ def run_metadata(delegation: Delegation, attempt: Attempt) -> dict[str, Any]:
     return {**delegation.caller.metadata, **thread, **own}
 
 
-async def _invoke(
-    subagents: SubagentCache, delegation: Delegation, attempt: Attempt, outlets: Outlets
-) -> dict[str, Any]:
-    subagent = subagents.get(delegation.subagent_type, delegation.spec, delegation.inherited)
+@dataclass(frozen=True)
+class _Call:
+    """One run of a subagent's graph, ready to start: what it is given, and how."""
+
+    subagent: Subagent
+    given: dict[str, Any] | Command[Any]
+    config: RunnableConfig
+    context: Any
+
+
+def _prepared(subagent: Subagent, delegation: Delegation, attempt: Attempt, outlets: Outlets) -> _Call:
+    """Everything before the graph runs, the Redis round trips included."""
     context = rebuild_context(
         delegation.context, delegation.secrets, delegation.secret_str_keys, delegation.context_type
     )
@@ -128,9 +133,7 @@ async def _invoke(
         "tags": list(delegation.caller.tags),
         "metadata": run_metadata(delegation, attempt),
     }
-    # Redis round trips go to the loop's executor: the loop is every delegation's of the process.
-    messages = await asyncio.to_thread(_given_messages, delegation, outlets.conversations)
-    given: dict[str, Any] | Command[Any] = {"messages": messages}
+    given: dict[str, Any] | Command[Any] = {"messages": _given_messages(delegation, outlets.conversations)}
     paused_runs = subagent.paused_runs
     if paused_runs is not None and delegation.conversation is not None:
         raise ValueError(
@@ -142,52 +145,87 @@ async def _invoke(
         thread_id = delegation.resumes or delegation.id
         config["configurable"] = {"thread_id": thread_id}
         if delegation.resumes is None:
-            await paused_runs.adelete_thread(thread_id)  # another attempt starts afresh
-        elif await paused_runs.aget_tuple(config) is None:
+            paused_runs.delete_thread(thread_id)  # another attempt starts afresh
+        elif paused_runs.get_tuple(config) is None:
             raise PauseGoneError(f"the paused run of delegation {thread_id} is gone; delegate again")
         else:
             given = Command(resume=delegation.resume)
     elif delegation.resumes is not None:
         raise PauseGoneError(f"subagent {delegation.subagent_type!r} never pauses: nothing to resume")
-    with filed_under_caller(delegation, outlets.trace_parents):
-        if outlets.progress is None:
-            result: dict[str, Any] = await subagent.graph.ainvoke(given, config, context=context)
-        else:
-            result = await _run_publishing(subagent.graph, given, config, context, outlets.progress)
-    if paused_runs is not None and not result.get("__interrupt__"):
-        await paused_runs.adelete_thread(delegation.resumes or delegation.id)
+    return _Call(subagent, given, config, context)
+
+
+def _settle(call: _Call, delegation: Delegation, outlets: Outlets, result: dict[str, Any]) -> None:
+    """Everything after the graph ran: a finished pause forgotten, an async task's messages kept."""
+    if call.subagent.paused_runs is not None and not result.get("__interrupt__"):
+        call.subagent.paused_runs.delete_thread(delegation.resumes or delegation.id)
     if delegation.conversation is not None and outlets.conversations is not None:
-        await asyncio.to_thread(
-            outlets.conversations.save,
-            delegation.conversation,
-            delegation.id,
-            result.get("messages", []),
-            delegation.secret_values(),
+        outlets.conversations.save(
+            delegation.conversation, delegation.id, result.get("messages", []), delegation.secret_values()
         )
+
+
+class _Stream:
+    """What a run's stream says: its last state, the interrupts it stopped at, and the messages
+    of each step a watcher is shown."""
+
+    MODES: ClassVar[list[StreamMode]] = ["updates", "values"]
+
+    def __init__(self) -> None:
+        self._state: dict[str, Any] = {}
+        self._interrupts: list[Interrupt] = []
+
+    def take(self, mode: str, chunk: Any) -> list[tuple[str, list[BaseMessage]]]:
+        """The step's messages to relay, by node."""
+        if mode == "values":
+            self._state = chunk
+            return []
+        relayed = []
+        for node, update in chunk.items():
+            if node == "__interrupt__":
+                self._interrupts.extend(update)
+            elif node in RELAYED_NODES and isinstance(update, dict) and update.get("messages"):
+                relayed.append((node, update["messages"]))
+        return relayed
+
+    def result(self) -> dict[str, Any]:
+        """What `invoke` returns: the last state, with the interrupts it stopped at."""
+        return {**self._state, "__interrupt__": self._interrupts} if self._interrupts else self._state
+
+
+def _run_steps(call: _Call, delegation: Delegation, outlets: Outlets, steps: Steps) -> dict[str, Any]:
+    """A sync subagent's whole run, on its own thread (`workers.stepwise`), checked after each step."""
+    stream = _Stream()
+    with filed_under_caller(delegation, outlets.trace_parents):
+        for mode, chunk in call.subagent.graph.stream(
+            call.given, call.config, context=call.context, stream_mode=_Stream.MODES
+        ):
+            for node, messages in stream.take(mode, chunk):
+                if outlets.progress is not None:
+                    outlets.progress.publish(node, messages)
+            steps.check()
+    result = stream.result()
+    _settle(call, delegation, outlets, result)
     return result
 
 
-async def _run_publishing(
-    graph: Runnable[Any, Any],
-    given: Any,
-    config: RunnableConfig,
-    context: Any,
-    progress: ProgressPublisher,
-) -> dict[str, Any]:
-    """`ainvoke`, publishing each model turn and tool result as it happens. The result is what
-    `ainvoke` returns: the last state, with the interrupts it stopped at."""
-    state: dict[str, Any] = {}
-    interrupts: list[Interrupt] = []
-    async for mode, chunk in graph.astream(given, config, context=context, stream_mode=["updates", "values"]):
-        if mode == "values":
-            state = chunk
-            continue
-        for node, update in chunk.items():
-            if node == "__interrupt__":
-                interrupts.extend(update)
-            elif node in RELAYED_NODES and isinstance(update, dict) and update.get("messages"):
-                await asyncio.to_thread(progress.publish, node, update["messages"])
-    return {**state, "__interrupt__": interrupts} if interrupts else state
+async def _invoke(call: _Call, delegation: Delegation, outlets: Outlets) -> dict[str, Any]:
+    graph = call.subagent.graph
+    with filed_under_caller(delegation, outlets.trace_parents):
+        if outlets.progress is None:
+            result: dict[str, Any] = await graph.ainvoke(call.given, call.config, context=call.context)
+        else:
+            stream = _Stream()
+            async for mode, chunk in graph.astream(
+                call.given, call.config, context=call.context, stream_mode=_Stream.MODES
+            ):
+                for node, messages in stream.take(mode, chunk):
+                    await asyncio.to_thread(outlets.progress.publish, node, messages)
+            result = stream.result()
+    if call.subagent.paused_runs is not None or delegation.conversation is not None:
+        # Redis round trips go to the loop's executor: the loop is every delegation's of the process.
+        await asyncio.to_thread(_settle, call, delegation, outlets, result)
+    return result
 
 
 def _pending_approvals(interrupts: list[Interrupt], secrets: list[str]) -> tuple[PendingApproval, ...]:
@@ -203,42 +241,71 @@ def _pending_approvals(interrupts: list[Interrupt], secrets: list[str]) -> tuple
 
 
 async def _invoke_by_deadline(
-    subagents: SubagentCache, delegation: Delegation, attempt: Attempt, outlets: Outlets, scope: CallScope
+    call: _Call, delegation: Delegation, outlets: Outlets, scope: CallScope
 ) -> dict[str, Any]:
     deadline = asyncio.timeout(delegation.limits.timeout_s)
     try:
         async with deadline:
             with call_scope(scope):
-                return await _invoke(subagents, delegation, attempt, outlets)
-    except CapacityTimeoutError:  # a call that waits in a thread, where the deadline cannot reach
-        raise _DeadlinePassedError(
-            "its model calls waited for the pool's model limits (TASKFORCE_MODEL_LIMITS) until the deadline"
-        ) from None
+                return await _invoke(call, delegation, outlets)
     except TimeoutError:
         if deadline.expired():
-            raise _DeadlinePassedError from None
+            raise DeadlinePassedError from None
         raise
 
 
-def _run_on_process_loop(
+def _run_subagent(
     subagents: SubagentCache,
     delegation: Delegation,
     attempt: Attempt,
-    on_start: OnStart | None,
+    on_stop: OnStop | None,
+    outlets: Outlets,
+    *,
+    scope: CallScope,
+) -> dict[str, Any]:
+    """A sync subagent runs step by step on a thread (`workers.stepwise`), any other on the
+    process's event loop; either way it is stopped at its deadline or when told to."""
+    subagent = subagents.get(delegation.subagent_type, delegation.spec, delegation.inherited)
+
+    def steps_of_the_run(steps: Steps) -> dict[str, Any]:
+        with call_scope(scope):
+            return _run_steps(_prepared(subagent, delegation, attempt, outlets), delegation, outlets, steps)
+
+    try:
+        if subagent.sync:
+            deadline = scope.deadline or time.monotonic() + delegation.limits.timeout_s
+            return run_stepwise(steps_of_the_run, deadline, on_stop)
+        return _run_on_process_loop(subagent, delegation, attempt, on_stop, outlets, scope=scope)
+    except CapacityTimeoutError:  # a call that waits in a thread, where the deadline cannot reach
+        raise DeadlinePassedError(
+            "its model calls waited for the pool's model limits (TASKFORCE_MODEL_LIMITS) until the deadline"
+        ) from None
+    except concurrent.futures.CancelledError:
+        raise _StoppedError from None
+
+
+def _run_on_process_loop(
+    subagent: Subagent,
+    delegation: Delegation,
+    attempt: Attempt,
+    on_stop: OnStop | None,
     outlets: Outlets,
     *,
     scope: CallScope,
 ) -> dict[str, Any]:
     """The waiting thread gives up a little after the deadline in case the loop itself is
     blocked, so that its Celery slot and the caller are never held longer than that."""
-    try:
-        return _LOOP.run(
-            _invoke_by_deadline(subagents, delegation, attempt, outlets, scope),
-            on_start=on_start,
-            wait_s=timing(delegation.limits).soft_limit_s,
-        )
-    except concurrent.futures.CancelledError:
-        raise _StoppedError from None
+    call = _prepared(subagent, delegation, attempt, outlets)
+
+    def started(task: asyncio.Task[Any]) -> None:
+        if on_stop is not None:
+            on_stop(lambda: task.get_loop().call_soon_threadsafe(task.cancel))
+
+    return _LOOP.run(
+        _invoke_by_deadline(call, delegation, outlets, scope),
+        on_start=started,
+        wait_s=timing(delegation.limits).soft_limit_s,
+    )
 
 
 def _how_it_ended(ended: Exception, delegation: Delegation) -> tuple[FailureStatus, str]:
@@ -259,13 +326,14 @@ def run_delegation(
     backend: BackendProtocol,
     attempt: Attempt,
     *,
-    on_start: OnStart | None = None,
+    on_stop: OnStop | None = None,
     progress: Callable[[Delegation], ProgressPublisher] | None = None,
     conversations: Conversations | None = None,
     trace_parents: ParentWatcher | None = None,
     accounts: Accounts | None = None,
 ) -> Report:
-    """`on_start` receives the asyncio task of the run, for whoever may have to cancel it;
+    """`on_stop` receives, as the run starts, what stops it from any thread, for whoever may
+    have to (a lease lost, the worker leaving);
     `progress` opens the stream a delegation that asks for its progress publishes to;
     `conversations` keeps async tasks' messages between their runs; `trace_parents` files
     the subagent's LangSmith runs under its caller's `task` run (`workers.tracing`); `accounts`
@@ -278,7 +346,7 @@ def run_delegation(
     )
     # The main agent's run: its workspace is where this subagent's files and report go.
     with using_run(delegation.thread_id or DEFAULT_RUN), using_store_namespaces(delegation.store_namespaces):
-        return _run_in_workspace(delegation, subagents, backend, attempt, on_start=on_start, outlets=outlets)
+        return _run_in_workspace(delegation, subagents, backend, attempt, on_stop=on_stop, outlets=outlets)
 
 
 def _run_in_workspace(
@@ -287,7 +355,7 @@ def _run_in_workspace(
     backend: BackendProtocol,
     attempt: Attempt,
     *,
-    on_start: OnStart | None,
+    on_stop: OnStop | None,
     outlets: Outlets,
 ) -> Report:
     started = time.monotonic()
@@ -330,7 +398,7 @@ def _run_in_workspace(
                 delegation.budgets
             )  # a new delegation of a spent run never starts
         with recording_writes() as written:
-            result = _run_on_process_loop(subagents, delegation, attempt, on_start, outlets, scope=scope)
+            result = _run_subagent(subagents, delegation, attempt, on_stop, outlets, scope=scope)
         approvals = _pending_approvals(result.get("__interrupt__") or [], secrets)
         by_model = TokenUsage.by_model(result.get("messages", []))
         common: dict[str, Any] = {
@@ -349,7 +417,7 @@ def _run_in_workspace(
         # Outside the recording: the full report is not one of the subagent's own files.
         summary, full_path = cap_summary(redact(final_text(result), secrets), delegation, backend)
         return Report(status="ok", summary=summary, full_report_path=full_path, **common)
-    except (_StoppedError, _DeadlinePassedError, BudgetExhaustedError) as ended:
+    except (_StoppedError, DeadlinePassedError, BudgetExhaustedError) as ended:
         return failed(*_how_it_ended(ended, delegation))
     except LoopStalledError:
         logger.error(

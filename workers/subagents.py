@@ -21,8 +21,10 @@ from typing import Any, cast
 from deepagents.backends.protocol import BackendProtocol
 from deepagents.middleware.memory import MemoryMiddleware
 from deepagents.middleware.subagents import SubAgent, create_sub_agent
+from langchain.agents.middleware import AgentMiddleware
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable
+from langchain_core.tools import BaseTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.store.base import BaseStore
 
@@ -42,6 +44,40 @@ class Subagent:
     graph: Runnable[Any, Any]
     paused_runs: BaseCheckpointSaver[str] | None = None
     """The checkpointer it was compiled with, if it may stop for human approval."""
+    sync: bool = False
+    """Nothing of it has an async implementation of its own: it runs step by step on a thread
+    (`workers.stepwise`) instead of on the process's event loop."""
+
+
+_HOOKS = ("before_agent", "before_model", "wrap_model_call", "wrap_tool_call", "after_model", "after_agent")
+
+
+def _overrides(owner: type, name: str, base: type) -> bool:
+    return getattr(owner, name, None) is not getattr(base, name, None)
+
+
+def is_sync(model: object, tools: Sequence[object], middleware: Sequence[AgentMiddleware]) -> bool:
+    """Whether a subagent would run exactly as it does under `ainvoke` if run under `invoke`:
+    its model has no async client (a provider's does, and keeps it on the process's loop), no
+    tool of the spec has a coroutine (one given both would run its other function), and every
+    middleware hook it has in async form it also has in sync form (deepagents' all do)."""
+    if not isinstance(model, BaseChatModel):
+        return False
+    base: type = getattr(type(model), "taskforce_base", type(model))
+    if _overrides(base, "_agenerate", BaseChatModel) or _overrides(base, "_astream", BaseChatModel):
+        return False
+    for tool in tools:
+        if getattr(tool, "coroutine", None) is not None:
+            return False
+        own_async = isinstance(tool, BaseTool) and _overrides(type(tool), "_arun", BaseTool)
+        if own_async and not hasattr(tool, "func"):
+            return False
+    return not any(
+        _overrides(type(found), f"a{hook}", AgentMiddleware)
+        and not _overrides(type(found), hook, AgentMiddleware)
+        for found in middleware
+        for hook in _HOOKS
+    )
 
 
 def build_subagent(
@@ -74,6 +110,7 @@ def build_subagent(
             f"subagent {spec['name']!r} is to get the main agent's store, and this worker has no store"
         )
     settle_tool_descriptions(completed["middleware"])
+    sync = is_sync(completed.get("model"), completed.get("tools") or [], completed["middleware"])
     graph = create_sub_agent(cast(SubAgent, completed))
     if pauses:
         graph.checkpointer = paused_runs  # type: ignore[attr-defined]
@@ -81,7 +118,7 @@ def build_subagent(
         # Where deepagents' subagent finds the parent's store in its runtime; a worker has no
         # parent graph, so the compiled subagent carries it.
         graph.store = store  # type: ignore[attr-defined]
-    return Subagent(graph, paused_runs if pauses else None)
+    return Subagent(graph, paused_runs if pauses else None, sync=sync)
 
 
 class SpecMismatchError(LookupError):
