@@ -210,11 +210,14 @@ class DelegationClient:
 
     def _recording(self, delegation: Delegation, reply_to: str) -> Recording:
         limits = timing(delegation.limits)
+        message = delegation.to_wire(self._box)
         publication = Publication(
             delegation.id,
-            json.dumps(delegation.to_wire(self._box)),
+            json.dumps(message),
             repr([delegation.redacted()]),
             self._queue(delegation),
+            message=message,
+            limits=delegation.limits,
         )
         return Recording(
             publication,

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 import redis
@@ -46,6 +46,7 @@ from redis.backoff import ConstantBackoff
 from redis.retry import Retry
 
 from shared.redis_exchange import LUA_NOW_MS
+from shared.schemas import Limits
 from shared.settings import Settings
 from shared.timing import OUTAGE_POLL_S, outage_retries
 
@@ -245,12 +246,16 @@ class Lapse:
 
 @dataclass(frozen=True)
 class Publication:
-    """Everything needed to publish a delegation's message (again)."""
+    """Everything needed to publish a delegation's message (again). `message` and `limits` are
+    `payload` as the sender built it, so that a first publication does not parse it back; one
+    read from the ledger has neither."""
 
     delegation_id: str
     payload: str
     shown: str
     queue: str
+    message: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    limits: Limits | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
