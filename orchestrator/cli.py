@@ -425,7 +425,7 @@ def _worker_defaults(settings: Settings) -> list[str]:
         str(settings.worker_concurrency),
         "--hostname",
         unique_worker_name("taskforce"),
-        "--events",
+        *(["--events"] if settings.task_events else []),
     ]
 
 
@@ -436,7 +436,7 @@ def _worker_help(settings: Settings) -> str:
         ("--pool " + settings.worker_pool, "TASKFORCE_WORKER_POOL"),
         (f"--concurrency {settings.worker_concurrency}", "TASKFORCE_WORKER_CONCURRENCY"),
         ("--hostname taskforce.<pid>@%h", "a name no other worker has, on any host"),
-        ("--events", "task events, for Flower and the CLI's progress view"),
+        ("--events", "task events, for Flower (TASKFORCE_TASK_EVENTS)"),
     )
     lines = [
         "Usage: taskforce worker [CELERY WORKER OPTIONS]",

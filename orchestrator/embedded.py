@@ -197,7 +197,7 @@ def worker_pool(
                 _worker_name(index, name),
                 "--loglevel",
                 "WARNING",
-                "--events",
+                *(["--events"] if settings.task_events else []),
                 "--without-gossip",
                 "--without-mingle",
                 *extra_args,

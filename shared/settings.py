@@ -143,6 +143,11 @@ class Settings(BaseSettings):
     workers: int = Field(default=2, ge=1, description="Worker processes the embedded mode starts.")
     worker_concurrency: int = Field(default=64, ge=1, description="Delegations one worker runs at once.")
     worker_pool: WorkerPool = "threads"
+    task_events: bool = Field(
+        default=True,
+        description="Celery task events, which only Flower reads; off saves each delegation "
+        "two event messages.",
+    )
     data_dir: Path = Field(default_factory=_default_data_dir)
     database_url: SecretStr | None = Field(
         default=None,

@@ -393,3 +393,11 @@ def test_pydantic_serializer_warnings_which_can_hold_secrets_stay_out_of_worker_
         warnings.warn("another warning", UserWarning, stacklevel=1)
 
     assert [str(warning.message) for warning in caught] == ["another warning"]
+
+
+@pytest.mark.parametrize("events", [True, False])
+def test_task_events_are_sent_only_when_asked_for(events: bool) -> None:
+    settings = Settings(redis_url="redis://127.0.0.1:1/0", task_events=events, _env_file=None)  # type: ignore[call-arg]
+    conf = create_celery_app(settings).conf
+    assert conf.worker_send_task_events is events
+    assert conf.task_send_sent_event is events
