@@ -154,6 +154,15 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
         return {HANDLES_KEY: dict.fromkeys(answered)}
 
     def after_model(self, state: DelegationState, runtime: Runtime[Any]) -> dict[str, Any] | None:
+        return self._delegate_turn(state, runtime, caller_async=False)
+
+    async def aafter_model(self, state: DelegationState, runtime: Runtime[Any]) -> dict[str, Any] | None:
+        # Sending may wait on Redis (and retries through an outage): not on the event loop.
+        return await asyncio.to_thread(self._delegate_turn, state, runtime, caller_async=True)
+
+    def _delegate_turn(
+        self, state: DelegationState, runtime: Runtime[Any], *, caller_async: bool
+    ) -> dict[str, Any] | None:
         last = next((m for m in reversed(state["messages"]) if isinstance(m, AIMessage)), None)
         if last is None:
             return None
@@ -188,13 +197,10 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
                 config=config,
                 state=state,
                 progress=self._watched(config),
+                caller_async=caller_async,
             )
         handles = self._send_all(list(delegations.values()))
         return {HANDLES_KEY: dict(zip(delegations, handles, strict=True))} if handles else None
-
-    async def aafter_model(self, state: DelegationState, runtime: Runtime[Any]) -> dict[str, Any] | None:
-        # Sending may wait on Redis (and retries through an outage): not on the event loop.
-        return await asyncio.to_thread(self.after_model, state, runtime)
 
     def _watched(self, config: RunnableConfig) -> bool:
         """Someone watches the subagents' steps: a caller streaming subgraphs, or a listener."""
@@ -219,7 +225,7 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
         return [{"delegation_id": delegation.id} for delegation in delegations]
 
     def _prepare(
-        self, description: str, subagent_type: str, runtime: ToolRuntime
+        self, description: str, subagent_type: str, runtime: ToolRuntime, *, caller_async: bool
     ) -> tuple[Delegation, DelegationHandle]:
         tool_call_id = runtime.tool_call_id or uuid.uuid4().hex
         delegation = self._builder.build(
@@ -230,6 +236,7 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
             config=runtime.config,
             state=runtime.state,
             progress=self._watched(runtime.config),
+            caller_async=caller_async,
         )
         self._client.file_under_current_run([delegation])
         handle = _handles(runtime.state).get(tool_call_id)
@@ -295,7 +302,7 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
     def _task(self, description: str, subagent_type: str, runtime: ToolRuntime) -> str | Command[Any]:
         if subagent_type not in self._descriptions:
             return self._unknown(subagent_type)
-        delegation, handle = self._prepare(description, subagent_type, runtime)
+        delegation, handle = self._prepare(description, subagent_type, runtime, caller_async=False)
         if "send_error" in handle:
             return self._result(Report.failure(delegation, "error", handle["send_error"]), handle, runtime)
         report = self._wait(delegation, runtime)
@@ -308,7 +315,9 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
     async def _atask(self, description: str, subagent_type: str, runtime: ToolRuntime) -> str | Command[Any]:
         if subagent_type not in self._descriptions:
             return self._unknown(subagent_type)
-        delegation, handle = await asyncio.to_thread(self._prepare, description, subagent_type, runtime)
+        delegation, handle = await asyncio.to_thread(
+            self._prepare, description, subagent_type, runtime, caller_async=True
+        )
         if "send_error" in handle:
             return self._result(Report.failure(delegation, "error", handle["send_error"]), handle, runtime)
         report = await self._await(delegation, runtime)

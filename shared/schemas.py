@@ -138,6 +138,9 @@ class Delegation(_Wire):
     resume: dict[str, JsonValue] | None = None
     progress: bool = False
     """The caller streams subagents' steps: publish them (`shared.progress`)."""
+    caller_async: bool = False
+    """The main agent runs under `ainvoke`: deepagents runs its subagents async then, and so does
+    the worker, whose trace and middleware hooks are then the async ones too."""
     conversation: str | None = None
     """An async task's id (`orchestrator.async_tasks`): the worker keeps the messages this run
     ends with under the task and this delegation's id, so that a follow-up can go on from them."""

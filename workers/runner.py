@@ -263,8 +263,9 @@ def _run_subagent(
     *,
     scope: CallScope,
 ) -> dict[str, Any]:
-    """A sync subagent runs step by step on a thread (`workers.stepwise`), any other on the
-    process's event loop; either way it is stopped at its deadline or when told to."""
+    """A sync subagent of a main agent run under `invoke` runs step by step on a thread
+    (`workers.stepwise`), as deepagents would run it; any other on the process's event loop.
+    Either way it is stopped at its deadline or when told to."""
     subagent = subagents.get(delegation.subagent_type, delegation.spec, delegation.inherited)
 
     def steps_of_the_run(steps: Steps) -> dict[str, Any]:
@@ -272,7 +273,7 @@ def _run_subagent(
             return _run_steps(_prepared(subagent, delegation, attempt, outlets), delegation, outlets, steps)
 
     try:
-        if subagent.sync:
+        if subagent.sync and not delegation.caller_async:
             deadline = scope.deadline or time.monotonic() + delegation.limits.timeout_s
             return run_stepwise(steps_of_the_run, deadline, on_stop)
         return _run_on_process_loop(subagent, delegation, attempt, on_stop, outlets, scope=scope)

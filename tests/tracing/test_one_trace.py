@@ -135,22 +135,31 @@ def _task_subtrees(capture: TraceCapture) -> dict[str, list[str]]:
     }
 
 
-def test_the_tree_under_each_task_run_is_the_one_deepagents_makes_in_process(traced: Traced) -> None:
-    in_process = create_deep_agent(scripted(TURN, "done"), subagents=SUBAGENTS)
+@pytest.mark.parametrize("call", ["invoke", "ainvoke"])
+def test_the_tree_under_each_task_run_is_the_one_deepagents_makes_in_process(
+    traced: Traced, call: str
+) -> None:
+    """Under `invoke` deepagents runs subagents sync (their middleware's sync hooks), under
+    `ainvoke` async: workers run them the way their main agent was called."""
     given: Any = {"messages": [{"role": "user", "content": "start"}]}
-    # Workers run subagents with `ainvoke`: so does the in-process side here.
-    asyncio.run(in_process.ainvoke(given, _config(traced, f"in-process-{uuid.uuid4().hex[:8]}")))
-    traced.client.flush()
-    _finished_subagents(traced.capture, {"analyst", "reverser"})
+
+    def run(agent: Any, name: str) -> None:
+        config = _config(traced, f"{name}-{uuid.uuid4().hex[:8]}")
+        if call == "ainvoke":
+            asyncio.run(agent.ainvoke(given, config))
+        else:
+            agent.invoke(given, config)
+        traced.client.flush()
+        _finished_subagents(traced.capture, {"analyst", "reverser"})
+
+    run(create_deep_agent(scripted(TURN, "done"), subagents=SUBAGENTS), "in-process")
     expected = _task_subtrees(traced.capture)
     traced.capture.clear()
 
-    remote = create_orchestrator(
-        scripted(TURN, "done"), subagents=[ANALYST, REVERSER], settings=traced.settings
+    run(
+        create_orchestrator(scripted(TURN, "done"), subagents=[ANALYST, REVERSER], settings=traced.settings),
+        "remote",
     )
-    remote.invoke(given, _config(traced, f"remote-{uuid.uuid4().hex[:8]}"))
-    traced.client.flush()
-    _finished_subagents(traced.capture, {"analyst", "reverser"})
 
     assert _task_subtrees(traced.capture) == expected
 

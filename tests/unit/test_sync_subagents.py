@@ -103,8 +103,9 @@ def test_is_sync(model: object, tools: list[Any], middleware: list[AgentMiddlewa
     assert is_sync(model, tools, middleware) is expected
 
 
-def _delegation(subagent: str) -> Delegation:
+def _delegation(subagent: str, *, caller_async: bool = False) -> Delegation:
     return Delegation(
+        caller_async=caller_async,
         id=f"thread-1:{subagent}",
         subagent_type=subagent,
         description="Answer.",
@@ -112,9 +113,13 @@ def _delegation(subagent: str) -> Delegation:
     )
 
 
-@pytest.mark.parametrize(("model", "on_the_loop"), [(SyncModel(), False), (AsyncModel(), True)])
-def test_a_sync_subagent_runs_off_the_loop_and_an_async_one_on_it(
-    model: SyncModel, on_the_loop: bool, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("model", "caller_async", "on_the_loop"),
+    [(SyncModel(), False, False), (AsyncModel(), False, True), (SyncModel(), True, True)],
+    ids=["sync subagent", "async model", "main agent under ainvoke"],
+)
+def test_a_sync_subagent_of_a_sync_caller_runs_off_the_loop_and_any_other_on_it(
+    model: SyncModel, caller_async: bool, on_the_loop: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     loop_runs: list[object] = []
     run_on_loop = runner_module._LOOP.run
@@ -136,9 +141,12 @@ def test_a_sync_subagent_runs_off_the_loop_and_an_async_one_on_it(
     ]
 
     report = run_delegation(
-        _delegation("answerer"), SubagentCache(specs, "offline", backend), backend, Attempt("w", 1)
+        _delegation("answerer", caller_async=caller_async),
+        SubagentCache(specs, "offline", backend),
+        backend,
+        Attempt("w", 1),
     )
 
     assert report.status == "ok"
-    assert report.summary == ("async answer" if on_the_loop else "sync answer")
+    assert report.summary == ("async answer" if isinstance(model, AsyncModel) else "sync answer")
     assert bool(loop_runs) is on_the_loop
