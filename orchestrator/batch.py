@@ -22,13 +22,13 @@ on the next run.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +47,7 @@ from orchestrator.budgets import BATCH_ID_KEY, ITEM_ID_KEY, NO_BUDGETS, RunBudge
 from orchestrator.checkpoints import open_checkpointer
 from orchestrator.client import DelegationClient, DetachedError
 from orchestrator.session import reports_in
+from shared.bound import bound
 from shared.budgets import Budget, Spent
 from shared.celery_app import create_celery_app
 from shared.errors import error_text
@@ -183,13 +184,8 @@ class _ItemClients:
         return getattr(client, name)
 
 
-@contextmanager
-def _running_with(client: DelegationClient) -> Iterator[None]:
-    token = _item_client.set(client)
-    try:
-        yield
-    finally:
-        _item_client.reset(token)
+def _running_with(client: DelegationClient) -> contextlib.AbstractContextManager[DelegationClient]:
+    return bound(_item_client, client)
 
 
 class ItemRunner:

@@ -34,6 +34,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
+from shared.bound import bound
 from shared.budgets import Accounts
 from shared.model_limits import ModelLimit, buckets_of
 from shared.provider_errors import RATE_LIMITED, backoff_s, retried_as, retry_after_s, status_of
@@ -89,13 +90,8 @@ _INSIDE: ContextVar[bool] = ContextVar("taskforce_inside_guarded_call", default=
 (ChatOpenAI with `streaming=True`) is admitted once, not twice."""
 
 
-@contextlib.contextmanager
-def call_scope(scope: CallScope) -> Iterator[CallScope]:
-    token = _SCOPE.set(scope)
-    try:
-        yield scope
-    finally:
-        _SCOPE.reset(token)
+def call_scope(scope: CallScope) -> contextlib.AbstractContextManager[CallScope]:
+    return bound(_SCOPE, scope)
 
 
 @dataclass(frozen=True)
@@ -242,13 +238,8 @@ class _Call:
         return pause
 
 
-@contextlib.contextmanager
-def _inside() -> Iterator[None]:
-    token = _INSIDE.set(True)
-    try:
-        yield
-    finally:
-        _INSIDE.reset(token)
+def _inside() -> contextlib.AbstractContextManager[bool]:
+    return bound(_INSIDE, True)
 
 
 def _guard_generate(original: Callable[..., ChatResult]) -> Callable[..., ChatResult]:

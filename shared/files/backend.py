@@ -45,6 +45,7 @@ from deepagents.backends.utils import (
     slice_read_response,
 )
 
+from shared.bound import bound
 from shared.files.paths import InvalidPathError, normalize, normalize_file
 from shared.files.store import ANY, Entry, Listing, Store, Stored
 from shared.files.store_calls import ListDir, Load, Operation, Remove, Save, Sleep, Walk, arun, run
@@ -58,19 +59,14 @@ GREP_BATCH_BYTES = 16 * 1024 * 1024
 _written: ContextVar[list[str] | None] = ContextVar("taskforce_written_paths", default=None)
 
 
-@contextlib.contextmanager
-def recording_writes() -> Iterator[list[str]]:
+def recording_writes() -> contextlib.AbstractContextManager[list[str]]:
     """Collect the paths written while the block runs: a worker reports them as artifacts.
 
     A context variable rather than a per-delegation backend, so that one compiled subagent
     (and its backend) can serve many delegations at once.
     """
-    paths: list[str] = []
-    token = _written.set(paths)
-    try:
-        yield paths
-    finally:
-        _written.reset(token)
+    written: list[str] = []
+    return bound(_written, written)
 
 
 def _note_written(path: str) -> None:

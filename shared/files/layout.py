@@ -16,7 +16,7 @@ part reads it back here, for the delegation being run.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +24,7 @@ from typing import Any
 from deepagents.backends import CompositeBackend, FilesystemBackend, StoreBackend
 from deepagents.backends.protocol import BackendProtocol
 
+from shared.bound import bound
 from shared.files.workspace import SharedFiles, WorkspaceBackend
 from shared.schemas import BackendLayout, BackendPart
 
@@ -35,14 +36,11 @@ _namespaces: ContextVar[Mapping[str, tuple[str, ...]] | None] = ContextVar(
 )
 
 
-@contextlib.contextmanager
-def using_store_namespaces(namespaces: Mapping[str, tuple[str, ...]]) -> Iterator[None]:
+def using_store_namespaces(
+    namespaces: Mapping[str, tuple[str, ...]],
+) -> contextlib.AbstractContextManager[Mapping[str, tuple[str, ...]]]:
     """`store` parts use these namespaces, by mount, for the file operations of this block."""
-    token = _namespaces.set(namespaces)
-    try:
-        yield
-    finally:
-        _namespaces.reset(token)
+    return bound(_namespaces, namespaces)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import functools
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 
@@ -37,6 +37,7 @@ from deepagents.backends.protocol import (
 )
 from langgraph.config import get_config
 
+from shared.bound import bound
 from shared.files.backend import FilesBackend
 from shared.files.scopes import run_scope
 from shared.files.store import Store
@@ -48,14 +49,9 @@ SKILLS = "/skills/"
 _current_run: ContextVar[str | None] = ContextVar("taskforce_run", default=None)
 
 
-@contextlib.contextmanager
-def using_run(run_id: str) -> Iterator[None]:
+def using_run(run_id: str) -> contextlib.AbstractContextManager[str]:
     """File operations in this block use `run_id`'s workspace."""
-    token = _current_run.set(run_id)
-    try:
-        yield
-    finally:
-        _current_run.reset(token)
+    return bound(_current_run, run_id)
 
 
 def current_run() -> str:
