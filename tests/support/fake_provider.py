@@ -25,7 +25,7 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -327,7 +327,13 @@ def _handler(provider: _Provider) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet: a test's output is not the place for an access log."""
 
-        def _send_json(self, status: int, body: object, headers: dict[str, str] | None = None) -> None:
+        def _send_json(
+            self,
+            status: int,
+            body: object,
+            headers: dict[str, str] | None = None,
+            before_body: Callable[[], None] | None = None,
+        ) -> None:
             data = json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -335,6 +341,8 @@ def _handler(provider: _Provider) -> type[BaseHTTPRequestHandler]:
             for name, value in (headers or {}).items():
                 self.send_header(name, value)
             self.end_headers()
+            if before_body is not None:
+                before_body()
             self.wfile.write(data)
 
         def _error(self, status: int, message: str, kind: str, code: str | None = None) -> None:
@@ -381,7 +389,16 @@ def _handler(provider: _Provider) -> type[BaseHTTPRequestHandler]:
                 else:
                     self._error(refusal, "A scripted refusal.", "invalid_request_error")
                 return
-            prompt = completion = 0
+            ended = False
+
+            def end(prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
+                """Counts the call out before its last byte leaves: a client that has its answer
+                may start its next call at once, and that one must not find this one in flight."""
+                nonlocal ended
+                if not ended:
+                    ended = True
+                    provider.release(prompt_tokens, completion_tokens)
+
             try:
                 time.sleep(provider.knobs.latency_s)
                 chat = self.path.endswith("/chat/completions")
@@ -390,33 +407,44 @@ def _handler(provider: _Provider) -> type[BaseHTTPRequestHandler]:
                 try:
                     answer = _answer(messages, tools)
                 except Exception as error:  # the test's mistake, shown to the client that made it
+                    end()
                     self._error(500, f"fake provider cannot answer: {error!r}", "server_error")
                     return
-                prompt, completion = _usage(answer)
+                usage = _usage(answer)
                 if not body.get("stream"):
                     self._send_json(
                         200,
                         _chat_completion(model, answer)
                         if chat
                         else _response(model, answer, _response_items(answer), "completed"),
+                        before_body=lambda: end(*usage),
                     )
                 elif chat:
                     include = bool((body.get("stream_options") or {}).get("include_usage"))
-                    self._stream(_chat_chunks(model, answer, include), done_marker=True)
+                    events = _chat_chunks(model, answer, include)
+                    self._stream(events, done_marker=True, before_last=lambda: end(*usage))
                 else:
-                    self._stream(_response_events(model, answer), done_marker=False)
+                    self._stream(
+                        _response_events(model, answer), done_marker=False, before_last=lambda: end(*usage)
+                    )
             finally:
-                provider.release(prompt, completion)
+                end()
 
-        def _stream(self, events: Iterator[dict[str, Any]], *, done_marker: bool) -> None:
+        def _stream(
+            self, events: Iterator[dict[str, Any]], *, done_marker: bool, before_last: Callable[[], None]
+        ) -> None:
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
-            for number, event in enumerate(events):
-                # The Responses API numbers its events; chat completion chunks carry no number.
-                numbered = event if done_marker else {**event, "sequence_number": number}
-                self._chunk(f"data: {json.dumps(numbered)}\n\n".encode())
+            # The Responses API numbers its events; chat completion chunks carry no number.
+            numbered = [
+                event if done_marker else {**event, "sequence_number": n} for n, event in enumerate(events)
+            ]
+            for number, event in enumerate(numbered):
+                if number == len(numbered) - 1:
+                    before_last()
+                self._chunk(f"data: {json.dumps(event)}\n\n".encode())
             if done_marker:
                 self._chunk(b"data: [DONE]\n\n")
             self.wfile.write(b"0\r\n\r\n")
