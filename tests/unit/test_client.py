@@ -107,12 +107,17 @@ def test_a_send_publishes_one_message_with_its_secret_sealed(server: fakeredis.F
 
 
 def test_the_pushed_report_wakes_the_waiting_call(
-    server: fakeredis.FakeServer, client: DelegationClient
+    server: fakeredis.FakeServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The checks, which would find the report too, are put off past the wait: only the push can
+    answer in time."""
+    monkeypatch.setattr(client_module, "CHECK_EVERY_S", 60.0)
+    client = _client()
     future = client.send(_delegation())
     _report_as_worker(server, "run-1:call-1:abcd", summary="pushed")
 
     assert future.result(timeout=5).summary == "pushed"
+    client.close()
 
 
 def test_a_resumed_run_reattaches_instead_of_sending_again(server: fakeredis.FakeServer) -> None:

@@ -206,10 +206,11 @@ def test_validate_context_raises_for_bad_input(context: object) -> None:
         validate_context(context, NAMES, ("password",))
 
 
-def test_validate_context_accepts_good_input() -> None:
+def test_validate_context_accepts_good_input_and_says_whether_it_carries_secrets() -> None:
     context = {"tenant": "acme", "researcher:depth": 2, "token": "t", "key": SecretStr("k")}
-    validate_context(context, NAMES, ("token",))
-    validate_context(None, NAMES, ())
+    assert validate_context(context, NAMES, ("token",)) is True
+    assert validate_context({"tenant": "acme", "researcher:depth": 2}, NAMES, ("token",)) is False
+    assert validate_context(None, NAMES, ()) is False
 
 
 @pytest.mark.parametrize("value", [(1, 2), {1: "a"}], ids=["tuple", "int-key"])
