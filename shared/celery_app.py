@@ -139,12 +139,12 @@ def worker_command(*celery_args: str, app: str = WORKER_APP) -> list[str]:
 
 def flower_command(*flower_args: str) -> list[str]:
     """Flower loads the worker app too (its task names and queues), so it is started the same
-    way as a worker."""
-    return _celery_command("flower", *flower_args)
+    way as a worker; through `shared.flower_server`, so its metrics are behind its auth."""
+    return _celery_command("flower", *flower_args, module="shared.flower_server")
 
 
-def _celery_command(subcommand: str, *args: str, app: str = WORKER_APP) -> list[str]:
-    return [sys.executable, "-m", "celery", "-A", app, subcommand, *args]
+def _celery_command(subcommand: str, *args: str, app: str = WORKER_APP, module: str = "celery") -> list[str]:
+    return [sys.executable, "-m", module, "-A", app, subcommand, *args]
 
 
 def unique_worker_name(prefix: str) -> str:

@@ -83,7 +83,8 @@ def flower(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 
 def test_taskforce_flower_lets_in_only_its_basic_auth_credentials(flower: Flower) -> None:
-    for path in ("/", "/api/tasks", "/api/workers"):
+    # Flower itself leaves /metrics and /healthcheck open; taskforce puts them behind the auth too.
+    for path in ("/", "/api/tasks", "/api/workers", "/metrics", "/healthcheck"):
         assert _status(flower.base + path, None) == 401
         assert _status(flower.base + path, (FLOWER_USER, "wrong")) == 401
         assert _status(flower.base + path, (FLOWER_USER, FLOWER_PASSWORD)) == 200
