@@ -36,21 +36,10 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, NotRequired, TypedDict, cast
 
 from deepagents.middleware.async_subagents import (
-    _TERMINAL_STATUSES,
     AsyncSubAgent,
     AsyncSubAgentMiddleware,
     AsyncSubAgentState,
     AsyncTask,
-    _build_check_command,
-    _build_check_result,
-    _build_list_command,
-    _build_update_command,
-    _filter_tasks,
-    _keep_cancelled,
-    _resolve_tracked_task,
-    _task_status,
-    _tasks_reducer,
-    _validate_agent_type,
 )
 from deepagents.middleware.subagents import SubAgent
 from langchain.agents.middleware.types import PrivateStateAttr
@@ -64,6 +53,19 @@ from orchestrator.client import DelegationClient
 from orchestrator.delegations import DelegationBuilder
 from orchestrator.parity import UnsupportedArgumentError
 from shared.celery_app import CONNECTION_ERRORS
+from shared.compat.deepagents import (
+    TERMINAL_STATUSES,
+    build_check_command,
+    build_check_result,
+    build_list_command,
+    build_update_command,
+    filter_tasks,
+    keep_cancelled,
+    resolve_tracked_task,
+    task_status,
+    tasks_reducer,
+    validate_agent_type,
+)
 from shared.schemas import Inherited, Report
 
 RUNS_KEY = "taskforce_async_runs"
@@ -91,7 +93,7 @@ class PoolAsyncState(AsyncSubAgentState):
     """deepagents' `async_tasks`, and, private to the tools but checkpointed with them, where
     each task's next follow-up starts."""
 
-    taskforce_async_runs: Annotated[NotRequired[dict[str, TaskRuns]], PrivateStateAttr, _tasks_reducer]
+    taskforce_async_runs: Annotated[NotRequired[dict[str, TaskRuns]], PrivateStateAttr, tasks_reducer]
 
 
 def task_id_of(first_run_id: str) -> str:
@@ -173,7 +175,7 @@ class PoolAsyncSubAgentMiddleware(AsyncSubAgentMiddleware[Any, Any]):
     # The tools.
 
     def _start(self, description: str, subagent_type: str, runtime: ToolRuntime) -> str | Command[Any]:
-        error = _validate_agent_type(self._specs, subagent_type)
+        error = validate_agent_type(self._specs, subagent_type)
         if error:
             return error
         delegation = self._builder.build(
@@ -210,18 +212,18 @@ class PoolAsyncSubAgentMiddleware(AsyncSubAgentMiddleware[Any, Any]):
         )
 
     def _check(self, task_id: str, runtime: ToolRuntime) -> str | Command[Any]:
-        tracked = _resolve_tracked_task(task_id, runtime)
+        tracked = resolve_tracked_task(task_id, runtime)
         if isinstance(tracked, str):
             return tracked
         try:
             run, thread = self._observe(tracked)
         except CONNECTION_ERRORS as e:
             return f"Failed to get run status: {e}"
-        result = _keep_cancelled(tracked, _build_check_result(run, tracked["thread_id"], thread))
-        return _build_check_command(result, tracked, run["run_id"], runtime.tool_call_id)
+        result = keep_cancelled(tracked, build_check_result(run, tracked["thread_id"], thread))
+        return build_check_command(result, tracked, run["run_id"], runtime.tool_call_id)
 
     def _update(self, task_id: str, message: str, runtime: ToolRuntime) -> str | Command[Any]:
-        tracked = _resolve_tracked_task(task_id, runtime)
+        tracked = resolve_tracked_task(task_id, runtime)
         if isinstance(tracked, str):
             return tracked
         spec = self._specs.get(tracked["agent_name"])
@@ -249,14 +251,14 @@ class PoolAsyncSubAgentMiddleware(AsyncSubAgentMiddleware[Any, Any]):
             self._client.start(follow_up)
         except CONNECTION_ERRORS as e:
             return f"Failed to update async subagent: {e}"
-        command = _build_update_command(
+        command = build_update_command(
             tracked, _run(follow_up.id, "running"), "interrupt", runtime.tool_call_id
         )
         runs = {**runs, "asked": [*runs["asked"], message]}
         return Command(update={**cast(dict[str, Any], command.update), RUNS_KEY: {tracked["task_id"]: runs}})
 
     def _cancel(self, task_id: str, runtime: ToolRuntime) -> str | Command[Any]:
-        tracked = _resolve_tracked_task(task_id, runtime)
+        tracked = resolve_tracked_task(task_id, runtime)
         if isinstance(tracked, str):
             return tracked
         try:
@@ -284,19 +286,19 @@ class PoolAsyncSubAgentMiddleware(AsyncSubAgentMiddleware[Any, Any]):
         | None = None,
     ) -> str | Command[Any]:
         tasks: dict[str, AsyncTask] = runtime.state.get("async_tasks") or {}
-        filtered = _filter_tasks(tasks, status_filter)
+        filtered = filter_tasks(tasks, status_filter)
         if not filtered:
             return "No async subagent tasks tracked."
         live = [(task["status"], task["run_id"]) for task in filtered]
-        unfinished = [task["run_id"] for task in filtered if task["status"] not in _TERMINAL_STATUSES]
+        unfinished = [task["run_id"] for task in filtered if task["status"] not in TERMINAL_STATUSES]
         try:
             found = self._client.peek(unfinished) if unfinished else {}
         except CONNECTION_ERRORS:
-            return _build_list_command(filtered, live, runtime.tool_call_id)  # cached, as deepagents
+            return build_list_command(filtered, live, runtime.tool_call_id)  # cached, as deepagents
         for index, task in enumerate(filtered):
             if task["run_id"] in unfinished:
-                live[index] = (_task_status(*observed(task, found)), task["run_id"])
-        return _build_list_command(filtered, live, runtime.tool_call_id)
+                live[index] = (task_status(*observed(task, found)), task["run_id"])
+        return build_list_command(filtered, live, runtime.tool_call_id)
 
 
 def _like(reference: BaseTool, func: Callable[..., str | Command[Any]]) -> StructuredTool:

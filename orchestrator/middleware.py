@@ -29,7 +29,6 @@ from typing import Annotated, Any, NotRequired, Protocol, TypedDict, cast
 
 from deepagents.middleware.subagents import TASK_TOOL_DESCRIPTION, TaskToolSchema
 from langchain.agents import AgentState
-from langchain.agents.middleware.human_in_the_loop import _EDITED_TOOL_CALLS_KEY
 from langchain.agents.middleware.types import AgentMiddleware, PrivateStateAttr
 from langchain.tools import ToolRuntime
 from langchain_core.messages import AIMessage, ToolMessage
@@ -44,6 +43,7 @@ from orchestrator.client import DelegationClient
 from orchestrator.delegations import STAND_IN_THREAD_ID_KEY, DelegationBuilder, thread_id_of
 from orchestrator.subagent_stream import areplay, replay, streams_subgraphs
 from shared.celery_app import CONNECTION_ERRORS
+from shared.compat.langchain import EDITED_TOOL_CALLS_KEY
 from shared.context import validate_context
 from shared.progress import ProgressReader
 from shared.schemas import Delegation, Report
@@ -170,7 +170,7 @@ class CeleryDelegationMiddleware(AgentMiddleware[DelegationState, Any, Any]):
         answered = {m.tool_call_id for m in state["messages"] if isinstance(m, ToolMessage)}
         # A call a reviewer edited keeps the model's arguments in the message and runs with the
         # reviewer's: only the tool call itself knows what to send.
-        edited = cast(dict[str, Any], state).get(_EDITED_TOOL_CALLS_KEY) or {}
+        edited = cast(dict[str, Any], state).get(EDITED_TOOL_CALLS_KEY) or {}
         config = get_config()
         delegations: dict[str, Delegation] = {}
         for call in last.tool_calls:

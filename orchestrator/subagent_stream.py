@@ -19,10 +19,10 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig, RunnableLambda
-from langgraph._internal._constants import CONFIG_KEY_DURABILITY, CONFIG_KEY_STREAM
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langsmith.run_helpers import tracing_context
 
+from shared.compat.langgraph import CONFIG_KEY_DURABILITY, CONFIG_KEY_STREAM
 from shared.progress import RELAYED_NODES, ProgressReader, Step
 from shared.schemas import Report
 

@@ -36,6 +36,7 @@ from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
 from shared.bound import bound
 from shared.budgets import Accounts
+from shared.compat.langchain import ls_params
 from shared.model_limits import ModelLimit, buckets_of
 from shared.provider_errors import RATE_LIMITED, backoff_s, retried_as, retry_after_s, status_of
 from shared.rate_limiter import Held, PoolLimiter
@@ -116,7 +117,7 @@ def pool_guard(settings: Settings, client: Callable[[], redis.Redis]) -> ModelGu
 
 def model_key(model: BaseChatModel, **kwargs: Any) -> str:
     """'provider:model', as LangSmith names them, which is how limits name a model."""
-    params = model._get_ls_params(**kwargs)
+    params = ls_params(model, **kwargs)
     return f"{params.get('ls_provider') or 'unknown'}:{params.get('ls_model_name') or 'unknown'}"
 
 

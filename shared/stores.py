@@ -56,10 +56,7 @@ from langgraph.store.base import (
     validate_op_namespace,
 )
 
-# InMemoryStore's own matching, so that a filter or a match condition means here exactly what
-# it means there.
-from langgraph.store.memory import _compare_values, _does_match
-
+from shared.compat.langgraph import compare_values, does_match
 from shared.redis_exchange import LUA_NOW_MS, AsyncClients, Command, Exchange, aexecute, evalsha, execute
 from shared.settings import Settings
 
@@ -168,7 +165,7 @@ def _scored(reply: list[Any]) -> list[tuple[bytes, Any]]:
 
 
 def _matches(value: dict[str, Any], filter: dict[str, Any] | None) -> bool:
-    return all(_compare_values(value.get(field), expected) for field, expected in (filter or {}).items())
+    return all(compare_values(value.get(field), expected) for field, expected in (filter or {}).items())
 
 
 def _json(op: PutOp) -> str:
@@ -367,7 +364,7 @@ class SharedStore(BaseStore):
             literal.append(label)
         texts = yield from self._under(tuple(literal))
         namespaces = [tuple(text.split(".")) for text in texts]
-        matching = [ns for ns in namespaces if all(_does_match(c, ns) for c in conditions)]
+        matching = [ns for ns in namespaces if all(does_match(c, ns) for c in conditions)]
         if op.max_depth is not None:
             matching = list({ns[: op.max_depth] for ns in matching})
         return sorted(matching)[op.offset : op.offset + op.limit]

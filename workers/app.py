@@ -20,6 +20,7 @@ from celery import Task, signals
 
 from shared.budgets import Accounts
 from shared.celery_app import RUN_DELEGATION, create_celery_app, delegation_queue
+from shared.compat import kombu as kombu_compat
 from shared.errors import error_text, scrubbed_traceback
 from shared.files import SharedFiles, shared_files
 from shared.guarded_model import pool_guard
@@ -32,7 +33,7 @@ from shared.secrets import SecretBox
 from shared.settings import Settings
 from shared.stores import open_deployment_store
 from shared.timing import timing
-from workers import broker_recovery, stopping
+from workers import stopping
 from workers.conversations import Conversations
 from workers.leases import LeaseKeeper
 from workers.paused_runs import RedisCheckpointSaver
@@ -46,7 +47,7 @@ warnings.filterwarnings("ignore", message="Pydantic serializer warnings", catego
 
 logger = logging.getLogger(__name__)
 
-broker_recovery.install()
+kombu_compat.install()
 settings = Settings()
 app = create_celery_app(settings)
 box = SecretBox(settings.secrets_key)

@@ -1,7 +1,7 @@
 """Redis is killed and restarted under running delegations: the worker must live through it and
 take new work afterwards.
 
-With kombu 5.7 a worker died of this (see `workers.broker_recovery`) when four things met: jobs
+With kombu 5.7 a worker died of this (see `shared.compat.kombu`) when four things met: jobs
 running, not yet acknowledged, when it closed its lost connection; a free slot, so that its BRPOP
 was waiting; the loss noticed first on its pub/sub connection; and Redis still away while it
 tore the connection down. A real kill -9 brings them together often, not always; this test

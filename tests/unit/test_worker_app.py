@@ -27,6 +27,7 @@ from pydantic import BaseModel, SecretStr
 
 from orchestrator.client import DelegationClient
 from shared.celery_app import RUN_DELEGATION, BrokerConfigError, create_celery_app, queue_for
+from shared.compat import kombu as kombu_compat
 from shared.context import REDACTED
 from shared.progress import ProgressReader, progress_key
 from shared.registry import RegistryError, queue_name
@@ -36,7 +37,7 @@ from shared.settings import Settings
 from shared.spec_digest import spec_digests
 from shared.timing import timing
 from tests.support.waiting import eventually
-from workers import broker_recovery, stopping
+from workers import stopping
 
 RUNS: list[str] = []
 """What `count_run` was called with, in this process: each entry is one run of a subagent."""
@@ -173,8 +174,8 @@ def test_a_worker_consumes_one_queue_per_queue_its_subagent_types_name(
     assert served == [queue_for(worker.settings, name) for name in expected]
     # The name the orchestrator sends by is this module's task (behind Celery's proxy).
     assert worker.app.tasks[RUN_DELEGATION] is worker.run_delegation_task._get_current_object()
-    # A Redis restart under running jobs must not stop the worker (workers.broker_recovery).
-    assert kombu_redis.Channel._connparams is broker_recovery._connparams
+    # A Redis restart under running jobs must not stop the worker (shared.compat.kombu).
+    assert kombu_redis.Channel._connparams is kombu_compat._connparams
 
 
 @pytest.mark.parametrize(
