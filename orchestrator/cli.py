@@ -429,6 +429,23 @@ def _worker_defaults(settings: Settings) -> list[str]:
     ]
 
 
+def _autoscales(args: list[str]) -> bool:
+    return any(arg == "--autoscale" or arg.startswith("--autoscale=") for arg in args)
+
+
+def _pool(settings: Settings, args: list[str]) -> str:
+    """The pool Celery will run: the last one given, as Celery reads its options, or ours."""
+    pool: str = settings.worker_pool
+    for index, arg in enumerate(args):
+        if arg in ("--pool", "-P") and index + 1 < len(args):
+            pool = args[index + 1]
+        elif arg.startswith("--pool="):
+            pool = arg.removeprefix("--pool=")
+        elif arg.startswith("-P") and len(arg) > 2:
+            pool = arg[2:]
+    return pool
+
+
 def _worker_help(settings: Settings) -> str:
     """Typer knows none of the options this command passes on; Celery's own list of them is
     the one the user needs, after what taskforce adds."""
@@ -468,6 +485,9 @@ def worker(ctx: typer.Context) -> None:
         sys.stdout.write(_worker_help(_settings()))
         return
     settings = _connected_settings("worker")
+    pool = _pool(settings, ctx.args)
+    if _autoscales(ctx.args) and pool != "prefork":
+        _fail(f"--autoscale needs --pool prefork: Celery's {pool} pool cannot grow or shrink")
     command = worker_command(*_worker_defaults(settings), *ctx.args)
     os.execv(command[0], command)
 

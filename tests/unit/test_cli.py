@@ -185,6 +185,27 @@ def test_a_worker_gets_a_name_of_its_own_unless_given_one(
     assert named.index("--hostname") < named.index("-n")
 
 
+@pytest.mark.parametrize(
+    ("args", "refused"),
+    [
+        (["--autoscale=16,2"], True),
+        (["--autoscale", "16,2", "--pool", "threads"], True),
+        (["--pool", "prefork", "--autoscale=16,2", "-P", "threads"], True),
+        (["--autoscale=16,2", "--pool=prefork"], False),
+        (["-Pprefork", "--autoscale", "16,2"], False),
+    ],
+)
+def test_autoscale_without_the_prefork_pool_is_refused_in_one_line(
+    exec_calls: list[tuple[list[str], dict[str, str]]], args: list[str], refused: bool
+) -> None:
+    """Celery's threads pool (taskforce's default) has no way to grow or shrink."""
+    result = CliRunner().invoke(cli, ["worker", *args])
+
+    assert (result.exit_code == 2) is refused
+    assert ("--autoscale needs --pool prefork" in result.output) is refused
+    assert len(exec_calls) == (0 if refused else 1)
+
+
 def test_flower_gets_its_password_in_the_environment_not_the_command_line(
     exec_calls: list[tuple[list[str], dict[str, str]]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
