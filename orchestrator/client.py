@@ -39,7 +39,7 @@ from pydantic import ValidationError
 
 from shared.celery_app import CONNECTION_ERRORS, publish, queue_for
 from shared.context import redact
-from shared.ledger import INBOX_TTL_S, Publication, Recording, open_ledger
+from shared.ledger import FINAL_STATES, INBOX_TTL_S, Publication, Recording, State, open_ledger
 from shared.metrics import CALLERS, ProcessCounts
 from shared.schemas import Delegation, FailureStatus, Report
 from shared.secrets import SecretBox
@@ -55,7 +55,6 @@ CHECK_EVERY_S = 1.0
 # A worker announces itself once it is ready to consume, a few seconds after it starts; until a
 # job has waited this long, an unserved queue is not yet proof that nobody is coming.
 NO_WORKER_GRACE_S = 10.0
-_FINAL_STATES = {"reported", "dead_letter"}
 _WAKE = b"wake"
 """Pushed to a client's own inbox to end its listener's wait at once; never a report."""
 
@@ -170,7 +169,7 @@ class DelegationClient:
             states = self._record_and_publish(delegations, reply_to=self.inbox)
             for wait in waits:
                 wait.recorded = True
-            self._check([wait for wait, state in zip(waits, states, strict=True) if state in _FINAL_STATES])
+            self._check([wait for wait, state in zip(waits, states, strict=True) if state in FINAL_STATES])
         except BaseException:
             with self._lock:
                 for delegation_id in ids:
@@ -203,7 +202,7 @@ class DelegationClient:
         recorded it may have died before its message left, and a second copy runs once."""
         recordings = [self._recording(delegation, reply_to) for delegation in delegations]
         states = self.ledger.record(recordings)
-        due_states = (None, "queued") if reply_to else (None,)
+        due_states = (None, State.QUEUED) if reply_to else (None,)
         due = [r.publication for r, state in zip(recordings, states, strict=True) if state in due_states]
         publish(self.app, due)
         return states
@@ -236,10 +235,10 @@ class DelegationClient:
         found: dict[str, Report | None] = {}
         serving: dict[str, int] = {}
         for delegation_id, record in records.items():
-            if record["state"] == "queued":
+            if record["state"] == State.QUEUED:
                 found[delegation_id] = self._give_up_if_stuck(delegation_id, record, now_ms, serving)
                 continue
-            if record["state"] not in _FINAL_STATES:
+            if record["state"] not in FINAL_STATES:
                 found[delegation_id] = None
                 continue
             try:
@@ -273,7 +272,7 @@ class DelegationClient:
             summary=message,
         )
         if not self.ledger.finish(
-            delegation_id, "reported", report.model_dump_json(), ttl_s=self.settings.result_expires
+            delegation_id, State.REPORTED, report.model_dump_json(), ttl_s=self.settings.result_expires
         ):
             return None  # a worker took it meanwhile
         self.ledger.purge_queued(queue, [delegation_id])
@@ -547,13 +546,13 @@ class DelegationClient:
             state = record["state"]
             with self._lock:
                 self.states[wait.delegation.id] = state
-            if state in _FINAL_STATES:
+            if state in FINAL_STATES:
                 self._resolve(wait, _parse(wait.delegation, record.get("report", "")))
-            elif state == "queued":
+            elif state == State.QUEUED:
                 stuck = self._never_runs(record, now_ms, wait.queue, limits, serving)
                 if stuck is not None:
                     self._cancel([wait], *stuck)
-            elif state == "running":
+            elif state == State.RUNNING:
                 running = (now_ms - int(record.get("claimed_at", now_ms))) / 1000
                 if running > limits.attempt_budget_s:
                     worker = record.get("worker", "?")

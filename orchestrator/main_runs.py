@@ -31,7 +31,7 @@ from orchestrator.batch_results import ItemResult
 from orchestrator.budgets import budgets_from_json
 from orchestrator.checkpoints import open_checkpointer
 from orchestrator.client import DelegationClient
-from orchestrator.submissions import FINAL_STATES, RUN_MAIN, BatchRecord, main_queue
+from orchestrator.submissions import FINAL_ITEM_STATES, RUN_MAIN, BatchRecord, main_queue
 from shared.celery_app import create_celery_app, queue_named
 from shared.errors import error_text
 from shared.ledger import Ledger, open_ledger
@@ -92,7 +92,7 @@ def _stop_when_cancelled(record: BatchRecord, clients: list[DelegationClient], d
 def run_main(task: Any, payload: dict[str, Any]) -> None:
     record = BatchRecord(settings, payload["batch_id"])
     item_id = str(payload["id"])
-    if record.state(item_id) in FINAL_STATES:
+    if record.state(item_id) in FINAL_ITEM_STATES:
         return  # a second copy of the message, or an item cancelled while queued
     if record.cancelled():
         record.set_state(item_id, "cancelled")

@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from orchestrator.client import DelegationClient
+from shared.ledger import State
 from shared.progress import WAITING_NODE, ProgressReader, Step
 from shared.schemas import Delegation, Report, TokenUsage
 
@@ -70,7 +71,7 @@ class DelegationTracker:
             running = [
                 (key, self._sent[key], reader)
                 for key, reader in self._steps.items()
-                if states.get(key) == "running"
+                if states.get(key) == State.RUNNING
             ]
         lines = []
         for key, delegation, reader in running[:SHOWN_RUNNING]:
@@ -101,7 +102,7 @@ class DelegationTracker:
             done = sum(1 for report in self._reports.values() if report.status == "ok")
             failed = len(self._reports) - done
         states = dict(self._client.states)
-        running = sum(1 for key in outstanding if states.get(key) == "running")
+        running = sum(1 for key in outstanding if states.get(key) == State.RUNNING)
         return len(outstanding) - running, running, done, failed
 
 

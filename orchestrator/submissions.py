@@ -33,7 +33,7 @@ from shared.settings import Settings
 
 RUN_MAIN = "taskforce.run_main"
 ItemState = Literal["queued", "running", "ok", "failed", "needs_approval", "cancelled"]
-FINAL_STATES: frozenset[str] = frozenset({"ok", "failed", "cancelled"})
+FINAL_ITEM_STATES: frozenset[str] = frozenset({"ok", "failed", "cancelled"})
 
 
 class UnknownBatchError(LookupError):
@@ -171,7 +171,7 @@ class BatchStatus:
 
     @property
     def finished(self) -> bool:
-        return sum(self.counts.get(state, 0) for state in FINAL_STATES) == self.total
+        return sum(self.counts.get(state, 0) for state in FINAL_ITEM_STATES) == self.total
 
 
 def batch_status(settings: Settings, batch_id: str) -> BatchStatus:

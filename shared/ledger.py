@@ -39,6 +39,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Literal, cast
 
 import redis
@@ -58,6 +59,19 @@ KOMBU_UNACKED_INDEX = "unacked_index"
 # the push (or a resumed process with an inbox of its own) finds it. The inbox of a process
 # that died goes soon.
 INBOX_TTL_S = 300
+
+
+class State(StrEnum):
+    """A delegation's state in its record: the scripts above and below write the same words."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    REPORTED = "reported"
+    DEAD_LETTER = "dead_letter"
+
+
+FINAL_STATES: frozenset[str] = frozenset({State.REPORTED, State.DEAD_LETTER})
+"""States a record leaves only by being forgotten (or a dead letter by being retried)."""
 
 ClaimOutcome = Literal["run", "gone", "running", "queued", "reported", "dead_letter"]
 
@@ -421,7 +435,7 @@ class Ledger:
             args += [delegation_id, token]
         return [as_text(lost) for lost in self._refresh(keys=keys, args=args)]
 
-    def finish(self, delegation_id: str, state: str, report: str, *, token: str = "", ttl_s: int) -> bool:
+    def finish(self, delegation_id: str, state: State, report: str, *, token: str = "", ttl_s: int) -> bool:
         """Store the one report of a delegation and push its id to the waiting inbox. Only the
         lease holder (or, with no token, a sweeper) may; a second report is refused."""
         stored = self._finish(

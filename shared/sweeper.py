@@ -12,7 +12,7 @@ import logging
 from celery import Celery
 
 from shared.celery_app import publish
-from shared.ledger import Lapse, Ledger
+from shared.ledger import Lapse, Ledger, State
 from shared.metrics import ProcessCounts
 from shared.schemas import Report
 from shared.settings import Settings
@@ -58,7 +58,7 @@ def sweep(ledger: Ledger, app: Celery, settings: Settings, counter: ProcessCount
             report = dead_letter_report(lapse)
             ledger.finish(
                 delegation_id,
-                "dead_letter",
+                State.DEAD_LETTER,
                 report.model_dump_json(),
                 ttl_s=settings.result_expires,
             )

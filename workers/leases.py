@@ -22,7 +22,7 @@ from celery import Celery
 from redis.exceptions import RedisError
 
 from shared.celery_app import publish
-from shared.ledger import Ledger
+from shared.ledger import Ledger, State
 from shared.metrics import ProcessCounts
 from shared.schemas import Delegation, Report
 from shared.settings import Settings
@@ -134,7 +134,7 @@ class LeaseKeeper:
     def _deliver(self, delegation_id: str, token: str, report: Report) -> None:
         stored = self._ledger.finish(
             delegation_id,
-            "reported",
+            State.REPORTED,
             report.model_dump_json(),
             token=token,
             ttl_s=self._settings.result_expires,

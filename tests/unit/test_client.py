@@ -15,7 +15,7 @@ from pydantic import SecretStr
 
 from orchestrator import client as client_module
 from orchestrator.client import NO_WORKER_GRACE_S, DelegationClient, DetachedError
-from shared.ledger import Ledger
+from shared.ledger import Ledger, State
 from shared.schemas import Delegation, Report
 from shared.secrets import new_key
 from shared.settings import Settings
@@ -88,7 +88,7 @@ def _report_as_worker(server: fakeredis.FakeServer, delegation_id: str, summary:
     ledger = _ledger(server)
     assert ledger.claim(delegation_id, "token", "w1", lease_s=10).outcome == "run"
     report = Report(delegation_id=delegation_id, subagent_type="sleeper", status="ok", summary=summary)
-    assert ledger.finish(delegation_id, "reported", report.model_dump_json(), token="token", ttl_s=60)
+    assert ledger.finish(delegation_id, State.REPORTED, report.model_dump_json(), token="token", ttl_s=60)
 
 
 def test_a_send_publishes_one_message_with_its_secret_sealed(server: fakeredis.FakeServer) -> None:

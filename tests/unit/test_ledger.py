@@ -9,7 +9,7 @@ import time
 import fakeredis
 import pytest
 
-from shared.ledger import RECORD_SLICE, Claim, Ledger, Publication, Recording
+from shared.ledger import RECORD_SLICE, Claim, Ledger, Publication, Recording, State
 
 INBOX = "tf:inbox:waiter"
 
@@ -80,9 +80,9 @@ def test_the_report_is_stored_once_and_pushed_to_the_waiter(ledger: Ledger) -> N
     _record(ledger)
     ledger.claim("d1", "t1", "w1", lease_s=10)
 
-    assert not ledger.finish("d1", "reported", '{"n": 0}', token="someone-else", ttl_s=60)
-    assert ledger.finish("d1", "reported", '{"n": 1}', token="t1", ttl_s=60)
-    assert not ledger.finish("d1", "reported", '{"n": 2}', token="t1", ttl_s=60)
+    assert not ledger.finish("d1", State.REPORTED, '{"n": 0}', token="someone-else", ttl_s=60)
+    assert ledger.finish("d1", State.REPORTED, '{"n": 1}', token="t1", ttl_s=60)
+    assert not ledger.finish("d1", State.REPORTED, '{"n": 2}', token="t1", ttl_s=60)
 
     assert ledger.client.lrange(INBOX, 0, -1) == [b'{"n": 1}']
     _, records = ledger.snapshot(["d1"])
@@ -123,7 +123,7 @@ def test_a_lapsed_lease_is_requeued_then_dead_lettered_on_the_last_attempt(ledge
     assert second is not None
     assert (second.action, second.attempts, second.last_worker) == ("dead", 2, "w2")
 
-    assert ledger.finish("d1", "dead_letter", '{"summary": "died twice"}', ttl_s=60)
+    assert ledger.finish("d1", State.DEAD_LETTER, '{"summary": "died twice"}', ttl_s=60)
     (letter,) = ledger.dead_letters()
     assert (letter.delegation_id, letter.subagent_type, letter.attempts, letter.reason) == (
         "d1",
@@ -143,7 +143,7 @@ def test_a_dead_letter_can_be_requeued_with_fresh_attempts_or_dropped(ledger: Le
         ledger.claim(delegation_id, "t", "w", lease_s=10)
         _lapse_now(ledger, delegation_id)
         ledger.lapse(delegation_id)
-        ledger.finish(delegation_id, "dead_letter", "{}", ttl_s=60)
+        ledger.finish(delegation_id, State.DEAD_LETTER, "{}", ttl_s=60)
 
     assert ledger.requeue_dead("d1", ttl_s=600)
     assert _taken(ledger.claim("d1", "t", "w", lease_s=10)) == ("run", 1)
