@@ -25,6 +25,7 @@ from pydantic import SecretStr
 from orchestrator.batch_input import BatchItem, read_batch
 from orchestrator.batch_results import ItemResult
 from orchestrator.budgets import NO_BUDGETS, RunBudgets, batch_spent, budgets_to_json
+from shared import keys
 from shared.budgets import Budget, Spent, require_prices
 from shared.celery_app import create_celery_app, queue_named
 from shared.ledger import as_text, open_ledger
@@ -41,8 +42,7 @@ class UnknownBatchError(LookupError):
 
 
 def main_queue(settings: Settings) -> str:
-    """A colon, which queue names of subagent types (`<prefix>.<name>`) never contain."""
-    return f"{settings.queue_prefix}:main-runs"
+    return keys.main_runs_queue(settings.queue_prefix)
 
 
 class BatchRecord:
@@ -52,12 +52,9 @@ class BatchRecord:
         self.settings = settings
         self.batch_id = batch_id
         self.client = open_ledger(settings).client
-        base = f"{settings.queue_prefix}:batch:{batch_id}"
         self.meta, self.states, self.results, self.rejected = (
-            base,
-            f"{base}:states",
-            f"{base}:results",
-            f"{base}:rejected",
+            keys.batch(settings.queue_prefix, batch_id, part)
+            for part in ("", "states", "results", "rejected")
         )
 
     def _keep(self) -> None:

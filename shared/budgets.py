@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import redis
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shared import keys
 from shared.ledger import as_text
 from shared.model_limits import EVERY_MODEL_OF, ModelPrice
 from shared.schemas import BudgetRef
@@ -105,7 +106,7 @@ class Accounts:
         return cls(client, settings.queue_prefix, settings.model_prices)
 
     def _key(self, budget_key: str) -> str:
-        return f"{self._prefix}:budget:{budget_key}"
+        return keys.budget(self._prefix, budget_key)
 
     def spent(self, key: str) -> Spent:
         found = self._client.hgetall(self._key(key))

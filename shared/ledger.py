@@ -46,6 +46,7 @@ import redis
 from redis.backoff import ConstantBackoff
 from redis.retry import Retry
 
+from shared import keys
 from shared.redis_exchange import LUA_NOW_MS
 from shared.schemas import Limits
 from shared.settings import Settings
@@ -323,8 +324,8 @@ class Ledger:
     def __init__(self, client: redis.Redis, namespace: str) -> None:
         self.client = client
         self.namespace = namespace
-        self._leases = f"{namespace}:leases"
-        self._dead = f"{namespace}:dead"
+        self._leases = keys.leases(namespace)
+        self._dead = keys.dead_letters(namespace)
         self._record = _script(client, _RECORD)
         self._claim = _script(client, _CLAIM)
         self._refresh = _script(client, _REFRESH)
@@ -339,13 +340,13 @@ class Ledger:
         self._purge = _script(client, _PURGE)
 
     def key(self, delegation_id: str) -> str:
-        return f"{self.namespace}:dlg:{delegation_id}"
+        return keys.delegation(self.namespace, delegation_id)
 
     def inbox(self, client_id: str) -> str:
-        return f"{self.namespace}:inbox:{client_id}"
+        return keys.inbox(self.namespace, client_id)
 
     def serving_key(self, queue: str) -> str:
-        return f"{self.namespace}:serving:{queue}"
+        return keys.serving(self.namespace, queue)
 
     # The orchestrator's side.
 

@@ -23,6 +23,7 @@ from typing import Literal
 
 import redis
 
+from shared import keys
 from shared.schemas import Report
 
 logger = logging.getLogger(__name__)
@@ -127,7 +128,7 @@ COUNTED = (
 
 
 def metrics_key(prefix: str, process: str) -> str:
-    return f"{prefix}:metrics:{process}"
+    return keys.metrics(prefix, process)
 
 
 def field_name(family: Family, labels: Iterable[str], part: str = "") -> str:

@@ -21,6 +21,7 @@ from typing import Any
 import redis
 from langchain_core.messages import AIMessage, BaseMessage, messages_from_dict, messages_to_dict
 
+from shared import keys
 from shared.context import redact
 from shared.ledger import as_text
 
@@ -32,7 +33,7 @@ _BLOCK_MS = 100
 
 
 def progress_key(namespace: str, delegation_id: str) -> str:
-    return f"{namespace}:progress:{delegation_id}"
+    return keys.progress(namespace, delegation_id)
 
 
 @dataclass(frozen=True)

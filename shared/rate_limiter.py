@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import redis
 
+from shared import keys
 from shared.model_limits import ModelLimit
 
 logger = logging.getLogger(__name__)
@@ -185,7 +186,7 @@ class PoolLimiter:
         self._wakeups = Wakeups()
 
     def _keys(self, bucket: str) -> list[str]:
-        return [f"{self._prefix}:limits:{bucket}:{part}" for part in _PARTS]
+        return [keys.model_limit(self._prefix, bucket, part) for part in _PARTS]
 
     def try_admit(self, buckets: Mapping[str, ModelLimit], call: str, estimate: int) -> float:
         """0 if `call` is admitted into every bucket, else how many seconds capacity is

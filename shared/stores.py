@@ -56,6 +56,7 @@ from langgraph.store.base import (
     validate_op_namespace,
 )
 
+from shared import keys
 from shared.compat.langgraph import compare_values, does_match
 from shared.redis_exchange import LUA_NOW_MS, AsyncClients, Command, Exchange, aexecute, evalsha, execute
 from shared.settings import Settings
@@ -142,7 +143,7 @@ class StoreQueryError(ValueError):
 
 def store_prefix(settings: Settings) -> str:
     """Where the store of a deployment keeps its keys."""
-    return f"{settings.queue_prefix}:store"
+    return keys.store(settings.queue_prefix)
 
 
 def _text(namespace: tuple[str, ...]) -> str:

@@ -19,6 +19,7 @@ from langchain_core.runnables import RunnableConfig
 from langsmith.run_helpers import get_current_run_tree
 from pydantic import JsonValue, TypeAdapter, ValidationError
 
+from shared import keys
 from shared.schemas import CallerRun
 
 # Metadata LangChain, LangGraph and LangSmith put on every run themselves: each side sets its own.
@@ -42,7 +43,7 @@ def caller_run(config: RunnableConfig) -> CallerRun:
 
 
 def trace_key(prefix: str, delegation_id: str) -> str:
-    return f"{prefix}:trace:{delegation_id}"
+    return keys.trace(prefix, delegation_id)
 
 
 def leave_parent(client: redis.Redis, prefix: str, delegation_ids: list[str], ttl_s: float) -> None:

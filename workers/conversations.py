@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 import redis
 from langchain_core.messages import BaseMessage, messages_from_dict, messages_to_dict
 
+from shared import keys
 from shared.context import redact
 
 
@@ -36,7 +37,7 @@ class Conversations:
         self._ttl_s = ttl_s
 
     def key(self, task_id: str) -> str:
-        return f"{self._namespace}:conversation:{task_id}"
+        return keys.conversation(self._namespace, task_id)
 
     def load(self, task_id: str, run_id: str) -> list[BaseMessage]:
         raw = self._client.hget(self.key(task_id), run_id)

@@ -31,6 +31,8 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.memory import InMemorySaver
 
+from shared import keys
+
 PAUSE_TTL_S = 7 * 24 * 3600
 _SEP = "\x00"
 
@@ -47,8 +49,11 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
         self._ttl_s = ttl_s
 
     def _keys(self, thread_id: str) -> tuple[str, str, str]:
-        base = f"{self._namespace}:paused:{thread_id}"
-        return f"{base}:checkpoints", f"{base}:writes", f"{base}:latest"
+        return (
+            keys.paused_run(self._namespace, thread_id, "checkpoints"),
+            keys.paused_run(self._namespace, thread_id, "writes"),
+            keys.paused_run(self._namespace, thread_id, "latest"),
+        )
 
     def _dump(self, value: Any) -> bytes:
         kind, data = self.serde.dumps_typed(value)
