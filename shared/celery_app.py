@@ -18,6 +18,7 @@ from kombu.exceptions import BatchPublishError, OperationalError
 from kombu.messaging import Producer
 from redis.exceptions import RedisError
 
+from shared import keys
 from shared.ledger import Publication
 from shared.schemas import Limits
 from shared.settings import Settings
@@ -36,7 +37,7 @@ class BrokerConfigError(ValueError):
 
 def queue_for(settings: Settings, subagent_type: str) -> str:
     """Each subagent type has its own queue, so pools can be sized and placed per type."""
-    return f"{settings.queue_prefix}.{subagent_type}"
+    return keys.subagent_queue(settings.queue_prefix, subagent_type)
 
 
 def queue_named(name: str) -> Queue:

@@ -80,6 +80,12 @@ def batch(prefix: str, batch_id: str, part: str = "") -> str:
     return f"{prefix}:batch:{batch_id}" + (f":{part}" if part else "")
 
 
+def subagent_queue(prefix: str, subagent_type: str) -> str:
+    """The Celery queue of one subagent type (or of the `queue` a spec names), a list kombu keeps;
+    a dot, so that pools can be sized and placed per type (`shared.celery_app`)."""
+    return f"{prefix}.{subagent_type}"
+
+
 def main_runs_queue(prefix: str) -> str:
     """The queue of submitted main runs. A colon, which queue names of subagent types
     (`<prefix>.<name>`) never contain (`orchestrator.submissions`)."""
