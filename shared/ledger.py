@@ -7,7 +7,7 @@
                            └─▶ (forgotten)   cancelled, or its report was read
 
 One id, the delegation id, is also the Celery task id and names every key below
-(`<ns>` is the queue prefix, `taskforce` by default):
+(`<ns>` is the queue prefix, `taskforce` by default; `shared.keys` builds them):
 
 - `<ns>:dlg:<id>`, a hash: `state`, `subagent`, `queue`, `payload` (the wire message, secrets
   encrypted) and `shown` (its display form) to publish it again, `reply_to` (the inbox of the
