@@ -24,15 +24,13 @@ import atexit
 import contextlib
 import json
 import logging
-import signal
 import threading
 import time
 import uuid
 import weakref
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
-from types import FrameType
 
 from celery import Celery
 from pydantic import ValidationError
@@ -362,34 +360,6 @@ class DelegationClient:
         for wait in waits:
             self._resolve(wait, DetachedError("the orchestrator detached from this delegation"))
         self._stop_listening(listener)
-
-    @contextlib.contextmanager
-    def cancelled_on_interrupt(self) -> Iterator[None]:
-        """Make Ctrl-C (and SIGTERM) cancel everything at once. LangGraph lets running tool
-        calls finish before an interrupted `invoke` returns, and a tool call waiting for its
-        report would keep it waiting for the delegation's whole run. Works in the main thread;
-        elsewhere signals cannot be handled and this does nothing."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-        def cancel_then_interrupt(signum: int, frame: FrameType | None) -> None:
-            # Not here: the interrupted thread may hold a lock that cancelling needs.
-            threading.Thread(target=self.interrupt, name="taskforce-cancel", daemon=True).start()
-            handler = previous[signal.Signals(signum)]
-            if callable(handler):
-                handler(signum, frame)
-            elif handler != signal.SIG_IGN:
-                raise KeyboardInterrupt
-
-        for sig in previous:
-            signal.signal(sig, cancel_then_interrupt)
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
 
     def _cancel(
         self, waits: list[_Wait], status: FailureStatus, message: str, raising: Exception | None = None

@@ -20,6 +20,7 @@ from orchestrator.approvals import Answerer
 from orchestrator.budgets import run_account
 from orchestrator.checkpoints import open_checkpointer, require_run
 from orchestrator.client import DelegationClient
+from orchestrator.interrupts import cancelled_on_interrupt
 from orchestrator.progress import DelegationTracker, live_progress, progress_line
 from shared.budgets import Accounts, Budget, Spent
 from shared.celery_app import create_celery_app
@@ -82,7 +83,7 @@ def run_prompt(
             require_run(settings, checkpointer, run_id)
         given: Any = None if prompt is None else {"messages": [HumanMessage(content=prompt)]}
         # However the run ends (an answer, an error, Ctrl-C), nothing it sent is left to run.
-        with contextlib.closing(client), client.cancelled_on_interrupt():
+        with contextlib.closing(client), cancelled_on_interrupt(client):
             while True:
                 with live_progress(lambda: progress_line(tracker), console):
                     state = agent.invoke(given, config, context=context, durability="sync")
