@@ -28,7 +28,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 
@@ -37,7 +37,7 @@ from pydantic import ValidationError
 
 from shared.celery_app import CONNECTION_ERRORS, publish, queue_for
 from shared.context import redact
-from shared.ledger import FINAL_STATES, INBOX_TTL_S, Publication, Recording, State, open_ledger
+from shared.ledger import FINAL_STATES, INBOX_TTL_S, Publication, Recording, RecordView, State, open_ledger
 from shared.metrics import CALLERS, ProcessCounts
 from shared.schemas import Delegation, FailureStatus, Report
 from shared.secrets import SecretBox
@@ -233,31 +233,31 @@ class DelegationClient:
         found: dict[str, Report | None] = {}
         serving: dict[str, int] = {}
         for delegation_id, record in records.items():
-            if record["state"] == State.QUEUED:
+            if record.state == State.QUEUED:
                 found[delegation_id] = self._give_up_if_stuck(delegation_id, record, now_ms, serving)
                 continue
-            if record["state"] not in FINAL_STATES:
+            if record.state not in FINAL_STATES:
                 found[delegation_id] = None
                 continue
             try:
-                found[delegation_id] = Report.model_validate_json(record.get("report", ""))
+                found[delegation_id] = Report.model_validate_json(record.report)
             except ValidationError as error:
                 found[delegation_id] = Report(
                     delegation_id=delegation_id,
-                    subagent_type=record.get("subagent", ""),
+                    subagent_type=record.subagent,
                     status="error",
                     summary=f"the worker sent a report this orchestrator cannot read: {error}",
                 )
         return found
 
     def _give_up_if_stuck(
-        self, delegation_id: str, record: Mapping[str, str], now_ms: int, serving: dict[str, int]
+        self, delegation_id: str, record: RecordView, now_ms: int, serving: dict[str, int]
     ) -> Report | None:
         """What a waiting call's checks would do for a delegation nobody waits for: one that will
         never run is finished with a report saying why, which stays in its record for every
         later peek, and its message leaves the queue. None while it may still run."""
-        queue = record.get("queue", "")
-        queued_for = int(record.get("guard_ms", 0)) / 1000 or self.settings.queue_timeout
+        queue = record.queue
+        queued_for = record.queue_timeout_ms / 1000 or self.settings.queue_timeout
         limits = replace(timing(self.settings.limits(recursion_limit=1)), queue_timeout_s=queued_for)
         stuck = self._never_runs(record, now_ms, queue, limits, serving)
         if stuck is None:
@@ -265,7 +265,7 @@ class DelegationClient:
         status, message = stuck
         report = Report(
             delegation_id=delegation_id,
-            subagent_type=record.get("subagent", ""),
+            subagent_type=record.subagent,
             status=status,
             summary=message,
         )
@@ -302,8 +302,8 @@ class DelegationClient:
             self.ledger.forget(unwaited)
             by_queue: dict[str, list[str]] = {}
             for delegation_id, record in records.items():
-                if "queue" in record:
-                    by_queue.setdefault(record["queue"], []).append(delegation_id)
+                if record.queue:
+                    by_queue.setdefault(record.queue, []).append(delegation_id)
             for queue, queued in by_queue.items():
                 self.ledger.purge_queued(queue, queued)
         self._cancel(waits, "cancelled", "the orchestrator stopped waiting for it (it was cancelled)")
@@ -513,19 +513,19 @@ class DelegationClient:
                     ),
                 )
                 continue
-            state = record["state"]
+            state = record.state
             with self._lock:
                 self.states[wait.delegation.id] = state
             if state in FINAL_STATES:
-                self._resolve(wait, _parse(wait.delegation, record.get("report", "")))
+                self._resolve(wait, _parse(wait.delegation, record.report))
             elif state == State.QUEUED:
                 stuck = self._never_runs(record, now_ms, wait.queue, limits, serving)
                 if stuck is not None:
                     self._cancel([wait], *stuck)
             elif state == State.RUNNING:
-                running = (now_ms - int(record.get("claimed_at", now_ms))) / 1000
+                running = (now_ms - (record.claimed_at_ms or now_ms)) / 1000
                 if running > limits.attempt_budget_s:
-                    worker = record.get("worker", "?")
+                    worker = record.worker or "?"
                     self._cancel(
                         [wait],
                         "timeout",
@@ -533,11 +533,11 @@ class DelegationClient:
                     )
 
     def _never_runs(
-        self, record: Mapping[str, str], now_ms: int, queue: str, limits: Timing, serving: dict[str, int]
+        self, record: RecordView, now_ms: int, queue: str, limits: Timing, serving: dict[str, int]
     ) -> tuple[FailureStatus, str] | None:
         """Why a queued delegation will never run, if it will not: no worker took it within its
         queue timeout, or no live worker consumes its queue (`serving` caches the answers)."""
-        waited = (now_ms - int(record.get("queued_at", now_ms))) / 1000
+        waited = (now_ms - (record.queued_at_ms or now_ms)) / 1000
         if waited > limits.queue_timeout_s:
             return "timeout", (
                 f"no worker took the job within {limits.queue_timeout_s:g} s; "

@@ -76,6 +76,40 @@ FINAL_STATES: frozenset[str] = frozenset({State.REPORTED, State.DEAD_LETTER})
 
 ClaimOutcome = Literal["run", "gone", "running", "queued", "reported", "dead_letter"]
 
+
+@dataclass(frozen=True)
+class RecordView:
+    """What a waiting orchestrator reads of a delegation's record (`Ledger.snapshot`): times are
+    the Redis server's, in ms; a field the record lacks is empty (or None for a time)."""
+
+    state: str
+    attempts: int = 0
+    worker: str = ""
+    queued_at_ms: int | None = None
+    claimed_at_ms: int | None = None
+    report: str = ""
+    subagent: str = ""
+    queue: str = ""
+    queue_timeout_ms: int = 0
+
+    @classmethod
+    def of(cls, row: Sequence[bytes | str | None]) -> RecordView:
+        state, attempts, worker, queued_at, claimed_at, report, subagent, queue, guard_ms = (
+            as_text(value) if value is not None else None for value in row
+        )
+        return cls(
+            state=state or "",
+            attempts=int(attempts or 0),
+            worker=worker or "",
+            queued_at_ms=int(queued_at) if queued_at else None,
+            claimed_at_ms=int(claimed_at) if claimed_at else None,
+            report=report or "",
+            subagent=subagent or "",
+            queue=queue or "",
+            queue_timeout_ms=int(guard_ms or 0),
+        )
+
+
 # Records delegations: eight arguments each, in the order of their keys. A delegation already
 # recorded keeps its record (it gets the new reply_to) and answers its state; a new one answers ''.
 _RECORD = """
@@ -378,10 +412,8 @@ class Ledger:
         """Drop the waiting messages of these delegations from `queue`."""
         return int(self._purge(keys=[queue], args=list(delegation_ids)))
 
-    def snapshot(self, delegation_ids: Sequence[str]) -> tuple[int, dict[str, dict[str, str]]]:
-        """The server's clock (ms), and the state, attempts, worker, queue and claim times,
-        report, subagent type, queue and queue timeout (`guard_ms`) of each delegation still on
-        record."""
+    def snapshot(self, delegation_ids: Sequence[str]) -> tuple[int, dict[str, RecordView]]:
+        """The server's clock (ms), and what a waiter reads of each delegation still on record."""
         fields = (
             "state",
             "attempts",
@@ -399,7 +431,7 @@ class Ledger:
                 pipe.hmget(self.key(delegation_id), fields)
             server_time, *rows = pipe.execute()
         records = {
-            delegation_id: {name: as_text(value) for name, value in zip(fields, row, strict=True) if value}
+            delegation_id: RecordView.of(row)
             for delegation_id, row in zip(delegation_ids, rows, strict=True)
             if row[0] is not None
         }

@@ -116,7 +116,7 @@ def running_on(settings: Settings) -> dict[str, str]:
     prefix = f"{settings.queue_prefix}:dlg:"
     ids = [as_text(key)[len(prefix) :] for key in ledger.client.keys(prefix + "*")]
     _, records = ledger.snapshot(ids)
-    return {key: record["worker"] for key, record in records.items() if record.get("state") == "running"}
+    return {key: record.worker for key, record in records.items() if record.state == "running"}
 
 
 def leftovers(settings: Settings) -> dict[str, Any]:

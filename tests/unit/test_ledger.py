@@ -86,8 +86,8 @@ def test_the_report_is_stored_once_and_pushed_to_the_waiter(ledger: Ledger) -> N
 
     assert ledger.client.lrange(INBOX, 0, -1) == [b'{"n": 1}']
     _, records = ledger.snapshot(["d1"])
-    assert records["d1"]["state"] == "reported"
-    assert records["d1"]["report"] == '{"n": 1}'
+    assert records["d1"].state == "reported"
+    assert records["d1"].report == '{"n": 1}'
     assert ledger.client.zcard("tf:leases") == 0
     assert 0 < ledger.client.ttl(ledger.key("d1")) <= 60
 

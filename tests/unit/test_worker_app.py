@@ -157,7 +157,7 @@ def _run(worker: ModuleType, args: list[Any], kwargs: dict[str, Any]) -> None:
 
 def _state(worker: ModuleType, delegation_id: str) -> str:
     _, records = worker.ledger().snapshot([delegation_id])
-    return str(records[delegation_id]["state"])
+    return str(records[delegation_id].state)
 
 
 @pytest.mark.parametrize("general_purpose", [True, False])
