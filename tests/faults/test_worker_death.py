@@ -140,8 +140,10 @@ def test_a_worker_whose_tool_hangs_stops_within_its_grace_and_hands_the_delegati
 ) -> None:
     """SIGTERM as systemd sends it (to the process group) or as `docker stop` does (to the
     main process only): either way a prefork child hands its delegation back after the grace."""
+    # The deadline outlasts the slowest stop the bound below allows (grace + 12 s): the other
+    # worker must still find time left to run the handed-back delegation again.
     settings = fault_settings(
-        server, tmp_path, worker_shutdown_grace=2.0, delegation_timeout=8.0, worker_pool=pool_kind
+        server, tmp_path, worker_shutdown_grace=2.0, delegation_timeout=16.0, worker_pool=pool_kind
     )
     task = "hang in sync code"
     with worker_pool(settings, tmp_path, 2) as pids, ThreadPoolExecutor(1) as pool:
