@@ -40,7 +40,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal, cast
+from typing import Any, ClassVar, Literal, cast
 
 import redis
 from redis.backoff import ConstantBackoff
@@ -92,21 +92,32 @@ class RecordView:
     queue: str = ""
     queue_timeout_ms: int = 0
 
+    FIELDS: ClassVar[tuple[str, ...]] = (
+        "state",
+        "attempts",
+        "worker",
+        "queued_at",
+        "claimed_at",
+        "report",
+        "subagent",
+        "queue",
+        "guard_ms",
+    )
+    """The record's fields it is read from, in the order `of` takes them."""
+
     @classmethod
     def of(cls, row: Sequence[bytes | str | None]) -> RecordView:
-        state, attempts, worker, queued_at, claimed_at, report, subagent, queue, guard_ms = (
-            as_text(value) if value is not None else None for value in row
-        )
+        found = {name: as_text(value) for name, value in zip(cls.FIELDS, row, strict=True) if value}
         return cls(
-            state=state or "",
-            attempts=int(attempts or 0),
-            worker=worker or "",
-            queued_at_ms=int(queued_at) if queued_at else None,
-            claimed_at_ms=int(claimed_at) if claimed_at else None,
-            report=report or "",
-            subagent=subagent or "",
-            queue=queue or "",
-            queue_timeout_ms=int(guard_ms or 0),
+            state=found.get("state", ""),
+            attempts=int(found.get("attempts", 0)),
+            worker=found.get("worker", ""),
+            queued_at_ms=int(found["queued_at"]) if "queued_at" in found else None,
+            claimed_at_ms=int(found["claimed_at"]) if "claimed_at" in found else None,
+            report=found.get("report", ""),
+            subagent=found.get("subagent", ""),
+            queue=found.get("queue", ""),
+            queue_timeout_ms=int(found.get("guard_ms", 0)),
         )
 
 
@@ -414,21 +425,10 @@ class Ledger:
 
     def snapshot(self, delegation_ids: Sequence[str]) -> tuple[int, dict[str, RecordView]]:
         """The server's clock (ms), and what a waiter reads of each delegation still on record."""
-        fields = (
-            "state",
-            "attempts",
-            "worker",
-            "queued_at",
-            "claimed_at",
-            "report",
-            "subagent",
-            "queue",
-            "guard_ms",
-        )
         with self.client.pipeline(transaction=False) as pipe:
             pipe.time()
             for delegation_id in delegation_ids:
-                pipe.hmget(self.key(delegation_id), fields)
+                pipe.hmget(self.key(delegation_id), RecordView.FIELDS)
             server_time, *rows = pipe.execute()
         records = {
             delegation_id: RecordView.of(row)
