@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from langchain.agents.middleware.human_in_the_loop import _EDITED_TOOL_CALLS_KEY as EDITED_TOOL_CALLS_KEY
-from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models import BaseChatModel, LangSmithParams
 
 __all__ = ["EDITED_TOOL_CALLS_KEY", "ls_params"]
 
 
-def ls_params(model: BaseChatModel, **kwargs: Any) -> dict[str, Any]:
-    return dict(model._get_ls_params(**kwargs))
+def ls_params(model: BaseChatModel, **kwargs: Any) -> LangSmithParams:
+    return model._get_ls_params(**kwargs)
