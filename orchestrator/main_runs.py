@@ -6,11 +6,12 @@ This is the orchestrator side in a worker process: it sends delegations to subag
 and waits for them like any main agent. It consumes the main-run queue only (see
 `orchestrator.submissions` for why that keeps runs from starving their own subagents).
 
-A message that comes twice finds its item already finished and does nothing. A main-run
-worker killed mid-run gets its message back from the broker after the visibility timeout (late
-acknowledgement; main runs hold no lease) and the run resumes from its checkpoint, re-attaching
-to its delegations; across machines that needs the checkpoints in PostgreSQL
-(`TASKFORCE_DATABASE_URL`).
+Each run is claimed and leased in the ledger (`orchestrator.main_run_leases`): a message that
+comes twice runs once, and the run of a main-run worker that is killed goes to another within a
+lease and a refresh, where it resumes from its checkpoint, re-attaching to its delegations
+(finished ones are answered from the checkpoint, never sent again); across machines that needs
+the checkpoints in PostgreSQL (`TASKFORCE_DATABASE_URL`). A worker stopped warmly finishes its
+runs first, as Celery's warm shutdown does.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import threading
 import time
 from functools import cache
@@ -30,12 +32,12 @@ from orchestrator.batch_input import BatchItem
 from orchestrator.batch_results import ItemResult
 from orchestrator.budgets import budgets_from_json
 from orchestrator.checkpoints import open_checkpointer
-from orchestrator.client import DelegationClient
-from orchestrator.submissions import FINAL_ITEM_STATES, RUN_MAIN, BatchRecord, main_queue
-from shared.celery_app import create_celery_app, queue_named
+from orchestrator.client import DetachedError
+from orchestrator.main_run_leases import MainRun, MainRunKeeper
+from orchestrator.submissions import BatchRecord, main_queue
+from shared.celery_app import RUN_MAIN, create_celery_app, queue_named
 from shared.errors import error_text
 from shared.ledger import Ledger, open_ledger
-from shared.metrics import ProcessCounts
 from shared.metrics_endpoint import serve_process_metrics
 from shared.secrets import SecretBox
 from shared.settings import Settings
@@ -63,8 +65,21 @@ def ledger() -> Ledger:
     return open_ledger(settings)
 
 
+_keepers: dict[int, MainRunKeeper] = {}
+
+
+def keeper(worker: str) -> MainRunKeeper:
+    """This process's keeper; a prefork child starts its own (threads do not survive a fork)."""
+    pid = os.getpid()
+    if pid not in _keepers:
+        _keepers[pid] = MainRunKeeper(ledger(), app, settings, worker).start()
+    return _keepers[pid]
+
+
 @signals.worker_ready.connect  # type: ignore[untyped-decorator]
-def _serve_metrics(sender: Any, **_: Any) -> None:
+def _serve(sender: Any, **_: Any) -> None:
+    """Keep leases (and sweep) from the start, not from the first run."""
+    keeper(sender.hostname)
     if settings.metrics_port is not None:
         serve_process_metrics(ledger(), sender.hostname, settings.metrics_port)
 
@@ -80,28 +95,30 @@ def _item(payload: dict[str, Any]) -> BatchItem:
     return BatchItem(id=payload["id"], prompt=payload["prompt"], context=context)
 
 
-def _stop_when_cancelled(record: BatchRecord, clients: list[DelegationClient], done: threading.Event) -> None:
+def _stop_when_cancelled(record: BatchRecord, run: MainRun, done: threading.Event) -> None:
     while not done.wait(CANCEL_CHECK_S):
         if record.cancelled():
-            for client in clients:
+            for client in run.clients():
                 client.interrupt()
             return
 
 
 @app.task(name=RUN_MAIN, shared=False, bind=True)  # type: ignore[untyped-decorator]
 def run_main(task: Any, payload: dict[str, Any]) -> None:
+    leases = keeper(str(task.request.hostname))
+    run = leases.claim(str(task.request.id))
+    if run is None:
+        return  # a second copy of the message, or a run taken over by another worker
     record = BatchRecord(settings, payload["batch_id"])
     item_id = str(payload["id"])
-    if record.state(item_id) in FINAL_ITEM_STATES:
-        return  # a second copy of the message, or an item cancelled while queued
     if record.cancelled():
-        record.set_state(item_id, "cancelled")
+        leases.finish(run, "", record.writes(item_id, "cancelled"))
+        record.keep()
         return
     record.set_state(item_id, "running")
-    clients: list[DelegationClient] = []
     done = threading.Event()
     watcher = threading.Thread(
-        target=_stop_when_cancelled, args=(record, clients, done), name="taskforce-cancel-watch", daemon=True
+        target=_stop_when_cancelled, args=(record, run, done), name="taskforce-cancel-watch", daemon=True
     )
     watcher.start()
     started = time.monotonic()
@@ -111,15 +128,20 @@ def run_main(task: Any, payload: dict[str, Any]) -> None:
             attempt=1,
             batch_id=record.batch_id,
             max_delegations=int(payload["max_delegations"]),
-            on_client=clients.append,
+            on_client=run.watch,
             budgets=budgets_from_json(payload.get("budgets")),
         )
+    except DetachedError:
+        # The lease went to another worker while this one was frozen: that attempt owns the run.
+        leases.let_go(run)
+        logger.warning("main run %s was taken over by another worker; this attempt stops", run.id)
+        return
     except Exception as error:  # an unreadable message is this item's failure, not the worker's
         result = ItemResult(id=item_id, status="failed", thread_id="", attempt=1, error=error_text(error))
     finally:
         done.set()
     stopped = result.status == "failed" and record.cancelled()
     status = "cancelled" if stopped else result.status
-    record.store(result, status)
-    counts = ProcessCounts(ledger().client, ledger().namespace, str(task.request.hostname))
-    counts.main_run_finished(status, time.monotonic() - started)
+    if leases.finish(run, result.model_dump_json(), record.writes(item_id, status, result)):
+        record.keep()
+        leases.counter.main_run_finished(status, time.monotonic() - started)

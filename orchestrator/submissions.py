@@ -8,7 +8,10 @@ submitted, they can never take the slots their subagents need.
 
 Everything about a batch lives under `<prefix>:batch:<id>` for `TASKFORCE_RESULT_EXPIRES`
 seconds: each item's state (queued, running, ok, failed, cancelled), its result line, the
-rejected input lines, and a cancel flag that queued and running items obey.
+rejected input lines, and a cancel flag that queued and running items obey. Each item is also a
+record in the ledger, `<batch id>:<item id>`, which leases it to the worker running it
+(`orchestrator.main_run_leases`); an item whose workers kept dying is a dead letter there, and
+counts as `dead_letter` here until `taskforce dead-letters retry` runs it again.
 """
 
 from __future__ import annotations
@@ -16,25 +19,26 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import SecretStr
 
 from orchestrator.batch_input import BatchItem, read_batch
 from orchestrator.batch_results import ItemResult
 from orchestrator.budgets import NO_BUDGETS, RunBudgets, batch_spent, budgets_to_json
+from orchestrator.main_run_leases import MAIN_RUN_LABEL
 from shared import keys
 from shared.budgets import Budget, Spent, require_prices
-from shared.celery_app import create_celery_app, queue_named
-from shared.ledger import as_text, open_ledger
+from shared.celery_app import create_celery_app, publish
+from shared.ledger import Kind, Publication, Recording, State, as_text, open_ledger
 from shared.secrets import SecretBox
 from shared.settings import Settings
 
-RUN_MAIN = "taskforce.run_main"
-ItemState = Literal["queued", "running", "ok", "failed", "needs_approval", "cancelled"]
-FINAL_ITEM_STATES: frozenset[str] = frozenset({"ok", "failed", "cancelled"})
+ItemState = Literal["queued", "running", "ok", "failed", "needs_approval", "cancelled", "dead_letter"]
+FINAL_ITEM_STATES: frozenset[str] = frozenset({"ok", "failed", "cancelled", "dead_letter"})
 
 
 class UnknownBatchError(LookupError):
@@ -51,13 +55,14 @@ class BatchRecord:
     def __init__(self, settings: Settings, batch_id: str) -> None:
         self.settings = settings
         self.batch_id = batch_id
-        self.client = open_ledger(settings).client
+        self.ledger = open_ledger(settings)
+        self.client = self.ledger.client
         self.meta, self.states, self.results, self.rejected = (
             keys.batch(settings.queue_prefix, batch_id, part)
             for part in ("", "states", "results", "rejected")
         )
 
-    def _keep(self) -> None:
+    def keep(self) -> None:
         for key in (self.meta, self.states, self.results, self.rejected):
             self.client.expire(key, self.settings.result_expires)
 
@@ -74,12 +79,46 @@ class BatchRecord:
     def set_state(self, item_id: str, state: ItemState) -> None:
         self.client.hset(self.states, item_id, state)
 
-    def store(self, result: ItemResult, state: ItemState) -> None:
-        with self.client.pipeline() as pipe:
-            pipe.hset(self.results, result.id, result.model_dump_json())
-            pipe.hset(self.states, result.id, state)
-            pipe.execute()
-        self._keep()
+    def run_id(self, item_id: str) -> str:
+        """The item's id in the ledger, which is also its Celery task id."""
+        return f"{self.batch_id}:{item_id}"
+
+    def writes(
+        self, item_id: str, state: ItemState, result: ItemResult | None = None
+    ) -> list[tuple[str, str, str]]:
+        """The fields an item's end writes (key, field, value), for the ledger to write along
+        with the run's result, and only if the run is still the writer's."""
+        fields: list[tuple[str, str, str]] = [(self.states, item_id, state)]
+        if result is not None:
+            fields.append((self.results, result.id, result.model_dump_json()))
+        return fields
+
+    def dead_letters(self, item_ids: Sequence[str]) -> dict[str, str]:
+        """Of these items, those parked as dead letters in the ledger, with the reason."""
+        fields = ["state", "report"]
+        with self.client.pipeline(transaction=False) as pipe:
+            for item_id in item_ids:
+                pipe.hmget(self.ledger.key(self.run_id(item_id)), fields)
+            rows = pipe.execute()
+        return {
+            item_id: json.loads(report).get("summary", "") if report else ""
+            for item_id, (state, report) in zip(item_ids, rows, strict=True)
+            if state is not None and as_text(state) == State.DEAD_LETTER
+        }
+
+    def item_states(self) -> dict[str, str]:
+        """Each item's state, a dead letter's as `dead_letter`: the worker running it died too
+        often to write any."""
+        states = {as_text(item): as_text(state) for item, state in self.client.hgetall(self.states).items()}
+        return states | dict.fromkeys(self.dead_letters(_unfinished(states)), "dead_letter")
+
+    def unfinished(self) -> list[str]:
+        """Items whose run has written no end (queued, running, or parked as a dead letter)."""
+        return _unfinished({as_text(i): as_text(s) for i, s in self.client.hgetall(self.states).items()})
+
+
+def _unfinished(states: dict[str, str]) -> list[str]:
+    return [item for item, state in states.items() if state in ("queued", "running")]
 
 
 @dataclass(frozen=True)
@@ -91,7 +130,7 @@ class Submission:
 
 def _payload(
     item: BatchItem, batch_id: str, box: SecretBox, max_delegations: int, budgets: RunBudgets
-) -> dict[str, object]:
+) -> dict[str, Any]:
     # The whole context is sealed: main runs pass it on to subagents, and what in it is secret
     # is decided per subagent, on the worker that runs the main agent.
     context = box.seal(SecretStr(json.dumps(item.context))) if item.context else None
@@ -130,22 +169,35 @@ def submit_batch(
         record.client.rpush(record.rejected, *batch.rejected)
     if batch.items:
         record.client.hset(record.states, mapping=dict.fromkeys((item.id for item in batch.items), "queued"))
-    record._keep()
+    record.keep()
+    recordings = [
+        _recording(settings, record, _payload(item, batch_id, box, max_delegations, budgets))
+        for item in batch.items
+    ]
+    states = record.ledger.record(recordings)
     app = create_celery_app(settings)
-    queue = queue_named(main_queue(settings))
     try:
-        for item in batch.items:
-            app.send_task(
-                RUN_MAIN,
-                args=[_payload(item, batch_id, box, max_delegations, budgets)],
-                task_id=f"{batch_id}:{item.id}",
-                queue=queue,
-                argsrepr=repr([{"batch": batch_id, "id": item.id, "prompt": item.prompt[:80]}]),
-                kwargsrepr="{}",
-            )
+        # An item recorded before (the same batch id submitted again) keeps its run.
+        publish(app, [r.publication for r, state in zip(recordings, states, strict=True) if state is None])
     finally:
         app.close()
     return Submission(batch_id, len(batch.items), batch.rejected)
+
+
+def _recording(settings: Settings, record: BatchRecord, payload: dict[str, Any]) -> Recording:
+    run_id = record.run_id(str(payload["id"]))
+    shown = repr([{"batch": record.batch_id, "id": payload["id"], "prompt": str(payload["prompt"])[:80]}])
+    publication = Publication(
+        run_id, json.dumps(payload), shown, main_queue(settings), Kind.MAIN_RUN, message=payload
+    )
+    return Recording(
+        publication,
+        subagent_type=MAIN_RUN_LABEL,
+        reply_to="",  # nobody waits: the batch record holds the result
+        max_attempts=settings.max_attempts,
+        guard_s=settings.queue_timeout,
+        ttl_s=settings.result_expires,
+    )
 
 
 def _existing(settings: Settings, batch_id: str) -> BatchRecord:
@@ -174,7 +226,7 @@ class BatchStatus:
 def batch_status(settings: Settings, batch_id: str) -> BatchStatus:
     record = _existing(settings, batch_id)
     counts: dict[str, int] = {}
-    for state in map(as_text, record.client.hvals(record.states)):
+    for state in record.item_states().values():
         counts[state] = counts.get(state, 0) + 1
     total = int(record.client.hget(record.meta, "total") or 0)
     rejected = [as_text(line) for line in record.client.lrange(record.rejected, 0, -1)]
@@ -185,9 +237,13 @@ def batch_status(settings: Settings, batch_id: str) -> BatchStatus:
 
 
 def batch_results(settings: Settings, batch_id: str) -> list[ItemResult]:
-    """The results so far, in no particular order."""
+    """The results so far, in no particular order; a dead letter's says why it has none."""
     record = _existing(settings, batch_id)
-    return [ItemResult.model_validate_json(line) for line in record.client.hvals(record.results)]
+    results = [ItemResult.model_validate_json(line) for line in record.client.hvals(record.results)]
+    for item_id, reason in record.dead_letters(record.unfinished()).items():
+        thread_id = f"{record.run_id(item_id)}:1"
+        results.append(ItemResult(id=item_id, status="failed", thread_id=thread_id, attempt=1, error=reason))
+    return results
 
 
 def cancel_batch(settings: Settings, batch_id: str) -> None:

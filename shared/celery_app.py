@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from celery import Celery
 from kombu.entity import Exchange, Queue
@@ -19,12 +20,13 @@ from kombu.messaging import Producer
 from redis.exceptions import RedisError
 
 from shared import keys
-from shared.ledger import Publication
+from shared.ledger import Kind, Publication
 from shared.schemas import Limits
 from shared.settings import Settings
 from shared.timing import OUTAGE_POLL_S, outage_retries, timing
 
 RUN_DELEGATION = "taskforce.run_delegation"
+RUN_MAIN = "taskforce.run_main"
 # What a lost connection to Redis looks like from redis-py, kombu and the socket layer.
 CONNECTION_ERRORS: tuple[type[Exception], ...] = (RedisError, OperationalError, OSError)
 # A batch of messages that failed on the way: some may have been delivered.
@@ -73,9 +75,8 @@ def publish(app: Celery, publications: Sequence[Publication]) -> None:
 
 def _send(app: Celery, publication: Publication, producer: Producer | None) -> None:
     payload = publication.message if publication.message is not None else json.loads(publication.payload)
-    limits = timing(publication.limits or Limits.model_validate(payload["limits"]))
     app.send_task(
-        RUN_DELEGATION,
+        RUN_MAIN if publication.kind == Kind.MAIN_RUN else RUN_DELEGATION,
         args=[payload],
         task_id=publication.delegation_id,
         queue=queue_named(publication.queue),
@@ -83,12 +84,21 @@ def _send(app: Celery, publication: Publication, producer: Producer | None) -> N
         # What Flower and worker logs display: the message minus secret values.
         argsrepr=publication.shown,
         kwargsrepr="{}",
-        expires=limits.queue_timeout_s,
-        # Time limits come with each delegation, from its own `Limits`. The app sets none: a main
-        # run (`RUN_MAIN`) lasts as long as its delegations, and each of those has its own.
-        soft_time_limit=limits.soft_limit_s,
-        time_limit=limits.hard_limit_s,
+        **_time_limits(publication, payload),
     )
+
+
+def _time_limits(publication: Publication, payload: dict[str, Any]) -> dict[str, float]:
+    """Time limits come with each delegation, from its own `Limits`. The app sets none, and a
+    main run has none: it lasts as long as its delegations, and each of those has its own."""
+    if publication.kind == Kind.MAIN_RUN:
+        return {}
+    limits = timing(publication.limits or Limits.model_validate(payload["limits"]))
+    return {
+        "expires": limits.queue_timeout_s,
+        "soft_time_limit": limits.soft_limit_s,
+        "time_limit": limits.hard_limit_s,
+    }
 
 
 def create_celery_app(settings: Settings) -> Celery:

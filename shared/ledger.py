@@ -9,7 +9,8 @@
 One id, the delegation id, is also the Celery task id and names every key below
 (`<ns>` is the queue prefix, `taskforce` by default; `shared.keys` builds them):
 
-- `<ns>:dlg:<id>`, a hash: `state`, `subagent`, `queue`, `payload` (the wire message, secrets
+- `<ns>:dlg:<id>`, a hash: `state`, `kind` (a delegation, or a submitted main run: both live
+  this lifecycle), `subagent`, `queue`, `payload` (the wire message, secrets
   encrypted) and `shown` (its display form) to publish it again, `reply_to` (the inbox of the
   process waiting for it), `attempts`, `max_attempts`, `guard_ms`, `owner` (the lease holder's
   token), `worker`, `report` (JSON, once finished), timestamps.
@@ -71,6 +72,14 @@ class State(StrEnum):
     DEAD_LETTER = "dead_letter"
 
 
+class Kind(StrEnum):
+    """What a record's message runs: a subagent's delegation, or a submitted main-agent run
+    (`taskforce submit`), which holds a lease, is handed over and is dead-lettered the same way."""
+
+    DELEGATION = "delegation"
+    MAIN_RUN = "main_run"
+
+
 FINAL_STATES: frozenset[str] = frozenset({State.REPORTED, State.DEAD_LETTER})
 """States a record leaves only by being forgotten (or a dead letter by being retried)."""
 
@@ -121,20 +130,20 @@ class RecordView:
         )
 
 
-# Records delegations: eight arguments each, in the order of their keys. A delegation already
+# Records delegations: nine arguments each, in the order of their keys. A delegation already
 # recorded keeps its record (it gets the new reply_to) and answers its state; a new one answers ''.
 _RECORD = """
 local states = {}
 for index, key in ipairs(KEYS) do
-  local at = (index - 1) * 8
+  local at = (index - 1) * 9
   if redis.call('EXISTS', key) == 1 then
     redis.call('HSET', key, 'reply_to', ARGV[at + 3])
     states[index] = redis.call('HGET', key, 'state')
   else
     redis.call('HSET', key, 'state', 'queued', 'payload', ARGV[at + 1], 'queue', ARGV[at + 2],
                'reply_to', ARGV[at + 3], 'subagent', ARGV[at + 5], 'shown', ARGV[at + 6],
-               'max_attempts', ARGV[at + 7], 'guard_ms', ARGV[at + 8], 'attempts', 0,
-               'queued_at', now)
+               'max_attempts', ARGV[at + 7], 'guard_ms', ARGV[at + 8], 'kind', ARGV[at + 9],
+               'attempts', 0, 'queued_at', now)
     redis.call('EXPIRE', key, ARGV[at + 4])
     states[index] = ''
   end
@@ -186,6 +195,9 @@ local inbox = redis.call('HGET', KEYS[1], 'reply_to')
 if inbox and inbox ~= '' then
   redis.call('RPUSH', inbox, ARGV[4])
   redis.call('EXPIRE', inbox, ARGV[6])
+end
+for index = 4, #KEYS do
+  redis.call('HSET', KEYS[index], ARGV[index * 2 - 1], ARGV[index * 2])
 end
 return 1
 """
@@ -314,6 +326,7 @@ class Publication:
     payload: str
     shown: str
     queue: str
+    kind: Kind = Kind.DELEGATION
     message: dict[str, Any] | None = field(default=None, compare=False, repr=False)
     limits: Limits | None = field(default=None, compare=False, repr=False)
 
@@ -407,7 +420,7 @@ class Ledger:
             for r in some:
                 p = r.publication
                 args += [p.payload, p.queue, r.reply_to, r.ttl_s, r.subagent_type, p.shown, r.max_attempts]
-                args.append(int(r.guard_s * 1000))
+                args += [int(r.guard_s * 1000), p.kind]
             answered = self._record(keys=[self.key(r.publication.delegation_id) for r in some], args=args)
             states += [as_text(state) or None for state in answered]
         return states
@@ -442,10 +455,13 @@ class Ledger:
         return int(self._serving(keys=[self.serving_key(queue)], args=[int(silence_s * 1000)]))
 
     def publication(self, delegation_id: str) -> Publication | None:
-        payload, shown, queue = self.client.hmget(self.key(delegation_id), ["payload", "shown", "queue"])
+        payload, shown, queue, kind = self.client.hmget(
+            self.key(delegation_id), ["payload", "shown", "queue", "kind"]
+        )
         if payload is None:
             return None
-        return Publication(delegation_id, as_text(payload), as_text(shown or ""), as_text(queue))
+        kind = Kind(as_text(kind)) if kind is not None else Kind.DELEGATION
+        return Publication(delegation_id, as_text(payload), as_text(shown or ""), as_text(queue), kind)
 
     # The worker's side.
 
@@ -468,12 +484,26 @@ class Ledger:
             args += [delegation_id, token]
         return [as_text(lost) for lost in self._refresh(keys=keys, args=args)]
 
-    def finish(self, delegation_id: str, state: State, report: str, *, token: str = "", ttl_s: int) -> bool:
+    def finish(
+        self,
+        delegation_id: str,
+        state: State,
+        report: str,
+        *,
+        token: str = "",
+        ttl_s: int,
+        also: Sequence[tuple[str, str, str]] = (),
+    ) -> bool:
         """Store the one report of a delegation and push its id to the waiting inbox. Only the
-        lease holder (or, with no token, a sweeper) may; a second report is refused."""
+        lease holder (or, with no token, a sweeper) may; a second report is refused. `also`:
+        hash fields (key, field, value) written in the same step, and only if the report is
+        stored, so that a worker whose lease was taken over cannot write them over the newer
+        attempt's (a main run's result in its batch)."""
+        args: list[str | int] = [delegation_id, token, state, report, ttl_s, INBOX_TTL_S]
+        for _, name, value in also:
+            args += [name, value]
         stored = self._finish(
-            keys=[self.key(delegation_id), self._leases, self._dead],
-            args=[delegation_id, token, state, report, ttl_s, INBOX_TTL_S],
+            keys=[self.key(delegation_id), self._leases, self._dead, *(key for key, _, _ in also)], args=args
         )
         return bool(stored)
 
