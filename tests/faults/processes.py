@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from orchestrator.cli import MAIN_RUNS_APP
 from orchestrator.embedded import _wait_until_ready, _worker_name, spawn, stop, worker_environment
+from orchestrator.submissions import main_queue
 from shared.celery_app import worker_command
 from shared.settings import Settings, WorkerPool
 
@@ -68,11 +70,13 @@ def worker_processes(
     pool: WorkerPool = "threads",
     concurrency: int = 8,
     env: Mapping[str, str] | None = None,
+    main_runs: bool = False,
     **setting_overrides: Any,
 ) -> Iterator[list[WorkerProcess]]:
     """`count` workers with this pool and concurrency, `setting_overrides` applied to their
     settings and `env` added to their environment, once every one answers a ping; all of them
-    are stopped on the way out, whatever the test did to them."""
+    are stopped on the way out, whatever the test did to them. `main_runs`: main-run workers
+    (`taskforce main-worker`) instead of subagent workers."""
     unknown = set(setting_overrides) - set(Settings.model_fields)
     if unknown:
         # Settings ignores unknown keys; a misspelt override would silently test nothing.
@@ -82,7 +86,9 @@ def worker_processes(
     )
     directory.mkdir(parents=True, exist_ok=True)
     environment = {**worker_environment(settings), **(env or {})}
-    prefix = f"fault{next(_batches)}w"
+    prefix = f"fault{next(_batches)}{'m' if main_runs else 'w'}"
+    kind: dict[str, Any] = {"app": MAIN_RUNS_APP} if main_runs else {}
+    queues = ["--queues", main_queue(settings)] if main_runs else []
     host = socket.gethostname()
     workers: list[WorkerProcess] = []
     try:
@@ -103,7 +109,7 @@ def worker_processes(
                 "--without-gossip",
                 "--without-mingle",
             ]
-            process = spawn(worker_command(*args), log, environment)
+            process = spawn(worker_command(*args, *queues, **kind), log, environment)
             workers.append(WorkerProcess(name.replace("%h", host), settings, log, process))
         _wait_until_ready(settings, [w.process for w in workers], [w.log for w in workers], prefix)
         yield workers

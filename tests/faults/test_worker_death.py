@@ -18,6 +18,7 @@ from orchestrator import create_orchestrator
 from orchestrator.dead_letters import drop_dead_letter, list_dead_letters
 from orchestrator.embedded import worker_pool
 from orchestrator.pool_metrics_cli import scrape
+from tests.faults.processes import worker_processes
 from tests.faults.support import (
     RedisProcess,
     assert_nothing_left,
@@ -183,3 +184,37 @@ def _alive(pid: int) -> bool:
         return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return False
+
+
+def test_a_frozen_worker_that_wakes_reports_nothing_over_the_newer_attempt(
+    server: RedisProcess, tmp_path: Path
+) -> None:
+    """SIGSTOP past the lease: another worker runs the delegation again and reports; the frozen
+    one, woken, finds the lease gone and writes nothing (no second report, no record brought
+    back after the orchestrator collected the first)."""
+    settings = fault_settings(server, tmp_path, lease=2.0)
+    task = "sleep=6 frozen"
+    with worker_processes(settings, tmp_path, 2) as workers, ThreadPoolExecutor(1) as pool:
+        agent = create_orchestrator(scripted([task_call("c0", "counted", task)], "done"), settings=settings)
+        running = _start(agent, pool)
+        wait_for(lambda: runs(settings, task) == 1, 30, "the job to start")
+        (holder,) = running_on(settings).values()
+        frozen = next(worker for worker in workers if worker.name == holder)
+        os.killpg(frozen.pid, signal.SIGSTOP)
+        try:
+            state = running.result(timeout=60)
+        finally:
+            os.killpg(frozen.pid, signal.SIGCONT)
+        wait_for(
+            lambda: "no longer this worker's" in frozen.log_text() or "came too late" in frozen.log_text(),
+            30,
+            "the woken worker to find its lease gone",
+        )
+        time.sleep(7)  # the woken body's sleep ends and its report, were it sent, would be in
+
+    report = _reports(state)["c0"]
+    assert report["status"] == "ok", report
+    assert report["worker"] != frozen.name
+    assert report["attempts"] == 2
+    assert runs(settings, task) == 2
+    assert_nothing_left(settings)
