@@ -17,7 +17,7 @@ import pytest
 from orchestrator.dead_letters import list_dead_letters, requeue_dead_letter
 from orchestrator.embedded import worker_pool
 from orchestrator.submissions import batch_results, batch_status, submit_batch
-from shared.ledger import RecordView, open_ledger
+from shared.ledger import RecordView, as_text, open_ledger
 from shared.settings import Settings
 from tests.faults.processes import WorkerProcess, worker_processes
 from tests.faults.support import RedisProcess, fault_settings, runs, wait_for
@@ -66,7 +66,7 @@ def _quick_reported(settings: Settings, quick: str) -> bool:
     """The quick delegation has reported (its record says so) while the run still waits."""
     ledger = open_ledger(settings)
     prefix = ledger.key("")
-    ids = [key.decode().removeprefix(prefix) for key in ledger.client.keys(prefix + "*")]
+    ids = [as_text(key).removeprefix(prefix) for key in ledger.client.keys(prefix + "*")]
     _, records = ledger.snapshot(ids)
     return runs(settings, quick) == 1 and any(
         r.state == "reported" and r.subagent == "counted" for r in records.values()
