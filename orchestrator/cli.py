@@ -45,7 +45,7 @@ from orchestrator.dead_letters import (
     requeue_dead_letter,
 )
 from orchestrator.demo import demo_settings, run_demo
-from orchestrator.embedded import EmbeddedError, keep_files, local_cluster
+from orchestrator.embedded import EmbeddedError, keep_files, kept_before, local_cluster
 from orchestrator.files_cli import files_cli
 from orchestrator.pool_metrics_cli import MetricsUnavailableError
 from orchestrator.pool_metrics_cli import scrape as scrape_pool
@@ -326,6 +326,8 @@ def run(
     settings = _settings(subagents=subagents, worker_concurrency=concurrency, model=model)
     budget = _budget(max_tokens, max_cost)
     require_prices([budget], settings.model_prices)
+    # A run kept its files on disk: resumed, it finds them there again, --keep or not.
+    keep = keep or (resume is not None and kept_before(settings, resume))
     local = _LocalRun.announced(settings, workers, keep)
     if resume is not None:  # before starting anything
         with open_checkpointer(local.settings) as saver:

@@ -26,6 +26,8 @@ from pydantic import SecretStr
 
 from shared.celery_app import CONNECTION_ERRORS, create_celery_app, unique_worker_name, worker_command
 from shared.extras import install_hint
+from shared.files.local import LocalStore
+from shared.files.scopes import run_scope
 from shared.secrets import new_key
 from shared.settings import Settings, setting_variable
 from shared.settings_handoff import HANDOFF_VARIABLE, dump_for_handoff
@@ -247,6 +249,17 @@ def keep_files(settings: Settings) -> Settings:
     if settings.redis_url is not None or settings.files_url is not None:
         return settings
     return settings.model_copy(update={"files_url": (settings.data_dir / "files").absolute().as_uri()})
+
+
+def kept_before(settings: Settings, run_id: str) -> bool:
+    """Whether an earlier run of `run_id` kept shared files in the data directory (`--keep`
+    without a configured store), where a resumed run must look for them again: the embedded
+    Redis it would otherwise use is new, and empty."""
+    kept = keep_files(settings)
+    if kept is settings or kept.files_url is None:
+        return False
+    # The store's own path for the scope, without opening it (which would create it).
+    return LocalStore.from_url(kept.files_url).root.joinpath(*run_scope(run_id).split("/")).is_dir()
 
 
 @contextlib.contextmanager
