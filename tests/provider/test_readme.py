@@ -1,5 +1,5 @@
-"""The README's "A real model" section, run as written against the fake provider: only the API
-key and the server's address are the test's own."""
+"""The "A real model" and "A nightly batch, bounded" sections of docs/configuration.md, run as
+written against the fake provider: only the API key and the server's address are the test's own."""
 
 from __future__ import annotations
 
@@ -16,18 +16,21 @@ from tests.support.fake_provider import RemoteProvider
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
+CONFIGURATION = ROOT / "docs" / "configuration.md"
 
 
 def _section_commands(title: str) -> str:
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split(f"### {title}\n", 1)[1]
+    """The first bash block after the heading `title` (of any level) of docs/configuration.md."""
+    heading = re.search(rf"^#+ {re.escape(title)}\n", CONFIGURATION.read_text(), re.MULTILINE)
+    assert heading, f"no heading {title!r} in {CONFIGURATION.name}"
+    section = heading.string[heading.end() :]
     found = re.search(r"```bash\n(.*?)```", section, re.DOTALL)
     assert found, f"no bash block under {title!r}"
     return found.group(1)
 
 
 def _run_as_written(commands: str, data_dir: Path, **variables: str) -> str:
-    """Runs a README block as a user's shell would, on a data directory of the test's own;
+    """Runs a documented block as a user's shell would, on a data directory of the test's own;
     returns what it printed, its whitespace folded (rich wraps lines to the terminal)."""
     env = without_settings() | {"TASKFORCE_DATA_DIR": str(data_dir)} | variables
     done = subprocess.run(
