@@ -9,12 +9,12 @@ and subagents that spend 200 ms of CPU at N = 10. deepagents runs the tool calls
 a thread pool whose size is LangGraph's `max_concurrency` (default: `min(32, cores + 4)`);
 tuned, it gets `max_concurrency=N`, under `invoke` and under `ainvoke` (skipped where it would
 take minutes, as the default is). taskforce runs on its embedded Redis (a spare port, never a
-shared server) as the README advises: for subagents that wait, two workers on the threads pool
-with the default 64 slots each up to 128 delegations and enough slots for the whole turn above
-that (N / 2 each); for subagents that compute, one worker on the prefork pool with a child per
-core. Every figure is a wall time from `invoke` to the answer, median and p95 of the repeats;
-the ideal is the subagents' own time spread over every core. The full run draws the wait cases
-against N into `docs/benchmarks-fanout.png`.
+shared server) as docs/configuration.md ("Sizing workers") advises: for subagents that wait,
+two workers on the threads pool with the default 64 slots each up to 128 delegations and enough
+slots for the whole turn above that (N / 2 each); for subagents that compute, one worker on the
+prefork pool with a child per core. Every figure is a wall time from `invoke` to the answer,
+median and p95 of the repeats; the ideal is the subagents' own time spread over every core. The
+full run draws the wait cases against N into `docs/benchmarks-fanout.png`.
 """
 
 from __future__ import annotations
@@ -107,8 +107,8 @@ def _cell(times: list[float]) -> str:
 
 
 def _settings(case: Case) -> Settings:
-    """The README's advice: for subagents that wait, threads, enough slots for the turn; for
-    subagents that compute, one prefork child per core."""
+    """The advice of docs/configuration.md, "Sizing workers": for subagents that wait, threads,
+    enough slots for the turn; for subagents that compute, one prefork child per core."""
     values: dict[str, Any] = {"subagents": TEST_REGISTRY, "general_purpose": False}
     if case.pool == "prefork":
         values.update(workers=1, worker_pool="prefork", worker_concurrency=CORES)

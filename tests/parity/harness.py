@@ -8,7 +8,7 @@ the filesystems are walked and compared the same way and only where the subagent
 
 The one documented difference is allowed for and nothing else: taskforce's `task` ToolMessage
 may append "Full report: ..." / "Files written: ..." notes to the answer and carries the whole
-`Report` as its artifact (README, "Differences from deepagents"). The notes are stripped only
+`Report` as its artifact (docs/deepagents.md, "Differences from deepagents"). The notes are stripped only
 if they are exactly the ones the artifact accounts for, so an extra or missing note still fails.
 """
 
