@@ -59,11 +59,30 @@ def import_object(path: str) -> object:
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
-        raise RegistryError(f"cannot import module {module_name!r} for registry {path!r}: {error}") from error
+        raise RegistryError(
+            f"cannot import module {module_name!r} for registry {path!r}: {error}{_shadowed(module_name)}"
+        ) from error
     try:
         return getattr(module, attribute)
     except AttributeError:
-        raise RegistryError(f"module {module_name!r} has no attribute {attribute!r}") from None
+        raise RegistryError(
+            f"module {module_name!r} has no attribute {attribute!r}{_shadowed(module_name)}"
+        ) from None
+
+
+OWN_PACKAGES = frozenset({"orchestrator", "workers", "shared"})
+"""taskforce's top-level packages (ARCHITECTURE.md says why there is no single `taskforce` one)."""
+
+
+def _shadowed(module_name: str) -> str:
+    """A user's package named like one of taskforce's is hidden by it: say so, not 'not found'."""
+    top = module_name.partition(".")[0]
+    if top not in OWN_PACKAGES:
+        return ""
+    return (
+        f" ({top!r} is one of taskforce's own packages, which hides a package of yours by that name: "
+        "rename yours)"
+    )
 
 
 def import_path_of(value: object) -> str | None:

@@ -137,3 +137,8 @@ def test_a_spec_may_name_its_queue() -> None:
 def test_a_queue_name_the_broker_cannot_tell_apart_is_refused(queue: object) -> None:
     with pytest.raises(RegistryError, match="'queue' must be a name"):
         validate_specs([{"name": "a", "description": "x", "queue": queue}])
+
+
+def test_a_registry_in_a_package_named_like_one_of_taskforces_says_it_is_hidden() -> None:
+    with pytest.raises(RegistryError, match=r"'shared' is one of taskforce's own packages.*rename yours"):
+        import_object("shared.my_agents:SUBAGENTS")
