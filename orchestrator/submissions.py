@@ -11,7 +11,7 @@ seconds: each item's state (queued, running, ok, failed, cancelled), its result 
 rejected input lines, and a cancel flag that queued and running items obey. Each item is also a
 record in the ledger, `<batch id>:<item id>`, which leases it to the worker running it
 (`orchestrator.main_run_leases`); an item whose workers kept dying is a dead letter there, and
-counts as `dead_letter` here until `taskforce dead-letters retry` runs it again.
+counts as `dead_letter` here until `taskforce dead-letters requeue` runs it again.
 """
 
 from __future__ import annotations
