@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
@@ -38,7 +39,12 @@ def checkpoints_location(settings: Settings) -> str:
     """What to show a user: the database with its password masked."""
     if settings.database_url is not None:
         return mask_url(settings.database_url.get_secret_value())
-    return str(settings.data_dir / SQLITE_FILE)
+    return str(checkpoints_file(settings))
+
+
+def checkpoints_file(settings: Settings) -> Path:
+    """The SQLite file, used unless `TASKFORCE_DATABASE_URL` is set."""
+    return settings.data_dir / SQLITE_FILE
 
 
 @contextlib.contextmanager
@@ -49,7 +55,7 @@ def open_checkpointer(settings: Settings) -> Iterator[BaseCheckpointSaver[str]]:
         return
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     # One connection shared by a batch's threads: SqliteSaver serialises them with its lock.
-    with SqliteSaver.from_conn_string(str(settings.data_dir / SQLITE_FILE)) as saver:
+    with SqliteSaver.from_conn_string(str(checkpoints_file(settings))) as saver:
         yield saver
 
 

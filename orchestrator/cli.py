@@ -17,6 +17,7 @@ from types import FrameType
 from typing import Annotated, Any, NoReturn
 
 import click
+import redis
 import typer
 from celery.bin.worker import worker as celery_worker
 from pydantic import ValidationError
@@ -51,6 +52,7 @@ from orchestrator.pool_metrics_cli import MetricsUnavailableError
 from orchestrator.pool_metrics_cli import scrape as scrape_pool
 from orchestrator.pool_metrics_cli import serve as serve_pool
 from orchestrator.progress import delegation_table, live_progress, usage_line
+from orchestrator.pruning import parse_duration, survey
 from orchestrator.session import new_run_id, run_prompt
 from orchestrator.submissions import (
     UnknownBatchError,
@@ -694,6 +696,49 @@ def metrics(
         return
     console.print(f"serving the pool's metrics on http://0.0.0.0:{serve_on}/metrics (Ctrl-C stops)")
     serve_pool(settings, serve_on)
+
+
+def _older_than(text: str | None) -> float | None:
+    try:
+        return None if text is None else parse_duration(text)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="'--older-than'") from None
+
+
+@cli.command()
+def prune(
+    older_than: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DURATION",
+            help="Keep what was touched within this long: 7d, 12h, 90m, 30s "
+            "(default: 7d; run workspaces TASKFORCE_FILES_WORKSPACE_TTL).",
+        ),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would go; delete nothing.")] = False,
+) -> None:
+    """List every kind of state taskforce keeps and delete what outlived its use (for cron)."""
+    settings = Settings()
+    try:
+        holdings = survey(settings, _older_than(older_than), delete=not dry_run)
+    except redis.ConnectionError as error:
+        _fail(f"cannot reach Redis at {mask_url(settings.redis_url or '')}: {error}")
+    verb = "would prune" if dry_run else "pruned"
+    for store in dict.fromkeys(holding.store for holding in holdings):
+        table = Table(title=store, title_justify="left")
+        table.add_column("state", no_wrap=True)
+        for column in ("at", "kept", "held", verb):
+            table.add_column(column)
+        for holding in (holding for holding in holdings if holding.store == store):
+            pruned = "" if holding.pruned is None else str(holding.pruned)
+            table.add_row(holding.kind, holding.at, holding.kept, str(holding.held), pruned)
+        console.print(table)
+    if settings.redis_url is None:
+        console.print("No TASKFORCE_REDIS_URL: the embedded Redis keeps nothing between runs.")
+    total = sum(holding.pruned or 0 for holding in holdings)
+    console.print(
+        f"{verb} {total}" + (": nothing deleted (run without --dry-run to delete)" if dry_run else "")
+    )
 
 
 @cli.command("secrets-key")

@@ -255,11 +255,17 @@ def kept_before(settings: Settings, run_id: str) -> bool:
     """Whether an earlier run of `run_id` kept shared files in the data directory (`--keep`
     without a configured store), where a resumed run must look for them again: the embedded
     Redis it would otherwise use is new, and empty."""
+    root = kept_files_root(settings)
+    return root is not None and root.joinpath(*run_scope(run_id).split("/")).is_dir()
+
+
+def kept_files_root(settings: Settings) -> Path | None:
+    """The data-directory folder `keep_files` puts shared files in, found without opening the
+    store (which would create it); None where a configured store keeps them."""
     kept = keep_files(settings)
     if kept is settings or kept.files_url is None:
-        return False
-    # The store's own path for the scope, without opening it (which would create it).
-    return LocalStore.from_url(kept.files_url).root.joinpath(*run_scope(run_id).split("/")).is_dir()
+        return None
+    return LocalStore.root_of(kept.files_url)
 
 
 @contextlib.contextmanager

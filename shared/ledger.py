@@ -581,6 +581,11 @@ class Ledger:
             )
         return letters
 
+    def dead_letter_ids(self, parked_for_s: float = 0) -> list[str]:
+        """The dead letters parked at least `parked_for_s` seconds ago, by Redis's clock."""
+        cutoff = self.server_ms() - int(parked_for_s * 1000)
+        return [as_text(i) for i in self.client.zrangebyscore(self._dead, "-inf", cutoff)]
+
     def requeue_dead(self, delegation_id: str, ttl_s: int) -> bool:
         """Make a dead letter queued again (the caller publishes it); its attempts start over."""
         return bool(

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -102,6 +103,9 @@ return #due
 """
 )
 
+# ARGV: p. How many items' TTL has run out, not yet swept.
+_DUE = LUA_NOW_MS + "return redis.call('ZCOUNT', ARGV[1] .. 'exp', '-inf', now)\n"
+
 # ARGV: p, id, namespace, key, value (JSON), TTL in ms ('' for none).
 _PUT = (
     LUA_NOW_MS
@@ -134,7 +138,7 @@ return 0
 """
 )
 
-_SCRIPTS = (_DELETE, _SWEEP, _PUT, _TOUCH)
+_SCRIPTS = (_DELETE, _SWEEP, _DUE, _PUT, _TOUCH)
 
 
 class StoreQueryError(ValueError):
@@ -177,6 +181,15 @@ def _json(op: PutOp) -> str:
             f"store value at {op.namespace} {op.key!r} is not JSON ({error}): this store keeps values "
             "as JSON, for every process to read"
         ) from None
+
+
+@dataclass(frozen=True)
+class StoreCensus:
+    """How many items a store holds, how many of them have a TTL, and how many of those are due."""
+
+    items: int
+    expiring: int
+    due: int
 
 
 class SharedStore(BaseStore):
@@ -235,7 +248,28 @@ class SharedStore(BaseStore):
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
         return await aexecute(self._aclients.current(), self._batch(list(ops)), _SCRIPTS)
 
+    def census(self) -> StoreCensus:
+        """What the store holds, for `taskforce prune`: no item is ever read to count it."""
+        return execute(self.client, self._census(), _SCRIPTS)
+
+    def sweep(self) -> int:
+        """Delete the items whose TTL has run out, now rather than at the next batch; how many."""
+        return execute(self.client, self._sweep(), _SCRIPTS)
+
     # The steps, shared by both clients: each yield is one round trip.
+
+    def _census(self) -> Exchange[StoreCensus]:
+        namespaces = yield from self._under(())
+        *sizes, expiring, due = yield [
+            *(("ZCARD", f"{self._p}k:{namespace}") for namespace in namespaces),
+            ("ZCARD", f"{self._p}exp"),
+            evalsha(_DUE, [], self._p),
+        ]
+        return StoreCensus(items=sum(sizes), expiring=expiring, due=due)
+
+    def _sweep(self) -> Exchange[int]:
+        (swept,) = yield [evalsha(_SWEEP, [], self._p)]
+        return int(swept)
 
     def _batch(self, ops: Sequence[Op]) -> Exchange[list[Result]]:
         for op in ops:

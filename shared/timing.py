@@ -25,6 +25,9 @@ VISIBILITY_MARGIN_S = 600.0
 # During a Redis outage, sends and ledger commands try again this often until the outage
 # budget (`TASKFORCE_REDIS_OUTAGE`) is spent.
 OUTAGE_POLL_S = 0.5
+# A paused subagent (waiting for an approval) is kept this long after its last step, so a
+# question nobody answers does not stay in Redis for ever (`workers.paused_runs`).
+PAUSE_TTL_S = 7 * 24 * 3600
 
 
 def outage_retries(budget_s: float) -> int:

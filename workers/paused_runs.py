@@ -32,8 +32,8 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.memory import InMemorySaver
 
 from shared import keys
+from shared.timing import PAUSE_TTL_S
 
-PAUSE_TTL_S = 7 * 24 * 3600
 _SEP = "\x00"
 
 

@@ -97,7 +97,12 @@ class LocalStore(Store):
 
     @classmethod
     def from_url(cls, url: str) -> LocalStore:
-        """Accepts `file:///abs/dir`, `file:/abs/dir` and `file://localhost/abs/dir`."""
+        return cls(cls.root_of(url))
+
+    @staticmethod
+    def root_of(url: str) -> Path:
+        """The directory a file URL names, without creating it. Accepts `file:///abs/dir`,
+        `file:/abs/dir` and `file://localhost/abs/dir`."""
         parts = urlsplit(url)
         if parts.scheme != "file":
             raise LocalConfigError(f"not a file URL (expected file:///absolute/dir): {mask_url(url)!r}")
@@ -114,7 +119,7 @@ class LocalStore(Store):
             raise LocalConfigError(f"file URL must name an absolute directory (file:///dir): {url!r}")
         if "\x00" in path:
             raise LocalConfigError(f"file URL contains a NUL byte: {url!r}")
-        return cls(Path(path))
+        return Path(path)
 
     def __repr__(self) -> str:
         return f"LocalStore({str(self.root)!r})"

@@ -95,21 +95,32 @@ class SharedFiles:
     def _compose(self, run_id: str) -> CompositeBackend:
         return CompositeBackend(default=self.workspace(run_id), routes=dict(self._routes))
 
-    def prune(self, older_than_s: float, *, now: datetime | None = None) -> list[str]:
-        """Delete the workspaces nobody wrote to for `older_than_s` seconds; their run ids.
+    def workspaces(self) -> list[str]:
+        """The run ids that have a workspace."""
+        return [directory.strip("/") for directory in self.store.scope("runs").listing("/").directories]
+
+    def stale_workspaces(self, older_than_s: float, *, now: datetime | None = None) -> dict[str, list[str]]:
+        """The workspaces nobody wrote to for `older_than_s` seconds: each run id with its files.
 
         For stores without expiry of their own (S3, `file://`), where each run is a directory
-        under `runs/`. Redis expires workspace files by itself and has nothing to prune here.
+        under `runs/`. Redis expires workspace files by itself and rarely holds one this old.
         """
         runs = self.store.scope("runs")
         cutoff = (now or datetime.now(UTC)) - timedelta(seconds=older_than_s)
-        pruned: list[str] = []
+        stale: dict[str, list[str]] = {}
         for directory in runs.listing("/").directories:
             entries = runs.walk(directory)
             if entries and max(datetime.fromisoformat(entry.modified_at) for entry in entries) < cutoff:
-                runs.remove([entry.path for entry in entries])
-                pruned.append(directory.lstrip("/"))
-        return pruned
+                stale[directory.strip("/")] = [entry.path for entry in entries]
+        return stale
+
+    def prune(self, older_than_s: float, *, now: datetime | None = None) -> list[str]:
+        """Delete the workspaces `stale_workspaces` finds; their run ids."""
+        stale = self.stale_workspaces(older_than_s, now=now)
+        runs = self.store.scope("runs")
+        for paths in stale.values():
+            runs.remove(paths)
+        return list(stale)
 
     def backend(self) -> RunBackend:
         """The filesystem of whichever run is current when a file is touched."""

@@ -58,6 +58,12 @@ MISTAKES: dict[str, tuple[list[str], dict[str, str | None], str]] = {
         "could not read the metrics from Redis at redis://:***@127.0.0.1:1/0",
     ),
     "metrics on a bad port": (["metrics", "--serve", "0"], {}, "Invalid value for '--serve'"),
+    "prune with a bad duration": (["prune", "--older-than", "3x"], {}, "'3x' is not a duration"),
+    "prune of an unreachable Redis": (
+        ["prune", "--dry-run"],
+        {"TASKFORCE_REDIS_URL": "redis://:hunter2@127.0.0.1:1/0"},
+        "cannot reach Redis at redis://:***@127.0.0.1:1/0",
+    ),
     "bad flower credentials": (
         ["flower"],
         {"TASKFORCE_REDIS_URL": "redis://127.0.0.1:1/0", "TASKFORCE_FLOWER_BASIC_AUTH": "hunter2"},
@@ -133,6 +139,7 @@ def test_a_bad_setting_is_named_without_its_value(
     assert "abc" not in runs["bad setting"].stderr
     assert "hunter2" not in runs["bad flower credentials"].stderr
     assert "hunter2" not in runs["metrics of an unreachable Redis"].stderr
+    assert "hunter2" not in runs["prune of an unreachable Redis"].stderr
 
 
 def test_help_still_prints_and_succeeds(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
