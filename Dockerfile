@@ -9,6 +9,7 @@ COPY pyproject.toml README.md ./
 COPY shared ./shared
 COPY orchestrator ./orchestrator
 COPY workers ./workers
+COPY taskforce_demo ./taskforce_demo
 # A fixed uid: the orchestrator writes its results into a directory mounted from the host.
 RUN pip install --no-cache-dir '.[s3,flower]' && useradd --create-home --uid 1000 taskforce
 USER taskforce

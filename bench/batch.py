@@ -12,7 +12,7 @@ delegations. An instant subagent keeps a model's latency out of the figures, so 
 is what running the items costs: the main agent's own steps and, for taskforce, the trip of
 every delegation through Redis to a worker and back, and a checkpoint after every step.
 
-taskforce runs the items through the public API, `orchestrator.batch.run_batch`, which is what
+taskforce runs the items through the public API, `orchestrator.batch.run.run_batch`, which is what
 `taskforce batch` calls, against a private Redis and local workers (`local_cluster`), with a
 fresh data directory for every batch so that each one starts on an empty SQLite checkpoint
 file. Its wall time is the whole call (reading the input, every run, writing the results); its
@@ -61,11 +61,11 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.common import TEST_REGISTRY, isolated_settings, load_text, test_subagents
-from orchestrator.batch import run_batch
-from orchestrator.batch_display import percentile
-from orchestrator.batch_input import BatchItem, read_batch
-from orchestrator.batch_results import ItemResult
+from orchestrator.batch.input import BatchItem, read_batch
+from orchestrator.batch.results import ItemResult
+from orchestrator.batch.run import run_batch
 from orchestrator.checkpoints import open_checkpointer
+from orchestrator.cli.batch_view import percentile
 from orchestrator.embedded import local_cluster
 from shared.models import make_model
 from shared.settings import Settings

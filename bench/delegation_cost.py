@@ -58,8 +58,8 @@ from rich.table import Table
 
 from bench.common import TEST_REGISTRY, isolated_settings, load_text, test_subagents
 from orchestrator import create_orchestrator
-from orchestrator.batch_display import percentile
-from orchestrator.client import DelegationClient
+from orchestrator.cli.batch_view import percentile
+from orchestrator.delegation.client import DelegationClient
 from orchestrator.embedded import local_cluster
 from shared.celery_app import create_celery_app
 from shared.files import shared_files

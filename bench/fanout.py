@@ -39,7 +39,7 @@ from rich.table import Table
 
 from bench.common import TEST_REGISTRY, isolated_settings, load_text, task_calls, test_subagents
 from orchestrator import create_orchestrator
-from orchestrator.batch_display import percentile
+from orchestrator.cli.batch_view import percentile
 from orchestrator.embedded import local_cluster
 from shared.settings import Settings, WorkerPool
 from tests.support.models import ScriptedModel

@@ -27,7 +27,7 @@ from rich.table import Table
 
 from bench.common import isolated_settings, load_text
 from orchestrator import create_orchestrator
-from orchestrator.batch_display import percentile
+from orchestrator.cli.batch_view import percentile
 from orchestrator.embedded import local_cluster
 from orchestrator.session import reports_in
 from tests.provider.agents import MAIN_MODEL

@@ -1,5 +1,5 @@
 """`python -m orchestrator` is the `taskforce` command."""
 
-from orchestrator.cli import main
+from orchestrator.cli.app import main
 
 main()

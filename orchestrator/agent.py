@@ -20,12 +20,12 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.store.base import BaseStore
 from langgraph.types import Checkpointer
 
-from orchestrator.async_tasks import PoolAsyncSubAgentMiddleware, async_targets, refuse_pausing
 from orchestrator.backends import travelling_backend
 from orchestrator.budgets import BudgetMiddleware, RunBudgets
-from orchestrator.client import DelegationClient
-from orchestrator.delegations import DelegationBuilder, Route
-from orchestrator.middleware import CeleryDelegationMiddleware, DelegationListener
+from orchestrator.delegation.async_tasks import PoolAsyncSubAgentMiddleware, async_targets, refuse_pausing
+from orchestrator.delegation.building import DelegationBuilder, Route
+from orchestrator.delegation.client import DelegationClient
+from orchestrator.delegation.task_tool import CeleryDelegationMiddleware, DelegationListener
 from orchestrator.parity import MainAgent, UnsupportedArgumentError, inheritance
 from orchestrator.seeded_files import SeededFiles
 from shared.budgets import Accounts, Budget, require_prices
@@ -70,7 +70,7 @@ def create_orchestrator(
     Arguments are `create_deep_agent`'s. `subagents` defaults to the registry named by
     `TASKFORCE_SUBAGENTS`; workers must load the same specs (they rebuild subagents from it).
     An async subagent (`graph_id`) without a `url` runs on the worker pools as the registry
-    subagent its `graph_id` names (`orchestrator.async_tasks`); one with a `url` passes straight
+    subagent its `graph_id` names (`orchestrator.delegation.async_tasks`); one with a `url` passes straight
     through to deepagents, which runs it on that Agent Protocol server. `backend` defaults to
     the shared files, so the main agent reads what workers write; one made of deepagents'
     `StateBackend`, `StoreBackend` and `FilesystemBackend` parts is rebuilt on workers, its state

@@ -2,7 +2,7 @@
 own model calls charged to them.
 
 A run spends from `run:<thread>`, or, run as a batch item (its config's metadata names the
-batch and the item, as `orchestrator.batch` sets it), from `item:<batch>:<item>`, which all the
+batch and the item, as `orchestrator.batch.run` sets it), from `item:<batch>:<item>`, which all the
 item's attempts share, and from `batch:<batch>`. Every delegation carries these accounts to its
 worker; the main agent's own calls are charged here, and go on when the budget is spent, so that
 the run answers with what its subagents reported (new delegations end `budget_exhausted` on
@@ -19,7 +19,7 @@ from langchain.agents.middleware.types import AgentMiddleware, ModelRequest, Mod
 from langchain_core.runnables import RunnableConfig
 from langgraph.config import get_config
 
-from orchestrator.delegations import STAND_IN_THREAD_ID_KEY, thread_id_of
+from orchestrator.delegation.building import STAND_IN_THREAD_ID_KEY, thread_id_of
 from shared.budgets import Accounts, Budget, Spent
 from shared.guarded_model import CallScope, call_scope
 from shared.ledger import open_ledger

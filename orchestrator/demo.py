@@ -15,10 +15,10 @@ from deepagents.backends.protocol import BackendProtocol
 from rich.console import Console
 
 from orchestrator.session import RunOutcome, new_run_id, run_prompt
-from shared.demo.agents import ANALYST, REGISTRY
-from shared.demo.service_logs import SERVICES, generate_log
 from shared.files import read_text, shared_files
 from shared.settings import Settings
+from taskforce_demo.agents import ANALYST, REGISTRY
+from taskforce_demo.service_logs import SERVICES, generate_log
 
 INPUTS_DIR = "/inputs/logs"
 RESULTS_DIR = "/results"

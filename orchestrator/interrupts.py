@@ -9,7 +9,7 @@ import threading
 from collections.abc import Iterator
 from types import FrameType
 
-from orchestrator.client import DelegationClient
+from orchestrator.delegation.client import DelegationClient
 
 
 @contextlib.contextmanager

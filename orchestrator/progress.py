@@ -13,7 +13,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from orchestrator.client import DelegationClient
+from orchestrator.delegation.client import DelegationClient
 from shared.ledger import State
 from shared.progress import WAITING_NODE, ProgressReader, Step
 from shared.schemas import Delegation, Report, TokenUsage

@@ -19,7 +19,7 @@ from orchestrator.agent import create_orchestrator
 from orchestrator.approvals import Answerer
 from orchestrator.budgets import run_account
 from orchestrator.checkpoints import open_checkpointer, require_run
-from orchestrator.client import DelegationClient
+from orchestrator.delegation.client import DelegationClient
 from orchestrator.interrupts import cancelled_on_interrupt
 from orchestrator.progress import DelegationTracker, live_progress, progress_line
 from shared.budgets import Accounts, Budget, Spent

@@ -2,8 +2,9 @@
 (`TASKFORCE_QUEUE_PREFIX`, `taskforce` unless set).
 
 One module, so that what a deployment keeps in Redis can be read in one place, by an operator
-scanning a prefix as much as by code that prunes it. Each family's owner (named below) decides
-what the key holds and how long it lives; the shared files (`shared/files/redis.py`) keep
+scanning a prefix as much as by `taskforce prune` (`orchestrator.upkeep.prune`), whose table
+must list every family here (a test fails if one is missing). Each family's owner (named below)
+decides what the key holds and how long it lives; the shared files (`shared/files/redis.py`) keep
 their own scheme under the files' namespace and are not listed here."""
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def store(prefix: str) -> str:
 
 def batch(prefix: str, batch_id: str, part: str = "") -> str:
     """A submitted batch: its meta hash, or its `states`, `results` or `rejected`
-    (`orchestrator.submissions`)."""
+    (`orchestrator.batch.submissions`)."""
     return f"{prefix}:batch:{batch_id}" + (f":{part}" if part else "")
 
 
@@ -88,5 +89,5 @@ def subagent_queue(prefix: str, subagent_type: str) -> str:
 
 def main_runs_queue(prefix: str) -> str:
     """The queue of submitted main runs. A colon, which queue names of subagent types
-    (`<prefix>.<name>`) never contain (`orchestrator.submissions`)."""
+    (`<prefix>.<name>`) never contain (`orchestrator.batch.submissions`)."""
     return f"{prefix}:main-runs"

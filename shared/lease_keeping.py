@@ -1,7 +1,7 @@
 """What every process that runs leased work does alongside it: renew its leases, announce the
 queues it consumes, sweep for work whose process went silent (`shared.ledger`).
 
-Subagent workers (`workers.leases`) and main-run workers (`orchestrator.main_run_leases`) both
+Subagent workers (`workers.leases`) and main-run workers (`orchestrator.batch.leases`) both
 run leased work; each builds its claims and reports on this. One keeper thread per process does
 the keeping. It is never a thread of the work itself, which a hung tool may block: a process is
 alive for as long as it renews, and a SIGKILLed (or SIGSTOPped) one stops renewing at once.

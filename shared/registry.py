@@ -70,7 +70,7 @@ def import_object(path: str) -> object:
         ) from None
 
 
-OWN_PACKAGES = frozenset({"orchestrator", "workers", "shared"})
+OWN_PACKAGES = frozenset({"orchestrator", "workers", "shared", "taskforce_demo"})
 """taskforce's top-level packages (ARCHITECTURE.md says why there is no single `taskforce` one)."""
 
 

@@ -142,7 +142,7 @@ class Delegation(_Wire):
     """The main agent runs under `ainvoke`: deepagents runs its subagents async then, and so does
     the worker, whose trace and middleware hooks are then the async ones too."""
     conversation: str | None = None
-    """An async task's id (`orchestrator.async_tasks`): the worker keeps the messages this run
+    """An async task's id (`orchestrator.delegation.async_tasks`): the worker keeps the messages this run
     ends with under the task and this delegation's id, so that a follow-up can go on from them."""
     continues: str | None = None
     """With `conversation`: the earlier run of the task whose kept messages this run starts

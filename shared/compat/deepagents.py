@@ -3,7 +3,7 @@
 - `settle_tool_descriptions`, covered by `tests/unit/test_compat_deepagents.py`, which fails if
   deepagents changes under it.
 - The async subagents' own helpers (`deepagents.middleware.async_subagents`): the async task
-  tools on workers (`orchestrator.async_tasks`) build their commands, results and task records
+  tools on workers (`orchestrator.delegation.async_tasks`) build their commands, results and task records
   with them, so that they answer exactly as deepagents' own; `tests/parity` compares the two."""
 
 from __future__ import annotations

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator.cli import MAIN_RUNS_APP
+from orchestrator.batch.submissions import main_queue
+from orchestrator.cli.app import MAIN_RUNS_APP
 from orchestrator.embedded import _wait_until_ready, _worker_name, spawn, stop, worker_environment
-from orchestrator.submissions import main_queue
 from shared.celery_app import worker_command
 from shared.settings import Settings, WorkerPool
 

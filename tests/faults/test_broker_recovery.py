@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.client import DelegationClient
+from orchestrator.delegation.client import DelegationClient
 from shared.celery_app import RUN_DELEGATION, create_celery_app
 from shared.schemas import Delegation, Report
 from tests.faults.processes import WorkerProcess, worker_processes

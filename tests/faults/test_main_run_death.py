@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.dead_letters import list_dead_letters, requeue_dead_letter
+from orchestrator.batch.submissions import batch_results, batch_status, submit_batch
 from orchestrator.embedded import worker_pool
-from orchestrator.submissions import batch_results, batch_status, submit_batch
+from orchestrator.upkeep.dead_letters import list_dead_letters, requeue_dead_letter
 from shared.ledger import RecordView, as_text, open_ledger
 from shared.settings import Settings
 from tests.faults.processes import WorkerProcess, worker_processes

@@ -15,9 +15,9 @@ import pytest
 from langchain_core.messages import HumanMessage, ToolMessage
 
 from orchestrator import create_orchestrator
-from orchestrator.dead_letters import drop_dead_letter, list_dead_letters
+from orchestrator.cli.metrics import scrape
 from orchestrator.embedded import worker_pool
-from orchestrator.pool_metrics_cli import scrape
+from orchestrator.upkeep.dead_letters import drop_dead_letter, list_dead_letters
 from tests.faults.processes import worker_processes
 from tests.faults.support import (
     RedisProcess,

@@ -21,7 +21,7 @@ from langgraph.types import Command
 from rich.console import Console
 
 from orchestrator import create_orchestrator
-from orchestrator.batch import run_batch
+from orchestrator.batch.run import run_batch
 from orchestrator.embedded import worker_environment
 from orchestrator.session import run_prompt
 from shared.files import shared_files

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from langgraph.graph.state import CompiledStateGraph
 
-from orchestrator import batch
 from orchestrator.agent import create_orchestrator
+from orchestrator.batch import run as batch
 from tests.integration.conftest import Cluster
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from pydantic import SecretStr
 
-from orchestrator.batch import run_batch
+from orchestrator.batch.run import run_batch
 from orchestrator.embedded import worker_environment
 from shared.settings import Settings
 from tests.faults.support import runs, wait_for

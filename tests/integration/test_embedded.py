@@ -15,8 +15,8 @@ import pytest
 import redis
 
 from orchestrator.embedded import local_cluster
-from shared.demo.service_logs import SERVICES
 from shared.settings import Settings
+from taskforce_demo.service_logs import SERVICES
 from tests.support.environment import without_settings
 
 pytestmark = pytest.mark.integration

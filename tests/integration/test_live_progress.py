@@ -11,7 +11,7 @@ import redis
 from langchain_core.messages import HumanMessage
 
 from orchestrator import create_orchestrator
-from orchestrator.client import DelegationClient
+from orchestrator.delegation.client import DelegationClient
 from orchestrator.progress import DelegationTracker
 from shared.celery_app import create_celery_app
 from tests.faults.support import wait_for

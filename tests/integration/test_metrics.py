@@ -13,8 +13,8 @@ from pathlib import Path
 from langchain_core.messages import HumanMessage
 
 from orchestrator import create_orchestrator
+from orchestrator.cli.metrics import scrape
 from orchestrator.embedded import worker_pool
-from orchestrator.pool_metrics_cli import scrape
 from shared.celery_app import queue_for
 from shared.settings import Settings
 from tests.integration.conftest import Cluster, scripted, task_call, tool_messages

@@ -21,7 +21,7 @@ from langchain_core.messages import HumanMessage, ToolMessage
 from pydantic import SecretStr
 
 from orchestrator import create_orchestrator
-from orchestrator.client import DelegationClient
+from orchestrator.delegation.client import DelegationClient
 from orchestrator.embedded import free_port, spawn, stop, worker_environment
 from shared.celery_app import create_celery_app, queue_for
 from shared.ledger import open_ledger

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.batch.submissions import BatchStatus, batch_results, batch_status, main_queue
 from orchestrator.embedded import spawn, stop, worker_environment, worker_pool
-from orchestrator.submissions import BatchStatus, batch_results, batch_status, main_queue
 from shared.celery_app import worker_command
 from shared.settings import Settings
 from tests.conftest import require_redis
@@ -57,7 +57,7 @@ def _main_worker(settings: Settings, directory: Path) -> Iterator[None]:
         f"main.{uuid.uuid4().hex[:6]}@%h",
         "--loglevel",
         "INFO",
-        app="orchestrator.main_runs",
+        app="orchestrator.batch.main_runs",
     )
     process = spawn(command, directory / "main-worker.log", worker_environment(settings))
     try:

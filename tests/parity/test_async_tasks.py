@@ -34,7 +34,7 @@ from langchain_core.messages import (
 from langgraph.checkpoint.memory import InMemorySaver
 
 from orchestrator import create_orchestrator
-from orchestrator.client import DelegationClient
+from orchestrator.delegation.client import DelegationClient
 from shared.celery_app import create_celery_app
 from tests.parity.agents import ANALYST, RECALLER
 from tests.parity.harness import ParityEnv, RecordingModel, Run, comparable, main_tools, recording

@@ -17,8 +17,8 @@ import redis
 from pydantic import SecretStr
 
 from orchestrator import create_orchestrator
+from orchestrator.cli.metrics import scrape
 from orchestrator.embedded import worker_pool
-from orchestrator.pool_metrics_cli import scrape
 from orchestrator.session import reports_in
 from shared.schemas import Report
 from shared.secrets import new_key

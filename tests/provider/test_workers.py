@@ -20,10 +20,10 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
 from orchestrator import create_orchestrator
-from orchestrator.batch import run_batch
-from orchestrator.client import DelegationClient
+from orchestrator.batch.run import run_batch
+from orchestrator.batch.submissions import batch_results
+from orchestrator.delegation.client import DelegationClient
 from orchestrator.session import reports_in
-from orchestrator.submissions import batch_results
 from shared.celery_app import create_celery_app
 from shared.files import read_text, shared_files
 from shared.schemas import Report

@@ -22,8 +22,8 @@ from pydantic import BaseModel
 
 from orchestrator import agent as agent_module
 from orchestrator import create_orchestrator
-from orchestrator.client import DelegationClient
-from orchestrator.middleware import CeleryDelegationMiddleware
+from orchestrator.delegation.client import DelegationClient
+from orchestrator.delegation.task_tool import CeleryDelegationMiddleware
 from shared.files import read_text, shared_files
 from shared.offline_model import OFFLINE_MARK
 from shared.registry import RegistryError

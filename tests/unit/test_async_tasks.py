@@ -15,9 +15,9 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolCall, ToolMessa
 from langgraph.checkpoint.memory import InMemorySaver
 
 from orchestrator import create_orchestrator
-from orchestrator.async_tasks import PoolAsyncSubAgentMiddleware, task_id_of
-from orchestrator.client import DelegationClient
-from orchestrator.delegations import delegation_id
+from orchestrator.delegation.async_tasks import PoolAsyncSubAgentMiddleware, task_id_of
+from orchestrator.delegation.building import delegation_id
+from orchestrator.delegation.client import DelegationClient
 from orchestrator.parity import UnsupportedArgumentError
 from shared.schemas import Delegation, Report
 from tests.support.models import ScriptedModel

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from orchestrator.batch import batch_id_for
-from orchestrator.batch_input import read_batch
-from orchestrator.batch_results import ItemResult, ResultsFile
+from orchestrator.batch.input import read_batch
+from orchestrator.batch.results import ItemResult, ResultsFile
+from orchestrator.batch.run import batch_id_for
 
 
 def test_bad_lines_are_named_and_the_good_ones_kept(tmp_path: Path) -> None:

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from orchestrator import cli as cli_module
-from orchestrator.cli import cli
+from orchestrator.cli import app as cli_module
+from orchestrator.cli.app import cli
 from orchestrator.demo import DemoOutcome
 from orchestrator.session import RunOutcome
 from shared.schemas import Report, TokenUsage

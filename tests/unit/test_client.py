@@ -13,8 +13,8 @@ import fakeredis
 import pytest
 from pydantic import SecretStr
 
-from orchestrator import client as client_module
-from orchestrator.client import NO_WORKER_GRACE_S, DelegationClient, DetachedError
+from orchestrator.delegation import client as client_module
+from orchestrator.delegation.client import NO_WORKER_GRACE_S, DelegationClient, DetachedError
 from shared.ledger import Ledger, State
 from shared.schemas import Delegation, Report
 from shared.secrets import new_key

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.demo.log_analysis import LogAnalysis, analyse_log
-from shared.demo.service_logs import SERVICES, generate_log
+from taskforce_demo.log_analysis import LogAnalysis, analyse_log
+from taskforce_demo.service_logs import SERVICES, generate_log
 
 REPO = Path(__file__).resolve().parents[2]
 START = datetime(2026, 11, 1)
@@ -87,7 +87,7 @@ def test_generation_is_deterministic_across_processes() -> None:
     here = hashlib.sha256(generate_log("checkout").encode()).hexdigest()
     assert generate_log("checkout") == generate_log("checkout")
     code = (
-        "import hashlib; from shared.demo.service_logs import generate_log; "
+        "import hashlib; from taskforce_demo.service_logs import generate_log; "
         "print(hashlib.sha256(generate_log('checkout').encode()).hexdigest())"
     )
     for hash_seed in ("1", "2"):

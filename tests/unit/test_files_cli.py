@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from orchestrator.cli import cli
+from orchestrator.cli.app import cli
 from shared.files import SharedFiles, read_text
 from shared.files.local import LocalStore
 

@@ -17,7 +17,7 @@ from langgraph.types import Command, interrupt
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from orchestrator import create_orchestrator
-from orchestrator.client import DelegationClient
+from orchestrator.delegation.client import DelegationClient
 from shared.schemas import Delegation, Report
 from shared.settings import Settings
 from tests.support.models import ScriptedModel

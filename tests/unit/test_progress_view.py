@@ -16,7 +16,7 @@ from langchain_core.messages import AIMessage, ToolMessage
 from rich.console import Console
 from rich.text import Text
 
-from orchestrator.client import DelegationClient
+from orchestrator.delegation.client import DelegationClient
 from orchestrator.progress import (
     SHOWN_RUNNING,
     DelegationTracker,

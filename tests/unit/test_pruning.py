@@ -19,8 +19,8 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from orchestrator.checkpoints import open_checkpointer
-from orchestrator.cli import cli
-from orchestrator.pruning import Holding, parse_duration, survey
+from orchestrator.cli.app import cli
+from orchestrator.upkeep.prune import Holding, parse_duration, survey
 from shared import keys
 from shared.files import SharedFiles, read_text
 from shared.files.local import LocalStore

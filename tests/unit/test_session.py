@@ -18,11 +18,11 @@ from langchain_core.tools import tool
 from langgraph.types import interrupt
 from rich.console import Console
 
-from orchestrator import client as client_module
 from orchestrator import create_orchestrator
 from orchestrator import session as session_module
 from orchestrator.checkpoints import UnknownRunError, open_checkpointer
-from orchestrator.client import DelegationClient
+from orchestrator.delegation import client as client_module
+from orchestrator.delegation.client import DelegationClient
 from orchestrator.session import reports_in, run_prompt
 from shared.celery_app import create_celery_app, queue_for
 from shared.offline_model import OFFLINE_MARK

@@ -25,7 +25,7 @@ from kombu.transport import redis as kombu_redis
 from langchain_core.tools import tool
 from pydantic import BaseModel, SecretStr
 
-from orchestrator.client import DelegationClient
+from orchestrator.delegation.client import DelegationClient
 from shared.celery_app import RUN_DELEGATION, BrokerConfigError, create_celery_app, queue_for
 from shared.compat import kombu as kombu_compat
 from shared.context import REDACTED

@@ -1,6 +1,6 @@
 """The analysis a demo subagent runs on one service log (``taskforce demo``).
 
-It reads the line format ``shared.demo.service_logs`` writes but knows nothing
+It reads the line format ``taskforce_demo.service_logs`` writes but knows nothing
 else of how the logs were made: no seeds, no planted incidents.  What it
 reports it finds in the text, so it holds for any log in that format,
 hand-written or truncated ones included.

@@ -4,7 +4,7 @@ The demo has to run offline and tell the same story on every machine, so it
 ships its own data: one day of request logs per service, generated from a seed
 derived from the service name.  The services differ on purpose (error rates,
 slow endpoints, recurring failures, incidents at different times) so that the
-analysis a subagent runs (``shared.demo.log_analysis``) has something worth
+analysis a subagent runs (``taskforce_demo.log_analysis``) has something worth
 reporting.
 """
 

@@ -28,9 +28,15 @@ from rich.table import Table
 from rich.text import Text
 
 from orchestrator.approvals import ask_on_terminal, describe
-from orchestrator.batch import DEFAULT_MAX_DELEGATIONS, DEFAULT_MAX_RUNS, BatchProgress, run_batch
-from orchestrator.batch_display import problems, summary_table
-from orchestrator.batch_display import progress_line as batch_progress_line
+from orchestrator.batch.run import DEFAULT_MAX_DELEGATIONS, DEFAULT_MAX_RUNS, BatchProgress, run_batch
+from orchestrator.batch.submissions import (
+    UnknownBatchError,
+    batch_results,
+    batch_status,
+    cancel_batch,
+    main_queue,
+    submit_batch,
+)
 from orchestrator.budgets import RunBudgets, batch_account, run_account
 from orchestrator.checkpoints import (
     CheckpointsConfigError,
@@ -39,29 +45,23 @@ from orchestrator.checkpoints import (
     open_checkpointer,
     require_run,
 )
-from orchestrator.dead_letters import (
+from orchestrator.cli.batch_view import problems, summary_table
+from orchestrator.cli.batch_view import progress_line as batch_progress_line
+from orchestrator.cli.files import files_cli
+from orchestrator.cli.metrics import MetricsUnavailableError
+from orchestrator.cli.metrics import scrape as scrape_pool
+from orchestrator.cli.metrics import serve as serve_pool
+from orchestrator.demo import demo_settings, run_demo
+from orchestrator.embedded import EmbeddedError, keep_files, kept_before, local_cluster
+from orchestrator.progress import delegation_table, live_progress, usage_line
+from orchestrator.session import new_run_id, run_prompt
+from orchestrator.upkeep.dead_letters import (
     UnknownDeadLetterError,
     drop_dead_letter,
     list_dead_letters,
     requeue_dead_letter,
 )
-from orchestrator.demo import demo_settings, run_demo
-from orchestrator.embedded import EmbeddedError, keep_files, kept_before, local_cluster
-from orchestrator.files_cli import files_cli
-from orchestrator.pool_metrics_cli import MetricsUnavailableError
-from orchestrator.pool_metrics_cli import scrape as scrape_pool
-from orchestrator.pool_metrics_cli import serve as serve_pool
-from orchestrator.progress import delegation_table, live_progress, usage_line
-from orchestrator.pruning import parse_duration, survey
-from orchestrator.session import new_run_id, run_prompt
-from orchestrator.submissions import (
-    UnknownBatchError,
-    batch_results,
-    batch_status,
-    cancel_batch,
-    main_queue,
-    submit_batch,
-)
+from orchestrator.upkeep.prune import parse_duration, survey
 from shared.budgets import Budget, BudgetConfigError, describe_spent, require_prices
 from shared.celery_app import (
     WORKER_APP,
@@ -522,7 +522,7 @@ def flower(ctx: typer.Context) -> None:
     os.execve(command[0], command, env)
 
 
-MAIN_RUNS_APP = "orchestrator.main_runs"
+MAIN_RUNS_APP = "orchestrator.batch.main_runs"
 
 
 @cli.command("main-worker", context_settings=_PASS_THROUGH)

@@ -10,7 +10,7 @@ Everything about a batch lives under `<prefix>:batch:<id>` for `TASKFORCE_RESULT
 seconds: each item's state (queued, running, ok, failed, cancelled), its result line, the
 rejected input lines, and a cancel flag that queued and running items obey. Each item is also a
 record in the ledger, `<batch id>:<item id>`, which leases it to the worker running it
-(`orchestrator.main_run_leases`); an item whose workers kept dying is a dead letter there, and
+(`orchestrator.batch.leases`); an item whose workers kept dying is a dead letter there, and
 counts as `dead_letter` here until `taskforce dead-letters requeue` runs it again.
 """
 
@@ -26,10 +26,10 @@ from typing import Any, Literal
 
 from pydantic import SecretStr
 
-from orchestrator.batch_input import BatchItem, read_batch
-from orchestrator.batch_results import ItemResult
+from orchestrator.batch.input import BatchItem, read_batch
+from orchestrator.batch.leases import MAIN_RUN_LABEL
+from orchestrator.batch.results import ItemResult
 from orchestrator.budgets import NO_BUDGETS, RunBudgets, batch_spent, budgets_to_json
-from orchestrator.main_run_leases import MAIN_RUN_LABEL
 from shared import keys
 from shared.budgets import Budget, Spent, require_prices
 from shared.celery_app import create_celery_app, publish

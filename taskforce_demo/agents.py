@@ -1,6 +1,6 @@
 """The demo's subagent registry: one analyst with a real tool over the shared files.
 
-Workers import this module (`TASKFORCE_SUBAGENTS=shared.demo.agents:SUBAGENTS`), so the tool
+Workers import this module (`TASKFORCE_SUBAGENTS=taskforce_demo.agents:SUBAGENTS`), so the tool
 reads the logs from the shared files, never from the disk of the machine that started the run.
 """
 
@@ -13,11 +13,11 @@ from typing import Any
 from deepagents.backends.protocol import BackendProtocol
 from langchain_core.tools import tool
 
-from shared.demo.log_analysis import analyse_log
 from shared.files import read_text, shared_files
 from shared.settings import Settings
+from taskforce_demo.log_analysis import analyse_log
 
-REGISTRY = "shared.demo.agents:SUBAGENTS"
+REGISTRY = "taskforce_demo.agents:SUBAGENTS"
 ANALYST = "log-analyst"
 
 

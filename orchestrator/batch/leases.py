@@ -16,7 +16,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from orchestrator.client import DelegationClient
+from orchestrator.delegation.client import DelegationClient
 from shared.lease_keeping import LeaseKeeping
 from shared.ledger import State
 

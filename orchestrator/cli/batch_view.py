@@ -7,7 +7,7 @@ import statistics
 from rich.table import Table
 from rich.text import Text
 
-from orchestrator.batch import BatchOutcome, BatchProgress
+from orchestrator.batch.run import BatchOutcome, BatchProgress
 from orchestrator.budgets import batch_account
 from shared.budgets import describe_spent
 from shared.schemas import TokenUsage

@@ -1,12 +1,12 @@
-"""The main-run worker: `celery -A orchestrator.main_runs worker` (which `taskforce main-worker`
+"""The main-run worker: `celery -A orchestrator.batch.main_runs worker` (which `taskforce main-worker`
 runs) takes submitted main-agent runs off the main-run queue and runs each as `taskforce batch`
 runs an item, checkpointed, its result stored with its batch in Redis.
 
 This is the orchestrator side in a worker process: it sends delegations to subagent workers
 and waits for them like any main agent. It consumes the main-run queue only (see
-`orchestrator.submissions` for why that keeps runs from starving their own subagents).
+`orchestrator.batch.submissions` for why that keeps runs from starving their own subagents).
 
-Each run is claimed and leased in the ledger (`orchestrator.main_run_leases`): a message that
+Each run is claimed and leased in the ledger (`orchestrator.batch.leases`): a message that
 comes twice runs once, and the run of a main-run worker that is killed goes to another within a
 lease and a refresh, where it resumes from its checkpoint, re-attaching to its delegations
 (finished ones are answered from the checkpoint, never sent again); across machines that needs
@@ -27,14 +27,14 @@ from typing import Any
 
 from celery import signals
 
-from orchestrator.batch import BatchProgress, ItemRunner
-from orchestrator.batch_input import BatchItem
-from orchestrator.batch_results import ItemResult
+from orchestrator.batch.input import BatchItem
+from orchestrator.batch.leases import MainRun, MainRunKeeper
+from orchestrator.batch.results import ItemResult
+from orchestrator.batch.run import BatchProgress, ItemRunner
+from orchestrator.batch.submissions import BatchRecord, main_queue
 from orchestrator.budgets import budgets_from_json
 from orchestrator.checkpoints import open_checkpointer
-from orchestrator.client import DetachedError
-from orchestrator.main_run_leases import MainRun, MainRunKeeper
-from orchestrator.submissions import BatchRecord, main_queue
+from orchestrator.delegation.client import DetachedError
 from shared.celery_app import RUN_MAIN, create_celery_app, queue_named
 from shared.errors import error_text
 from shared.ledger import Ledger, open_ledger

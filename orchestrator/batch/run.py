@@ -41,11 +41,11 @@ from langgraph.graph.state import CompiledStateGraph
 
 from orchestrator.agent import create_orchestrator
 from orchestrator.approvals import describe
-from orchestrator.batch_input import BatchItem, read_batch
-from orchestrator.batch_results import DelegationSummary, ItemResult, ResultsFile
+from orchestrator.batch.input import BatchItem, read_batch
+from orchestrator.batch.results import DelegationSummary, ItemResult, ResultsFile
 from orchestrator.budgets import BATCH_ID_KEY, ITEM_ID_KEY, NO_BUDGETS, RunBudgets, batch_spent
 from orchestrator.checkpoints import open_checkpointer
-from orchestrator.client import DelegationClient, DetachedError
+from orchestrator.delegation.client import DelegationClient, DetachedError
 from orchestrator.session import reports_in
 from shared.bound import bound
 from shared.budgets import Budget, Spent

@@ -49,8 +49,8 @@ from langchain_core.tools import BaseTool, StructuredTool
 from langgraph.types import Command
 from langgraph_sdk.schema import Run, Thread
 
-from orchestrator.client import DelegationClient
-from orchestrator.delegations import DelegationBuilder
+from orchestrator.delegation.building import DelegationBuilder
+from orchestrator.delegation.client import DelegationClient
 from orchestrator.parity import UnsupportedArgumentError
 from shared.celery_app import CONNECTION_ERRORS
 from shared.compat.deepagents import (

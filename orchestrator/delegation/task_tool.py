@@ -39,9 +39,9 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command, interrupt
 from pydantic import ValidationError
 
-from orchestrator.client import DelegationClient
-from orchestrator.delegations import STAND_IN_THREAD_ID_KEY, DelegationBuilder, thread_id_of
-from orchestrator.subagent_stream import areplay, replay, streams_subgraphs
+from orchestrator.delegation.building import STAND_IN_THREAD_ID_KEY, DelegationBuilder, thread_id_of
+from orchestrator.delegation.client import DelegationClient
+from orchestrator.delegation.stream import areplay, replay, streams_subgraphs
 from shared.celery_app import CONNECTION_ERRORS
 from shared.compat.langchain import EDITED_TOOL_CALLS_KEY
 from shared.context import validate_context
