@@ -1,12 +1,12 @@
-"""Send delegations to the worker pools and wait for their reports.
+"""Send delegations to the worker pools and wait for their reports: the calls waiting, and
+what becomes of each.
 
-Sending records the delegation in the ledger (`shared.ledger`), then publishes its message;
-sending an id that is already recorded re-attaches to it instead, so a resumed run never sends
-a delegation twice. Waiting costs no polling: one listener thread per client blocks on the
-client's inbox, where workers push each report the moment they store it, and resolves the
-future of the call waiting for it, sync (`wait`) or async (`await_report`). Once a second it
-also checks what no push can tell: a job stuck in its queue, a queue no live worker consumes,
-an attempt past its budget, leases that lapsed.
+The parts have rooms of their own: recording and publishing (`publishing`), the cap on
+delegations out at once (`slots`), the thread that pops pushed reports (`listener`), and the
+checks for what no push can tell (`checks`): a job stuck in its queue, a queue no live worker
+consumes, an attempt past its budget. Here a pushed report or a check's verdict resolves the
+future of the call waiting for it, sync (`wait`) or async (`await_report`), and every tick
+also sweeps leases that lapsed (`shared.sweeper`).
 
 Giving up on a delegation, for whatever reason, cancels it in Redis: its record goes (so a
 worker drops its message, or stops its run at the next lease renewal) and its message is taken
@@ -22,39 +22,32 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
-import json
 import logging
 import threading
-import time
 import uuid
 import weakref
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from celery import Celery
 from pydantic import ValidationError
 
-from shared.celery_app import CONNECTION_ERRORS, publish, queue_for
+from orchestrator.delegation.checks import Checks, overran
+from orchestrator.delegation.listener import InboxListener
+from orchestrator.delegation.publishing import Publisher
+from orchestrator.delegation.slots import Slots
+from shared.celery_app import CONNECTION_ERRORS
 from shared.context import redact
-from shared.ledger import FINAL_STATES, INBOX_TTL_S, Publication, Recording, RecordView, State, open_ledger
+from shared.ledger import FINAL_STATES, State, open_ledger
 from shared.metrics import CALLERS, ProcessCounts
 from shared.schemas import Delegation, FailureStatus, Report
-from shared.secrets import SecretBox
 from shared.settings import Settings
 from shared.sweeper import sweep
-from shared.timing import Timing, timing
+from shared.timing import timing
 from shared.tracing import leave_parent
 
 logger = logging.getLogger(__name__)
-
-# How often the listener looks at what pushes cannot tell it.
-CHECK_EVERY_S = 1.0
-# A worker announces itself once it is ready to consume, a few seconds after it starts; until a
-# job has waited this long, an unserved queue is not yet proof that nobody is coming.
-NO_WORKER_GRACE_S = 10.0
-_WAKE = b"wake"
-"""Pushed to a client's own inbox to end its listener's wait at once; never a report."""
 
 
 class DetachedError(RuntimeError):
@@ -84,9 +77,7 @@ class DelegationClient:
         self.settings = settings
         self.ledger = open_ledger(settings)
         self._counter = ProcessCounts(self.ledger.client, self.ledger.namespace, CALLERS)
-        # Wakes the listener when closing; never rides out an outage, or closing would wait it out.
-        self._waker = open_ledger(settings, riding_out_outages=False).client
-        self._box = SecretBox(settings.secrets_key)
+        self._publisher = Publisher(app, settings, self.ledger)
         self.inbox = self.ledger.inbox(uuid.uuid4().hex)
         self._waits: dict[str, _Wait] = {}
         self._sent: set[str] = set()
@@ -96,10 +87,16 @@ class DelegationClient:
         self.states: dict[str, str] = {}
         """The last state seen of each delegation still waited for (for progress displays)."""
         self._lock = threading.Lock()
-        self._slots = threading.BoundedSemaphore(max_in_flight) if max_in_flight else None
+        self._slots = Slots(max_in_flight)
         self._detached = False
-        self._closed = threading.Event()
-        self._listener: threading.Thread | None = None
+        self._listener = InboxListener(
+            settings,
+            self.inbox,
+            on_reports=self._deliver,
+            on_pass=self._forget_collected,
+            on_tick=self._tick,
+            on_outage=self._lost_contact,
+        )
         # Whatever is still out when the interpreter exits is cancelled, not left to run.
         atexit.register(_close_if_alive, weakref.ref(self))
 
@@ -156,7 +153,7 @@ class DelegationClient:
         """Send delegations that each hold a slot; the slots go back if sending fails."""
         if not delegations:
             return {}
-        waits = [_Wait(delegation, self._queue(delegation)) for delegation in delegations]
+        waits = [_Wait(delegation, self._publisher.queue(delegation)) for delegation in delegations]
         ids = [delegation.id for delegation in delegations]
         try:
             with self._lock:
@@ -164,7 +161,7 @@ class DelegationClient:
                     raise DetachedError("this client was detached: it sends nothing more")
                 self._waits.update(zip(ids, waits, strict=True))
                 self._sent.update(ids)
-            states = self._record_and_publish(delegations, reply_to=self.inbox)
+            states = self._publisher.record_and_publish(delegations, reply_to=self.inbox)
             for wait in waits:
                 wait.recorded = True
             self._check([wait for wait, state in zip(waits, states, strict=True) if state in FINAL_STATES])
@@ -175,9 +172,9 @@ class DelegationClient:
             with contextlib.suppress(*CONNECTION_ERRORS):
                 self.ledger.forget(ids)
             for _ in ids:
-                self._free_slot()
+                self._slots.free()
             raise
-        self._ensure_listening()
+        self._listener.ensure_running()
         return {wait.delegation.id: wait.future for wait in waits}
 
     def start(self, delegation: Delegation) -> None:
@@ -188,42 +185,7 @@ class DelegationClient:
         Raises CONNECTION_ERRORS if Redis stays away through the retries."""
         if self._detached:
             raise DetachedError("this client was detached: it sends nothing more")
-        self._record_and_publish([delegation], reply_to="")
-
-    def _queue(self, delegation: Delegation) -> str:
-        return queue_for(self.settings, delegation.queue or delegation.subagent_type)
-
-    def _record_and_publish(self, delegations: Sequence[Delegation], *, reply_to: str) -> list[str | None]:
-        """Publish each new delegation; returns each one's recorded state, None for a new one.
-        `reply_to` is the inbox their reports are pushed to ("" for none: started, not waited
-        for). A waited-for delegation found still queued is published again: the process that
-        recorded it may have died before its message left, and a second copy runs once."""
-        recordings = [self._recording(delegation, reply_to) for delegation in delegations]
-        states = self.ledger.record(recordings)
-        due_states = (None, State.QUEUED) if reply_to else (None,)
-        due = [r.publication for r, state in zip(recordings, states, strict=True) if state in due_states]
-        publish(self.app, due)
-        return states
-
-    def _recording(self, delegation: Delegation, reply_to: str) -> Recording:
-        limits = timing(delegation.limits)
-        message = delegation.to_wire(self._box)
-        publication = Publication(
-            delegation.id,
-            json.dumps(message),
-            repr([delegation.redacted()]),
-            self._queue(delegation),
-            message=message,
-            limits=delegation.limits,
-        )
-        return Recording(
-            publication,
-            subagent_type=delegation.subagent_type,
-            reply_to=reply_to,
-            max_attempts=delegation.limits.max_attempts,
-            guard_s=limits.queue_timeout_s,
-            ttl_s=int(limits.outstanding_s + self.settings.result_expires),
-        )
+        self._publisher.record_and_publish([delegation], reply_to="")
 
     def peek(self, delegation_ids: Sequence[str]) -> dict[str, Report | None]:
         """Without waiting: the report of each delegation that has one, None for one still
@@ -231,10 +193,10 @@ class DelegationClient:
         expired). Raises CONNECTION_ERRORS if Redis stays away through the retries."""
         now_ms, records = self.ledger.snapshot(delegation_ids)
         found: dict[str, Report | None] = {}
-        serving: dict[str, int] = {}
+        checks = Checks(self.ledger, self.settings)
         for delegation_id, record in records.items():
             if record.state == State.QUEUED:
-                found[delegation_id] = self._give_up_if_stuck(delegation_id, record, now_ms, serving)
+                found[delegation_id] = checks.give_up_if_stuck(delegation_id, record, now_ms)
                 continue
             if record.state not in FINAL_STATES:
                 found[delegation_id] = None
@@ -249,32 +211,6 @@ class DelegationClient:
                     summary=f"the worker sent a report this orchestrator cannot read: {error}",
                 )
         return found
-
-    def _give_up_if_stuck(
-        self, delegation_id: str, record: RecordView, now_ms: int, serving: dict[str, int]
-    ) -> Report | None:
-        """What a waiting call's checks would do for a delegation nobody waits for: one that will
-        never run is finished with a report saying why, which stays in its record for every
-        later peek, and its message leaves the queue. None while it may still run."""
-        queue = record.queue
-        queued_for = record.queue_timeout_ms / 1000 or self.settings.queue_timeout
-        limits = replace(timing(self.settings.limits(recursion_limit=1)), queue_timeout_s=queued_for)
-        stuck = self._never_runs(record, now_ms, queue, limits, serving)
-        if stuck is None:
-            return None
-        status, message = stuck
-        report = Report(
-            delegation_id=delegation_id,
-            subagent_type=record.subagent,
-            status=status,
-            summary=message,
-        )
-        if not self.ledger.finish(
-            delegation_id, State.REPORTED, report.model_dump_json(), ttl_s=self.settings.result_expires
-        ):
-            return None  # a worker took it meanwhile
-        self.ledger.purge_queued(queue, [delegation_id])
-        return report
 
     # Waiting.
 
@@ -316,7 +252,7 @@ class DelegationClient:
         with self._lock:
             self._forget_sent(ids)
             self._collectable.extend(ids)
-        self._ensure_listening()
+        self._listener.ensure_running()
 
     def close(self) -> None:
         """Cancel everything still out and stop listening. Calls still waiting get a
@@ -330,36 +266,33 @@ class DelegationClient:
         self._shut(raising=RunInterruptedError("the run was interrupted; resuming it sends this again"))
 
     def _shut(self, raising: Exception | None) -> None:
-        self._closed.set()
+        self._listener.stopping()
         with self._lock:
             waits = list(self._waits.values())
             sent = [*self._sent, *self._collectable]
             self._forget_sent(self._sent)
             self._collectable.clear()
-            listener = self._listener
         message = "the orchestrator stopped waiting for it (it was cancelled)"
         self._cancel(waits, "cancelled", message, raising=raising)
         with contextlib.suppress(*CONNECTION_ERRORS):
             self.ledger.forget(sent)
-        self._stop_listening(listener)
-        self._closed.clear()
+        self._listener.stop()
 
     def detach(self) -> None:
         """Stop waiting, for good, without cancelling anything: every call still waiting raises
         DetachedError, and the delegations run on for a resumed run (with a checkpointer) to
         re-attach to. A batch stops this way, so that its next run loses no work."""
-        self._closed.set()
+        self._listener.stopping()
         with self._lock:
             self._detached = True
             waits = list(self._waits.values())
             self._forget_sent(self._sent)
             collectable, self._collectable = self._collectable, []
-            listener = self._listener
         with contextlib.suppress(*CONNECTION_ERRORS):
             self.ledger.forget(collectable)
         for wait in waits:
             self._resolve(wait, DetachedError("the orchestrator detached from this delegation"))
-        self._stop_listening(listener)
+        self._listener.stop()
 
     def _cancel(
         self, waits: list[_Wait], status: FailureStatus, message: str, raising: Exception | None = None
@@ -391,7 +324,7 @@ class DelegationClient:
                     self._answered[wait.delegation.id] = wait.future
             self.states.pop(wait.delegation.id, None)
         if ours:
-            self._free_slot()
+            self._slots.free()
         if wait.future.done():
             return
         if isinstance(outcome, Exception):
@@ -400,19 +333,11 @@ class DelegationClient:
             wait.future.set_result(outcome)
 
     def _take_slot(self, *, blocking: bool) -> bool:
-        """Whether a slot was taken; blocking, until one is free (or the client is detached)."""
-        if self._slots is None:
+        if self._slots.take(blocking=blocking, stopped=lambda: self._detached):
             return True
-        if not blocking:
-            return self._slots.acquire(blocking=False)
-        while not self._slots.acquire(timeout=0.5):
-            if self._detached:
-                raise DetachedError("this client was detached: it sends nothing more")
-        return True
-
-    def _free_slot(self) -> None:
-        if self._slots is not None:
-            self._slots.release()
+        if blocking:
+            raise DetachedError("this client was detached: it sends nothing more")
+        return False
 
     @property
     def outstanding(self) -> int:
@@ -420,69 +345,10 @@ class DelegationClient:
         with self._lock:
             return len(self._waits)
 
-    # The listener.
+    # What the listener hands over, on its thread.
 
-    def _ensure_listening(self) -> None:
-        with self._lock:
-            if self._listener is None or not self._listener.is_alive():
-                self._listener = threading.Thread(target=self._listen, name="taskforce-reports", daemon=True)
-                self._listener.start()
-
-    def _stop_listening(self, listener: threading.Thread | None) -> None:
-        """Wake the listener from its blocking pop with a word in its own inbox, rather than
-        wait up to half a second for the pop to time out: a batch closes a client per item.
-        The inbox goes afterwards, with the word if the listener was not popping."""
-        if listener is None or listener is threading.current_thread():
-            return
-        with contextlib.suppress(*CONNECTION_ERRORS):
-            wake = self._waker.pipeline(transaction=False)
-            wake.lpush(self.inbox, _WAKE)
-            wake.expire(self.inbox, INBOX_TTL_S)  # should this process die before the delete
-            wake.execute()
-        listener.join(timeout=5)
-        with contextlib.suppress(*CONNECTION_ERRORS):
-            self._waker.delete(self.inbox)
-
-    def _listen(self) -> None:
-        """Runs until the client closes: starting a thread and a connection per run would cost
-        more than a delegation."""
-        blocking = open_ledger(self.settings, riding_out_outages=False).client
-        next_check = time.monotonic() + CHECK_EVERY_S
-        unreachable_since: float | None = None
-        while not self._closed.is_set():
-            try:
-                popped = blocking.blpop(
-                    [self.inbox], timeout=max(min(next_check - time.monotonic(), 0.5), 0.05)
-                )
-                if popped is not None:
-                    self._deliver([popped[1], *(blocking.lpop(self.inbox, 100) or [])])
-                with self._lock:
-                    collectable, self._collectable = self._collectable, []
-                if collectable:
-                    self.ledger.forget(collectable)
-                if time.monotonic() >= next_check:
-                    with self._lock:
-                        waits = list(self._waits.values())
-                    self._check(waits)
-                    sweep(self.ledger, self.app, self.settings, self._counter)
-                    next_check = time.monotonic() + CHECK_EVERY_S
-                unreachable_since = None
-            except CONNECTION_ERRORS as error:
-                now = time.monotonic()
-                unreachable_since = unreachable_since or now
-                if now - unreachable_since > self.settings.redis_outage:
-                    with self._lock:
-                        waits = list(self._waits.values())
-                    lost = f"lost contact with Redis for {self.settings.redis_outage:g} s: {error}"
-                    for wait in waits:
-                        self._resolve(wait, _failure(wait.delegation, "error", lost))
-                self._closed.wait(0.5)
-        blocking.close()
-
-    def _deliver(self, raw_reports: list[bytes | str]) -> None:
+    def _deliver(self, raw_reports: list[bytes]) -> None:
         for raw in raw_reports:
-            if raw in (_WAKE, _WAKE.decode()):
-                continue
             try:
                 report = Report.model_validate_json(raw)
             except ValidationError as error:
@@ -493,11 +359,30 @@ class DelegationClient:
             if wait is not None:
                 self._resolve(wait, report)
 
+    def _forget_collected(self) -> None:
+        with self._lock:
+            collectable, self._collectable = self._collectable, []
+        if collectable:
+            self.ledger.forget(collectable)
+
+    def _tick(self) -> None:
+        with self._lock:
+            waits = list(self._waits.values())
+        self._check(waits)
+        sweep(self.ledger, self.app, self.settings, self._counter)
+
+    def _lost_contact(self, error: Exception) -> None:
+        with self._lock:
+            waits = list(self._waits.values())
+        lost = f"lost contact with Redis for {self.settings.redis_outage:g} s: {error}"
+        for wait in waits:
+            self._resolve(wait, _failure(wait.delegation, "error", lost))
+
     def _check(self, waits: list[_Wait]) -> None:
         if not waits:
             return
         now_ms, records = self.ledger.snapshot([wait.delegation.id for wait in waits])
-        serving: dict[str, int] = {}
+        checks = Checks(self.ledger, self.settings)
         for wait in waits:
             record = records.get(wait.delegation.id)
             limits = timing(wait.delegation.limits)
@@ -519,43 +404,13 @@ class DelegationClient:
             if state in FINAL_STATES:
                 self._resolve(wait, _parse(wait.delegation, record.report))
             elif state == State.QUEUED:
-                stuck = self._never_runs(record, now_ms, wait.queue, limits, serving)
+                stuck = checks.never_runs(record, now_ms, wait.queue, limits)
                 if stuck is not None:
                     self._cancel([wait], *stuck)
             elif state == State.RUNNING:
-                running = (now_ms - (record.claimed_at_ms or now_ms)) / 1000
-                if running > limits.attempt_budget_s:
-                    worker = record.worker or "?"
-                    self._cancel(
-                        [wait],
-                        "timeout",
-                        f"worker {worker} sent no report within {limits.attempt_budget_s:g} s",
-                    )
-
-    def _never_runs(
-        self, record: RecordView, now_ms: int, queue: str, limits: Timing, serving: dict[str, int]
-    ) -> tuple[FailureStatus, str] | None:
-        """Why a queued delegation will never run, if it will not: no worker took it within its
-        queue timeout, or no live worker consumes its queue (`serving` caches the answers)."""
-        waited = (now_ms - (record.queued_at_ms or now_ms)) / 1000
-        if waited > limits.queue_timeout_s:
-            return "timeout", (
-                f"no worker took the job within {limits.queue_timeout_s:g} s; "
-                f"are workers consuming queue {queue!r}?"
-            )
-        if waited > NO_WORKER_GRACE_S:
-            if queue not in serving:
-                serving[queue] = self.ledger.serving(queue, limits.worker_silence_s)
-            if not serving[queue]:
-                return "error", _no_worker(queue)
-        return None
-
-
-def _no_worker(queue: str) -> str:
-    return (
-        f"no live worker consumes queue {queue!r}; start one with `taskforce worker -Q {queue}` "
-        "(with the same TASKFORCE_* settings as this orchestrator)"
-    )
+                late = overran(record, now_ms, limits)
+                if late is not None:
+                    self._cancel([wait], *late)
 
 
 def _parse(delegation: Delegation, raw: str) -> Report:

@@ -15,7 +15,8 @@ from langchain_core.messages import HumanMessage, ToolCall
 from langgraph.checkpoint.memory import InMemorySaver
 
 from orchestrator import create_orchestrator
-from orchestrator.delegation.client import NO_WORKER_GRACE_S, DelegationClient
+from orchestrator.delegation.checks import NO_WORKER_GRACE_S
+from orchestrator.delegation.client import DelegationClient
 from shared.celery_app import create_celery_app
 from tests.integration.agents import SUBAGENTS, TICKS, TICKS_PREFIX
 from tests.integration.conftest import Cluster, scripted, task_call, tool_messages

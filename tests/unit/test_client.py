@@ -14,7 +14,9 @@ import pytest
 from pydantic import SecretStr
 
 from orchestrator.delegation import client as client_module
-from orchestrator.delegation.client import NO_WORKER_GRACE_S, DelegationClient, DetachedError
+from orchestrator.delegation import listener as listener_module
+from orchestrator.delegation.checks import NO_WORKER_GRACE_S
+from orchestrator.delegation.client import DelegationClient, DetachedError
 from shared.ledger import Ledger, State
 from shared.schemas import Delegation, Report
 from shared.secrets import new_key
@@ -47,9 +49,10 @@ class _Publisher:
 @pytest.fixture
 def server(monkeypatch: pytest.MonkeyPatch) -> fakeredis.FakeServer:
     server = fakeredis.FakeServer()
-    monkeypatch.setattr(
-        client_module, "open_ledger", lambda settings, **_: Ledger(fakeredis.FakeRedis(server=server), "tf")
-    )
+    for module in (client_module, listener_module):
+        monkeypatch.setattr(
+            module, "open_ledger", lambda settings, **_: Ledger(fakeredis.FakeRedis(server=server), "tf")
+        )
     return server
 
 
@@ -111,7 +114,7 @@ def test_the_pushed_report_wakes_the_waiting_call(
 ) -> None:
     """The checks, which would find the report too, are put off past the wait: only the push can
     answer in time."""
-    monkeypatch.setattr(client_module, "CHECK_EVERY_S", 60.0)
+    monkeypatch.setattr(listener_module, "CHECK_EVERY_S", 60.0)
     client = _client()
     future = client.send(_delegation())
     _report_as_worker(server, "run-1:call-1:abcd", summary="pushed")
@@ -123,7 +126,7 @@ def test_the_pushed_report_wakes_the_waiting_call(
 def test_a_resumed_run_reattaches_instead_of_sending_again(server: fakeredis.FakeServer) -> None:
     first = _client()
     first.send(_delegation())
-    first._closed.set()  # the process died: nothing was cancelled
+    first._listener.stopping()  # the process died: nothing was cancelled
     _report_as_worker(server, "run-1:call-1:abcd", summary="finished while we were away")
 
     publisher = _Publisher()
@@ -138,8 +141,8 @@ def test_a_resumed_run_reattaches_instead_of_sending_again(server: fakeredis.Fak
 def test_a_resumed_run_publishes_again_a_delegation_still_queued(server: fakeredis.FakeServer) -> None:
     publisher = _Publisher()
     first = _client(publisher)
-    first.ledger.record([first._recording(_delegation(), first.inbox)])  # killed before publishing
-    first._closed.set()
+    first.ledger.record([first._publisher._recording(_delegation(), first.inbox)])  # killed before publishing
+    first._listener.stopping()
 
     resumed_publisher = _Publisher()
     resumed = _client(resumed_publisher)
@@ -259,14 +262,14 @@ def test_closing_wakes_the_listener_with_a_word_never_taken_for_a_report(
 ) -> None:
     client = _client()
     future = client.send(_delegation())
-    _ledger(server).client.lpush(client.inbox, client_module._WAKE)  # as a close would push it
+    _ledger(server).client.lpush(client.inbox, listener_module.WAKE)  # as a close would push it
     _report_as_worker(server, "run-1:call-1:abcd", summary="after the word")
     assert future.result(timeout=5).summary == "after the word"
 
     client.close()
 
-    assert client._listener is not None
-    assert not client._listener.is_alive()
+    assert client._listener.thread is not None
+    assert not client._listener.thread.is_alive()
     assert not _ledger(server).client.exists(client.inbox), "the inbox goes with its listener"
     assert "cannot read" not in caplog.text
 

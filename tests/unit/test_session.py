@@ -21,7 +21,7 @@ from rich.console import Console
 from orchestrator import create_orchestrator
 from orchestrator import session as session_module
 from orchestrator.checkpoints import UnknownRunError, open_checkpointer
-from orchestrator.delegation import client as client_module
+from orchestrator.delegation import listener as listener_module
 from orchestrator.delegation.client import DelegationClient
 from orchestrator.session import reports_in, run_prompt
 from shared.celery_app import create_celery_app, queue_for
@@ -200,7 +200,7 @@ def test_a_delegation_no_worker_takes_is_reported_and_left_nowhere_in_redis(
 ) -> None:
     """No worker runs here: the delegation waits out its queue timeout, and the run reports that
     instead of hanging, with nothing left behind for a worker started later to pick up."""
-    monkeypatch.setattr(client_module, "CHECK_EVERY_S", 0.05)
+    monkeypatch.setattr(listener_module, "CHECK_EVERY_S", 0.05)
     settings = _settings(unit_redis, tmp_path, queue_timeout=0.2)
     main_model(scripted([tool_call("task", "t", description="dig", subagent_type="researcher")], "gave up"))
 
