@@ -575,11 +575,24 @@ class Ledger:
         letters = []
         for delegation_id, row in zip(ids, rows, strict=True):
             subagent, attempts, worker, report, parked = (as_text(value) if value else "" for value in row)
-            reason = json.loads(report).get("summary", "") if report else ""
             letters.append(
-                DeadLetter(delegation_id, subagent, int(attempts or 0), worker, reason, int(parked or 0))
+                DeadLetter(
+                    delegation_id, subagent, int(attempts or 0), worker, _reason(report), int(parked or 0)
+                )
             )
         return letters
+
+    def dead_letter_reasons(self, delegation_ids: Sequence[str]) -> dict[str, str]:
+        """Of these delegations, the dead letters, each with the reason it was parked."""
+        with self.client.pipeline(transaction=False) as pipe:
+            for delegation_id in delegation_ids:
+                pipe.hmget(self.key(delegation_id), ["state", "report"])
+            rows = pipe.execute()
+        return {
+            delegation_id: _reason(as_text(report) if report else "")
+            for delegation_id, (state, report) in zip(delegation_ids, rows, strict=True)
+            if state is not None and as_text(state) == State.DEAD_LETTER
+        }
 
     def dead_letter_ids(self, parked_for_s: float = 0) -> list[str]:
         """The dead letters parked at least `parked_for_s` seconds ago, by Redis's clock."""
@@ -598,6 +611,11 @@ class Ledger:
             pipe.delete(self.key(delegation_id))
             removed, _ = pipe.execute()
         return bool(removed)
+
+
+def _reason(report: str) -> str:
+    """Why a dead letter was parked: the summary of the report its last lapse wrote."""
+    return str(json.loads(report).get("summary", "")) if report else ""
 
 
 def _ms(server_time: tuple[int, int]) -> int:

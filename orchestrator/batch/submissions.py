@@ -33,7 +33,7 @@ from orchestrator.budgets import NO_BUDGETS, RunBudgets, batch_spent, budgets_to
 from shared import keys
 from shared.budgets import Budget, Spent, require_prices
 from shared.celery_app import create_celery_app, publish
-from shared.ledger import Kind, Publication, Recording, State, as_text, open_ledger
+from shared.ledger import Kind, Publication, Recording, as_text, open_ledger
 from shared.secrets import SecretBox
 from shared.settings import Settings
 
@@ -95,26 +95,23 @@ class BatchRecord:
 
     def dead_letters(self, item_ids: Sequence[str]) -> dict[str, str]:
         """Of these items, those parked as dead letters in the ledger, with the reason."""
-        fields = ["state", "report"]
-        with self.client.pipeline(transaction=False) as pipe:
-            for item_id in item_ids:
-                pipe.hmget(self.ledger.key(self.run_id(item_id)), fields)
-            rows = pipe.execute()
+        reasons = self.ledger.dead_letter_reasons([self.run_id(item_id) for item_id in item_ids])
         return {
-            item_id: json.loads(report).get("summary", "") if report else ""
-            for item_id, (state, report) in zip(item_ids, rows, strict=True)
-            if state is not None and as_text(state) == State.DEAD_LETTER
+            item_id: reasons[self.run_id(item_id)] for item_id in item_ids if self.run_id(item_id) in reasons
         }
 
     def item_states(self) -> dict[str, str]:
         """Each item's state, a dead letter's as `dead_letter`: the worker running it died too
         often to write any."""
-        states = {as_text(item): as_text(state) for item, state in self.client.hgetall(self.states).items()}
+        states = self._states()
         return states | dict.fromkeys(self.dead_letters(_unfinished(states)), "dead_letter")
 
     def unfinished(self) -> list[str]:
         """Items whose run has written no end (queued, running, or parked as a dead letter)."""
-        return _unfinished({as_text(i): as_text(s) for i, s in self.client.hgetall(self.states).items()})
+        return _unfinished(self._states())
+
+    def _states(self) -> dict[str, str]:
+        return {as_text(item): as_text(state) for item, state in self.client.hgetall(self.states).items()}
 
 
 def _unfinished(states: dict[str, str]) -> list[str]:

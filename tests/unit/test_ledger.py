@@ -197,3 +197,13 @@ def test_a_lapse_takes_the_dead_workers_copy_out_of_the_unacknowledged_messages(
 
     assert ledger.client.hkeys("unacked") == [b"tag-2"]
     assert ledger.client.zrange("unacked_index", 0, -1) == [b"tag-2"]
+
+
+def test_the_reasons_of_dead_letters_are_read_for_the_ids_asked_only(ledger: Ledger) -> None:
+    for delegation_id in ("d1", "d2", "d3"):
+        _record(ledger, delegation_id, max_attempts=1)
+    ledger.finish("d1", State.DEAD_LETTER, '{"summary": "its worker died twice"}', ttl_s=60)
+    ledger.finish("d3", State.DEAD_LETTER, '{"summary": "another"}', ttl_s=60)
+
+    assert ledger.dead_letter_reasons(["d1", "d2", "gone"]) == {"d1": "its worker died twice"}
+    assert [letter.reason for letter in ledger.dead_letters()] == ["its worker died twice", "another"]
