@@ -88,8 +88,8 @@ ClaimOutcome = Literal["run", "gone", "running", "queued", "reported", "dead_let
 
 @dataclass(frozen=True)
 class RecordView:
-    """What a waiting orchestrator reads of a delegation's record (`Ledger.snapshot`): times are
-    the Redis server's, in ms; a field the record lacks is empty (or None for a time)."""
+    """A delegation's record as its readers see it (`Ledger.snapshot`, `Ledger.records`): times
+    are the Redis server's, in ms; a field the record lacks is empty (or None for a time)."""
 
     state: str
     attempts: int = 0
@@ -100,6 +100,7 @@ class RecordView:
     subagent: str = ""
     queue: str = ""
     queue_timeout_ms: int = 0
+    finished_at_ms: int | None = None
 
     FIELDS: ClassVar[tuple[str, ...]] = (
         "state",
@@ -111,6 +112,7 @@ class RecordView:
         "subagent",
         "queue",
         "guard_ms",
+        "finished_at",
     )
     """The record's fields it is read from, in the order `of` takes them."""
 
@@ -127,7 +129,13 @@ class RecordView:
             subagent=found.get("subagent", ""),
             queue=found.get("queue", ""),
             queue_timeout_ms=int(found.get("guard_ms", 0)),
+            finished_at_ms=int(found["finished_at"]) if "finished_at" in found else None,
         )
+
+    @property
+    def reason(self) -> str:
+        """Why a dead letter was parked: the summary of the report its last lapse wrote."""
+        return str(json.loads(self.report).get("summary", "")) if self.report else ""
 
 
 # Records delegations: nine arguments each, in the order of their keys. A delegation already
@@ -437,18 +445,21 @@ class Ledger:
         return int(self._purge(keys=[queue], args=list(delegation_ids)))
 
     def snapshot(self, delegation_ids: Sequence[str]) -> tuple[int, dict[str, RecordView]]:
-        """The server's clock (ms), and what a waiter reads of each delegation still on record."""
+        """The server's clock (ms), and each of these delegations still on record, in one round
+        trip."""
         with self.client.pipeline(transaction=False) as pipe:
             pipe.time()
             for delegation_id in delegation_ids:
                 pipe.hmget(self.key(delegation_id), RecordView.FIELDS)
             server_time, *rows = pipe.execute()
-        records = {
-            delegation_id: RecordView.of(row)
-            for delegation_id, row in zip(delegation_ids, rows, strict=True)
-            if row[0] is not None
-        }
-        return _ms(server_time), records
+        return _ms(server_time), _views(delegation_ids, rows)
+
+    def records(self, delegation_ids: Sequence[str]) -> dict[str, RecordView]:
+        """Each of these delegations still on record."""
+        with self.client.pipeline(transaction=False) as pipe:
+            for delegation_id in delegation_ids:
+                pipe.hmget(self.key(delegation_id), RecordView.FIELDS)
+            return _views(delegation_ids, pipe.execute())
 
     def serving(self, queue: str, silence_s: float) -> int:
         """Workers that announced they consume `queue` within the last `silence_s`."""
@@ -567,32 +578,23 @@ class Ledger:
 
     def dead_letters(self) -> list[DeadLetter]:
         ids = [as_text(i) for i in self.client.zrange(self._dead, 0, -1)]
-        fields = ("subagent", "attempts", "worker", "report", "finished_at")
-        with self.client.pipeline(transaction=False) as pipe:
-            for delegation_id in ids:
-                pipe.hmget(self.key(delegation_id), fields)
-            rows = pipe.execute()
+        records = self.records(ids)
         letters = []
-        for delegation_id, row in zip(ids, rows, strict=True):
-            subagent, attempts, worker, report, parked = (as_text(value) if value else "" for value in row)
+        for delegation_id in ids:
+            # A parked id whose record is gone is still listed, so that it can be dropped.
+            record = records.get(delegation_id, RecordView(state=""))
+            parked_at = record.finished_at_ms or 0
             letters.append(
                 DeadLetter(
-                    delegation_id, subagent, int(attempts or 0), worker, _reason(report), int(parked or 0)
+                    delegation_id, record.subagent, record.attempts, record.worker, record.reason, parked_at
                 )
             )
         return letters
 
     def dead_letter_reasons(self, delegation_ids: Sequence[str]) -> dict[str, str]:
         """Of these delegations, the dead letters, each with the reason it was parked."""
-        with self.client.pipeline(transaction=False) as pipe:
-            for delegation_id in delegation_ids:
-                pipe.hmget(self.key(delegation_id), ["state", "report"])
-            rows = pipe.execute()
-        return {
-            delegation_id: _reason(as_text(report) if report else "")
-            for delegation_id, (state, report) in zip(delegation_ids, rows, strict=True)
-            if state is not None and as_text(state) == State.DEAD_LETTER
-        }
+        records = self.records(delegation_ids)
+        return {key: record.reason for key, record in records.items() if record.state == State.DEAD_LETTER}
 
     def dead_letter_ids(self, parked_for_s: float = 0) -> list[str]:
         """The dead letters parked at least `parked_for_s` seconds ago, by Redis's clock."""
@@ -613,9 +615,12 @@ class Ledger:
         return bool(removed)
 
 
-def _reason(report: str) -> str:
-    """Why a dead letter was parked: the summary of the report its last lapse wrote."""
-    return str(json.loads(report).get("summary", "")) if report else ""
+def _views(delegation_ids: Sequence[str], rows: list[Any]) -> dict[str, RecordView]:
+    return {
+        delegation_id: RecordView.of(row)
+        for delegation_id, row in zip(delegation_ids, rows, strict=True)
+        if row[0] is not None
+    }
 
 
 def _ms(server_time: tuple[int, int]) -> int:
