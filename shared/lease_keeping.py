@@ -20,6 +20,7 @@ from typing import Generic, Protocol, Self, TypeVar
 from celery import Celery
 from redis.exceptions import RedisError
 
+from shared.celery_app import publish
 from shared.ledger import Ledger
 from shared.metrics import ProcessCounts
 from shared.settings import Settings
@@ -43,6 +44,10 @@ class Held(Protocol):
 
     def lost(self) -> None:
         """Its lease was taken over, cancelled or forgotten: stop it, and report nothing."""
+
+    def hand_back(self) -> None:
+        """The process is stopping and the grace period is over: stop it, for the keeper to hand
+        back to the queue (`LeaseKeeping.requeue`) rather than report."""
 
 
 H = TypeVar("H", bound=Held)
@@ -90,6 +95,33 @@ class LeaseKeeping(Generic[H]):
         with self._lock:
             queues, self._queues = self._queues, []
         return queues
+
+    def shutdown(self, grace_s: float) -> None:
+        """Stop taking part: say at once that this process no longer serves its queues, and after
+        `grace_s` hand back all it still runs, so that a stopping worker costs its work a restart,
+        never its deadline. Called from a signal handler, so the work happens on a thread of
+        its own."""
+        queues = self.stop_announcing()
+        threading.Thread(
+            target=self._leave, args=(queues, grace_s), name="taskforce-leave", daemon=True
+        ).start()
+
+    def _leave(self, queues: list[str], grace_s: float) -> None:
+        if queues:
+            self._quietly(self._ledger.retire, self.worker, queues)
+        time.sleep(grace_s)
+        for held in self.holding():
+            held.hand_back()
+
+    def requeue(self, held: H) -> None:
+        """Put work this process stopped back in its queue, its attempt not spent; a lease that
+        is no longer ours hands back nothing."""
+        self.let_go(held)
+        if self._ledger.release(held.id, held.token):
+            publication = self._ledger.publication(held.id)
+            if publication is not None:
+                publish(self._app, [publication])
+            logger.warning("handed %s back to the queue: this worker is stopping", held.id)
 
     def _keep(self) -> None:
         while not self._stop.wait(self._timing.refresh_s):

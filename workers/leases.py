@@ -9,11 +9,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Literal
 
-from shared.celery_app import publish
 from shared.lease_keeping import LeaseKeeping
 from shared.ledger import State
 from shared.schemas import Delegation, Report
@@ -46,6 +44,9 @@ class Run:
 
     def lost(self) -> None:
         self.stop("lost")
+
+    def hand_back(self) -> None:
+        self.stop("handed back")
 
     def bind(self, stop: Stop) -> None:
         """Attach what stops the running subagent; a stop that came first stops it now."""
@@ -103,10 +104,11 @@ class LeaseKeeper(LeaseKeeping[Run]):
 
     def finish(self, run: Run, report: Report) -> None:
         """Deliver the run's report, or hand the delegation back if the worker is stopping."""
-        self.let_go(run)
         if run.stopped == "handed back":
-            self._hand_back(run)
-        elif run.stopped is None:
+            self.requeue(run)
+            return
+        self.let_go(run)
+        if run.stopped is None:
             self._deliver(run.delegation.id, run.token, report)
 
     def _deliver(self, delegation_id: str, token: str, report: Report) -> None:
@@ -121,29 +123,3 @@ class LeaseKeeper(LeaseKeeping[Run]):
             self.counter.finished(report)
         else:
             logger.warning("the report of delegation %s came too late: it was no longer ours", delegation_id)
-
-    def shutdown(self, grace_s: float) -> None:
-        """Stop taking part: say at once that this worker no longer serves its queues, and after
-        `grace_s` hand every delegation still running back to the queue, so a stopping worker
-        costs its delegations a restart, never their deadline. Called from a signal handler,
-        so the work happens on a thread of its own."""
-        queues = self.stop_announcing()
-        threading.Thread(
-            target=self._leave, args=(queues, grace_s), name="taskforce-leave", daemon=True
-        ).start()
-
-    def _leave(self, queues: list[str], grace_s: float) -> None:
-        if queues:
-            self._quietly(self._ledger.retire, self.worker, queues)
-        time.sleep(grace_s)
-        for run in self.holding():
-            run.stop("handed back")
-
-    def _hand_back(self, run: Run) -> None:
-        if self._ledger.release(run.delegation.id, run.token):
-            publication = self._ledger.publication(run.delegation.id)
-            if publication is not None:
-                publish(self._app, [publication])
-            logger.warning(
-                "handed delegation %s back to the queue: this worker is stopping", run.delegation.id
-            )

@@ -50,8 +50,20 @@ class MainRun:
         with self._lock:
             return list(self._clients)
 
+    handed_back: bool = field(default=False, repr=False)
+    """The worker is stopping and the grace is over: the run goes back to the queue."""
+
     def lost(self) -> None:
         """Detach, never cancel: the delegations are the newer attempt's now too."""
+        self._detach()
+
+    def hand_back(self) -> None:
+        """Detach, never cancel: the next attempt, on another worker, re-attaches to the
+        delegations from the run's checkpoint."""
+        self.handed_back = True
+        self._detach()
+
+    def _detach(self) -> None:
         with self._lock:
             self._lost = True
             clients = list(self._clients)

@@ -10,8 +10,11 @@ Each run is claimed and leased in the ledger (`orchestrator.batch.leases`): a me
 comes twice runs once, and the run of a main-run worker that is killed goes to another within a
 lease and a refresh, where it resumes from its checkpoint, re-attaching to its delegations
 (finished ones are answered from the checkpoint, never sent again); across machines that needs
-the checkpoints in PostgreSQL (`TASKFORCE_DATABASE_URL`). A worker stopped warmly finishes its
-runs first, as Celery's warm shutdown does.
+the checkpoints in PostgreSQL (`TASKFORCE_DATABASE_URL`). A worker stopped warmly gives its runs
+`TASKFORCE_WORKER_SHUTDOWN_GRACE` seconds to finish, then hands the rest back to the queue, where
+another worker resumes each from its checkpoint with its attempt not spent (in the default
+threads pool; a prefork child dies with its worker, and its runs are handed over when their
+leases lapse).
 """
 
 from __future__ import annotations
@@ -84,6 +87,14 @@ def _serve(sender: Any, **_: Any) -> None:
         serve_process_metrics(ledger(), sender.hostname, settings.metrics_port)
 
 
+@signals.worker_shutting_down.connect  # type: ignore[untyped-decorator]
+def _hand_back_after_grace(**_: Any) -> None:
+    """A warm shutdown waits for the runs; past the grace period they go back to the queue."""
+    running = _keepers.get(os.getpid())
+    if running is not None:
+        running.shutdown(settings.worker_shutdown_grace)
+
+
 @signals.worker_shutdown.connect  # type: ignore[untyped-decorator]
 def _close_checkpoints(**_: Any) -> None:
     _checkpoints.close()
@@ -132,6 +143,9 @@ def run_main(task: Any, payload: dict[str, Any]) -> None:
             budgets=budgets_from_json(payload.get("budgets")),
         )
     except DetachedError:
+        if run.handed_back:
+            leases.requeue(run)  # the worker is stopping: another resumes the run from its checkpoint
+            return
         # The lease went to another worker while this one was frozen: that attempt owns the run.
         leases.let_go(run)
         logger.warning("main run %s was taken over by another worker; this attempt stops", run.id)

@@ -181,3 +181,38 @@ def test_a_run_whose_workers_keep_dying_is_dead_lettered_and_runs_again_when_ret
     (result,) = batch_results(settings, batch_id)
     assert result.status == "ok", result
     assert (runs(settings, quick), runs(settings, long)) == (1, 1)
+
+
+def test_a_main_run_worker_stopped_warmly_hands_its_run_back_after_the_grace(
+    server: RedisProcess, tmp_path: Path
+) -> None:
+    """SIGTERM, as `docker stop` or systemd sends it: the worker gives the run its grace, then
+    hands it back instead of waiting out the long delegation. Another worker resumes it from its
+    checkpoint with its attempt not spent, and every body runs once."""
+    settings = _settings(server, tmp_path, worker_shutdown_grace=2.0)
+    quick, long = _tasks(tmp_path, 20)
+    with (
+        worker_pool(settings, tmp_path, 1),
+        worker_processes(settings, tmp_path / "m", 2, main_runs=True) as mains,
+    ):
+        batch_id = _submit(settings, tmp_path, (quick, long))
+        _started(settings, batch_id, quick, long)
+        leaving = _holder(settings, batch_id, mains)
+        os.kill(leaving.pid, signal.SIGTERM)
+        stopped_at = time.monotonic()
+        wait_for(lambda: not leaving.alive(), 15, "the stopping main-run worker to exit")
+        stopped_in = time.monotonic() - stopped_at
+        wait_for(
+            lambda: _running(settings, batch_id, 1) and _holder(settings, batch_id, mains) is not leaving,
+            30,
+            "the other main-run worker to resume the run",
+        )
+        _finished(settings, batch_id, 60)
+        log = leaving.log_text()
+
+    print(f"the stopping main-run worker exited {stopped_in:.1f} s after SIGTERM")
+    assert "back to the queue: this worker is stopping" in log
+    (result,) = batch_results(settings, batch_id)
+    assert result.status == "ok", result
+    assert [d.status for d in result.delegations] == ["ok", "ok"]
+    assert (runs(settings, quick), runs(settings, long)) == (1, 1)
