@@ -1,5 +1,6 @@
 """What every process that runs leased work does alongside it: renew its leases, announce the
-queues it consumes, sweep for work whose process went silent (`shared.ledger`).
+queues it consumes, sweep for work whose process went silent (`shared.ledger`), and, when the
+process stops, hand back to the queue what is still running after the grace period.
 
 Subagent workers (`workers.leases`) and main-run workers (`orchestrator.batch.leases`) both
 run leased work; each builds its claims and reports on this. One keeper thread per process does

@@ -1,7 +1,8 @@
 """The worker's side of the delegation lifecycle (`shared.ledger`): claim, lease, report.
 
-The keeping itself (renewing, announcing, sweeping) is `shared.lease_keeping`'s; this adds what
-is a delegation's: its claim, its report, and handing it back when the worker stops.
+The keeping itself (renewing, announcing, sweeping, handing work back when the worker stops) is
+`shared.lease_keeping`'s; this adds what is a delegation's: its claim, and its report unless it
+was handed back.
 """
 
 from __future__ import annotations
