@@ -251,6 +251,8 @@ class DelegationClient:
         ids = list(delegation_ids)
         with self._lock:
             self._forget_sent(ids)
+            if self._detached:
+                return  # nothing listens any more: the records expire by themselves
             self._collectable.extend(ids)
         self._listener.ensure_running()
 

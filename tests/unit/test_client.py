@@ -359,6 +359,20 @@ def test_detach_stops_waiting_but_cancels_nothing(server: fakeredis.FakeServer) 
     assert _ledger(server).client.exists(_ledger(server).key("run-1:call-1:abcd"))
 
 
+def test_a_detached_client_starts_no_listener_again(server: fakeredis.FakeServer) -> None:
+    """A batch's clients are detached by the hundred: a collect after it must not leave a thread
+    behind, blocked on an inbox nobody pushes to."""
+    client = _client()
+    client.send(_delegation())
+    client.detach()
+
+    client.collect(["run-1:call-1:abcd"])
+
+    assert client._listener.thread is not None
+    assert not client._listener.thread.is_alive()
+    assert _ledger(server).client.exists(_ledger(server).key("run-1:call-1:abcd"))  # it runs on
+
+
 def test_a_started_delegation_is_published_once_and_peeked_at_without_waiting(
     server: fakeredis.FakeServer,
 ) -> None:
