@@ -5,11 +5,14 @@ delegations, and never sends one twice."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import time
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -33,7 +36,7 @@ def _settings(server: RedisProcess, tmp_path: Path, **overrides: object) -> Sett
     return fault_settings(server, tmp_path, database_url=POSTGRES_URL, **overrides)
 
 
-def _tasks(tmp_path: Path, long_s: float) -> tuple[str, str]:
+def _tasks(long_s: float) -> tuple[str, str]:
     """A delegation that finishes at once, and one still running when the main run's worker goes."""
     tag = uuid.uuid4().hex[:6]
     return f"sleep=0.2 quick {tag}", f"sleep={long_s:g} long {tag}"
@@ -82,35 +85,53 @@ def _finished(settings: Settings, batch_id: str, timeout: float) -> None:
     wait_for(lambda: batch_status(settings, batch_id).finished, timeout, f"batch {batch_id} to finish")
 
 
-def test_a_killed_main_run_workers_run_resumes_on_another_within_30_s(
-    server: RedisProcess, tmp_path: Path
-) -> None:
-    """Default lease. The quick delegation had reported before the kill: the resumed run takes
-    its answer and never sends it again; the long one it re-attaches to while it runs."""
-    settings = _settings(server, tmp_path)
-    quick, long = _tasks(tmp_path, 20)
+@dataclass(frozen=True)
+class _UnderWay:
+    """A submitted run whose quick delegation has reported and whose long one still runs."""
+
+    batch_id: str
+    quick: str
+    long: str
+    mains: list[WorkerProcess]
+    holder: WorkerProcess
+    """The main-run worker running it."""
+
+
+@contextlib.contextmanager
+def _under_way(settings: Settings, tmp_path: Path, long_s: float) -> Iterator[_UnderWay]:
+    """One subagent worker, two main-run workers, and a run on one of them, caught mid-way."""
+    quick, long = _tasks(long_s)
     with (
         worker_pool(settings, tmp_path, 1),
         worker_processes(settings, tmp_path / "m", 2, main_runs=True) as mains,
     ):
         batch_id = _submit(settings, tmp_path, (quick, long))
         _started(settings, batch_id, quick, long)
-        victim = _holder(settings, batch_id, mains)
-        victim.kill9()
+        yield _UnderWay(batch_id, quick, long, mains, _holder(settings, batch_id, mains))
+
+
+def test_a_killed_main_run_workers_run_resumes_on_another_within_30_s(
+    server: RedisProcess, tmp_path: Path
+) -> None:
+    """Default lease. The quick delegation had reported before the kill: the resumed run takes
+    its answer and never sends it again; the long one it re-attaches to while it runs."""
+    settings = _settings(server, tmp_path)
+    with _under_way(settings, tmp_path, 20) as run:
+        run.holder.kill9()
         killed_at = time.monotonic()
-        wait_for(lambda: _running(settings, batch_id, 2), 60, "another main-run worker to take the run")
+        wait_for(lambda: _running(settings, run.batch_id, 2), 60, "another main-run worker to take the run")
         handed_over_s = time.monotonic() - killed_at
         print(f"main run handed over {handed_over_s:.1f} s after its worker was killed")
-        _finished(settings, batch_id, 60)
-        taker = _holder(settings, batch_id, mains)
+        _finished(settings, run.batch_id, 60)
+        taker = _holder(settings, run.batch_id, run.mains)
 
     assert handed_over_s < 30, handed_over_s
-    assert taker is not victim
-    assert batch_status(settings, batch_id).counts == {"ok": 1}
-    (result,) = batch_results(settings, batch_id)
+    assert taker is not run.holder
+    assert batch_status(settings, run.batch_id).counts == {"ok": 1}
+    (result,) = batch_results(settings, run.batch_id)
     assert result.status == "ok", result
     assert [d.status for d in result.delegations] == ["ok", "ok"]
-    assert (runs(settings, quick), runs(settings, long)) == (1, 1)
+    assert (runs(settings, run.quick), runs(settings, run.long)) == (1, 1)
 
 
 def test_a_frozen_main_run_worker_that_wakes_writes_nothing_over_the_newer_attempt(
@@ -119,19 +140,15 @@ def test_a_frozen_main_run_worker_that_wakes_writes_nothing_over_the_newer_attem
     """SIGSTOP past the lease: another worker resumes the run and stores its result; the frozen
     one, woken, finds the run taken and stops, and the stored result is the newer attempt's."""
     settings = _settings(server, tmp_path, lease=3.0)
-    quick, long = _tasks(tmp_path, 10)
-    with (
-        worker_pool(settings, tmp_path, 1),
-        worker_processes(settings, tmp_path / "m", 2, main_runs=True) as mains,
-    ):
-        batch_id = _submit(settings, tmp_path, (quick, long))
-        _started(settings, batch_id, quick, long)
-        frozen = _holder(settings, batch_id, mains)
+    with _under_way(settings, tmp_path, 10) as run:
+        frozen = run.holder
         os.killpg(frozen.pid, signal.SIGSTOP)
         try:
-            wait_for(lambda: _running(settings, batch_id, 2), 60, "another main-run worker to take the run")
-            _finished(settings, batch_id, 60)
-            (stored,) = batch_results(settings, batch_id)
+            wait_for(
+                lambda: _running(settings, run.batch_id, 2), 60, "another main-run worker to take the run"
+            )
+            _finished(settings, run.batch_id, 60)
+            (stored,) = batch_results(settings, run.batch_id)
         finally:
             os.killpg(frozen.pid, signal.SIGCONT)
         wait_for(
@@ -142,22 +159,22 @@ def test_a_frozen_main_run_worker_that_wakes_writes_nothing_over_the_newer_attem
             "the woken worker to find its run taken",
         )
         time.sleep(2)  # whatever the woken attempt would still write, it has had the time to
-        (after,) = batch_results(settings, batch_id)
-        record = _record(settings, batch_id)
+        (after,) = batch_results(settings, run.batch_id)
+        record = _record(settings, run.batch_id)
 
     assert stored.status == "ok", stored
     assert after == stored
     assert record is not None
     assert record.worker != frozen.name
-    assert batch_status(settings, batch_id).counts == {"ok": 1}
-    assert (runs(settings, quick), runs(settings, long)) == (1, 1)
+    assert batch_status(settings, run.batch_id).counts == {"ok": 1}
+    assert (runs(settings, run.quick), runs(settings, run.long)) == (1, 1)
 
 
 def test_a_run_whose_workers_keep_dying_is_dead_lettered_and_runs_again_when_retried(
     server: RedisProcess, tmp_path: Path
 ) -> None:
     settings = _settings(server, tmp_path, lease=2.0, max_attempts=2)
-    quick, long = _tasks(tmp_path, 8)
+    quick, long = _tasks(8)
     with worker_pool(settings, tmp_path, 1):
         with worker_processes(settings, tmp_path / "m", 2, main_runs=True) as mains:
             batch_id = _submit(settings, tmp_path, (quick, long))
@@ -190,29 +207,26 @@ def test_a_main_run_worker_stopped_warmly_hands_its_run_back_after_the_grace(
     hands it back instead of waiting out the long delegation. Another worker resumes it from its
     checkpoint with its attempt not spent, and every body runs once."""
     settings = _settings(server, tmp_path, worker_shutdown_grace=2.0)
-    quick, long = _tasks(tmp_path, 20)
-    with (
-        worker_pool(settings, tmp_path, 1),
-        worker_processes(settings, tmp_path / "m", 2, main_runs=True) as mains,
-    ):
-        batch_id = _submit(settings, tmp_path, (quick, long))
-        _started(settings, batch_id, quick, long)
-        leaving = _holder(settings, batch_id, mains)
+    with _under_way(settings, tmp_path, 20) as run:
+        leaving = run.holder
         os.kill(leaving.pid, signal.SIGTERM)
         stopped_at = time.monotonic()
         wait_for(lambda: not leaving.alive(), 15, "the stopping main-run worker to exit")
         stopped_in = time.monotonic() - stopped_at
         wait_for(
-            lambda: _running(settings, batch_id, 1) and _holder(settings, batch_id, mains) is not leaving,
+            lambda: (
+                _running(settings, run.batch_id, 1)
+                and _holder(settings, run.batch_id, run.mains) is not leaving
+            ),
             30,
             "the other main-run worker to resume the run",
         )
-        _finished(settings, batch_id, 60)
+        _finished(settings, run.batch_id, 60)
         log = leaving.log_text()
 
     print(f"the stopping main-run worker exited {stopped_in:.1f} s after SIGTERM")
     assert "back to the queue: this worker is stopping" in log
-    (result,) = batch_results(settings, batch_id)
+    (result,) = batch_results(settings, run.batch_id)
     assert result.status == "ok", result
     assert [d.status for d in result.delegations] == ["ok", "ok"]
-    assert (runs(settings, quick), runs(settings, long)) == (1, 1)
+    assert (runs(settings, run.quick), runs(settings, run.long)) == (1, 1)
