@@ -452,14 +452,16 @@ class Ledger:
             for delegation_id in delegation_ids:
                 pipe.hmget(self.key(delegation_id), RecordView.FIELDS)
             server_time, *rows = pipe.execute()
-        return _ms(server_time), _views(delegation_ids, rows)
+        records = {
+            delegation_id: RecordView.of(row)
+            for delegation_id, row in zip(delegation_ids, rows, strict=True)
+            if row[0] is not None
+        }
+        return _ms(server_time), records
 
     def records(self, delegation_ids: Sequence[str]) -> dict[str, RecordView]:
-        """Each of these delegations still on record."""
-        with self.client.pipeline(transaction=False) as pipe:
-            for delegation_id in delegation_ids:
-                pipe.hmget(self.key(delegation_id), RecordView.FIELDS)
-            return _views(delegation_ids, pipe.execute())
+        """Each of these delegations still on record (a snapshot, its clock aside)."""
+        return self.snapshot(delegation_ids)[1]
 
     def serving(self, queue: str, silence_s: float) -> int:
         """Workers that announced they consume `queue` within the last `silence_s`."""
@@ -613,14 +615,6 @@ class Ledger:
             pipe.delete(self.key(delegation_id))
             removed, _ = pipe.execute()
         return bool(removed)
-
-
-def _views(delegation_ids: Sequence[str], rows: list[Any]) -> dict[str, RecordView]:
-    return {
-        delegation_id: RecordView.of(row)
-        for delegation_id, row in zip(delegation_ids, rows, strict=True)
-        if row[0] is not None
-    }
 
 
 def _ms(server_time: tuple[int, int]) -> int:
