@@ -34,6 +34,8 @@ class MainRun:
     token: str
     attempt: int
     lease_s: float
+    handed_back: bool = field(default=False, repr=False)
+    """The worker is stopping and the grace is over: the run goes back to the queue."""
     _clients: list[DelegationClient] = field(default_factory=list, repr=False)
     _lost: bool = field(default=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -49,9 +51,6 @@ class MainRun:
     def clients(self) -> list[DelegationClient]:
         with self._lock:
             return list(self._clients)
-
-    handed_back: bool = field(default=False, repr=False)
-    """The worker is stopping and the grace is over: the run goes back to the queue."""
 
     def lost(self) -> None:
         """Detach, never cancel: the delegations are the newer attempt's now too."""
