@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from shared.registry import OWN_PACKAGES
+
 ROOT = Path(__file__).resolve().parents[2]
 
 FORBIDDEN = {
@@ -28,6 +30,10 @@ def _imported_packages(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             packages.add(node.module.split(".")[0])
     return packages
+
+
+def test_every_package_of_taskforce_has_its_rule() -> None:
+    assert set(FORBIDDEN) == OWN_PACKAGES
 
 
 @pytest.mark.parametrize("package", FORBIDDEN)
