@@ -18,6 +18,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from orchestrator import create_orchestrator
 from orchestrator.delegation.client import DelegationClient
+from orchestrator.delegation.task_tool import _merge_handles
 from shared.schemas import Delegation, Report
 from shared.settings import Settings
 from tests.support.models import ScriptedModel
@@ -292,3 +293,12 @@ def test_a_paused_subagent_asks_the_caller_and_its_answer_resumes_it(invoke: str
     assert finished["messages"][-1].content == "done"
     collected = [what for event, what in client.events if event == "collect"]
     assert collected == [first.delegation_id, resumed.id]
+
+
+def test_handles_merge_without_touching_the_state_they_were_merged_into() -> None:
+    current: dict[str, Any] = {"call-1": {"delegation_id": "d1"}, "call-2": {"delegation_id": "d2"}}
+    merged = _merge_handles(current, {"call-1": None, "call-3": {"delegation_id": "d3"}, "call-9": None})
+
+    assert merged == {"call-2": {"delegation_id": "d2"}, "call-3": {"delegation_id": "d3"}}
+    assert list(current) == ["call-1", "call-2"]  # LangGraph may still hold the value merged into
+    assert _merge_handles(None, None) == {}
