@@ -4,6 +4,7 @@ the same way, and a change to one of these rules reaches every table."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -43,6 +44,26 @@ def load_text(averages: tuple[float, float, float]) -> str:
     """A load average as printed under every table: on a shared machine it says how much the
     figures above it can be trusted."""
     return " ".join(f"{value:.2f}" for value in averages)
+
+
+LOOP_ITERATIONS = 300_000
+
+
+def loop_cpu_ms() -> float:
+    """The CPU time of a fixed pure-Python loop, the fastest of five, in ms.
+
+    On a virtual machine whose host is busy the same work takes more CPU time, and neither the
+    load average nor a process's CPU time shows it: on the 2-core machine of docs/benchmarks.md
+    this loop took from 13 to 22 ms within a minute, idle. Printed beside the figures, it says
+    how fast the cores were while they were measured."""
+    spent = []
+    for _ in range(5):
+        started = time.process_time()
+        total = 0
+        for number in range(LOOP_ITERATIONS):
+            total += number * number
+        spent.append(time.process_time() - started)
+    return min(spent) * 1000
 
 
 class OneTurn(BaseChatModel):

@@ -56,7 +56,7 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from rich.console import Console
 from rich.table import Table
 
-from bench.common import TEST_REGISTRY, isolated_settings, load_text, test_subagents
+from bench.common import TEST_REGISTRY, isolated_settings, load_text, loop_cpu_ms, test_subagents
 from orchestrator import create_orchestrator
 from orchestrator.cli.batch_view import percentile
 from orchestrator.delegation.client import DelegationClient
@@ -363,7 +363,7 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     console = Console(width=max(Console().width, 150))
-    load_before = os.getloadavg()
+    load_before, loop_before_ms = os.getloadavg(), loop_cpu_ms()
     started = time.monotonic()
     with local_cluster(settings, 1) as live, asyncio.Runner() as runner:
         # One client and one files backend for every agent built, as an application that builds
@@ -384,7 +384,7 @@ def main(argv: list[str] | None = None) -> None:
         results = {mode: _measure(call, sides, mode, runs) for mode in modes}
         breakdowns = {mode: _breakdown(call, sides["taskforce"], mode, runs) for mode in modes}
         client.close()
-    load_after = os.getloadavg()
+    load_after, loop_after_ms = os.getloadavg(), loop_cpu_ms()
 
     console.print(_cost_table(results, runs))
     console.print(
@@ -399,7 +399,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     console.print(
         f"ran {time.monotonic() - started:.0f} s; load average (1, 5, 15 min) "
-        f"{load_text(load_before)} before, {load_text(load_after)} after"
+        f"{load_text(load_before)} before, {load_text(load_after)} after; a fixed loop "
+        f"(`bench.common.loop_cpu_ms`) took {loop_before_ms:.0f} ms of CPU before, "
+        f"{loop_after_ms:.0f} ms after"
     )
 
 

@@ -37,7 +37,7 @@ from matplotlib.figure import Figure
 from rich.console import Console
 from rich.table import Table
 
-from bench.common import TEST_REGISTRY, isolated_settings, load_text, task_calls, test_subagents
+from bench.common import TEST_REGISTRY, isolated_settings, load_text, loop_cpu_ms, task_calls, test_subagents
 from orchestrator import create_orchestrator
 from orchestrator.cli.batch_view import percentile
 from orchestrator.embedded import local_cluster
@@ -122,6 +122,8 @@ class Results:
     case: Case
     workers: str
     times: dict[str, list[float]] = field(default_factory=dict)
+    loop_ms: list[float] = field(default_factory=list)
+    """`bench.common.loop_cpu_ms` before and after the case: how fast the cores were."""
 
     def median(self, side: str) -> float | None:
         return statistics.median(self.times[side]) if self.times.get(side) else None
@@ -135,7 +137,9 @@ def _run(case: Case, repeats: int) -> Results:
     settings = _settings(case)
     with local_cluster(settings) as live:
         _taskforce(Case("warm-up", case.subagent, 4, 0.0), live)  # the workers' subagent cache
-        results = Results(case, f"{live.workers}×{live.worker_concurrency} {live.worker_pool}")
+        results = Results(
+            case, f"{live.workers}×{live.worker_concurrency} {live.worker_pool}", loop_ms=[loop_cpu_ms()]
+        )
         times = results.times
         for _ in range(repeats):
             if not case.slow_default:
@@ -144,6 +148,7 @@ def _run(case: Case, repeats: int) -> Results:
             if not case.slow_default:  # its sync models share one small executor under ainvoke
                 times.setdefault("ainvoke", []).append(_deepagents(case, tuned=True, asynchronous=True))
             times.setdefault("taskforce", []).append(_taskforce(case, live))
+        results.loop_ms.append(loop_cpu_ms())
     return results
 
 
@@ -169,6 +174,7 @@ def _table(all_results: list[Results], repeats: int) -> Table:
         "vs tuned",
         "efficiency",
         "target",
+        "fixed loop",
     ):
         table.add_column(column, justify="right")
     for results in all_results:
@@ -182,6 +188,7 @@ def _table(all_results: list[Results], repeats: int) -> Table:
             f"{results.best_tuned / ours:.2f}×",
             f"{results.case.ideal_s / ours:.0%}",
             _verdict(results),
+            " / ".join(f"{ms:.0f}" for ms in results.loop_ms) + " ms",
         )
     return table
 
@@ -221,8 +228,9 @@ def main(quick: bool) -> None:
     console.print(_table(all_results, repeats))
     console.print(
         "vs tuned: the faster tuned deepagents median over taskforce's; efficiency: the ideal "
-        f"(the subagents' own time on every core) over taskforce's. Load {load_text(load_before)} "
-        f"before, {load_text(os.getloadavg())} after."
+        f"(the subagents' own time on every core) over taskforce's; fixed loop: the CPU time of "
+        f"`bench.common.loop_cpu_ms` before / after the case (the faster, the faster the cores ran). Load "
+        f"{load_text(load_before)} before, {load_text(os.getloadavg())} after."
     )
     if not quick:
         _plot(all_results, PLOT)

@@ -55,7 +55,7 @@ from langchain_core.messages import HumanMessage, ToolMessage
 from rich.console import Console
 from rich.table import Table
 
-from bench.common import TEST_REGISTRY, OneTurn, isolated_settings, load_text, task_calls
+from bench.common import TEST_REGISTRY, OneTurn, isolated_settings, load_text, loop_cpu_ms, task_calls
 from orchestrator import create_orchestrator
 from orchestrator.embedded import local_cluster, worker_pool
 from shared.settings import Settings
@@ -528,7 +528,7 @@ def main(argv: list[str] | None = None) -> None:
     args.repeats = args.repeats or (QUICK_REPEATS if args.quick else REPEATS)
 
     console = Console(width=max(Console().width, 190))
-    load_before = os.getloadavg()
+    load_before, loop_before_ms = os.getloadavg(), loop_cpu_ms()
     started = time.monotonic()
     settings = isolated_settings(
         subagents=TEST_REGISTRY, general_purpose=False, worker_concurrency=args.concurrency
@@ -542,7 +542,7 @@ def main(argv: list[str] | None = None) -> None:
         runs, idle = _measure_cost(live, client, Path(scratch), args)
         pinned = _measure_pinned(live, client, Path(scratch), args)
         client.close()
-    load_after = os.getloadavg()
+    load_after, loop_after_ms = os.getloadavg(), loop_cpu_ms()
 
     total = _total(runs)
     console.print(f"Machine: {machine}")
@@ -583,7 +583,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     console.print(
         f"ran {time.monotonic() - started:.0f} s; load average (1, 5, 15 min) {load_text(load_before)} "
-        f"before, {load_text(load_after)} after"
+        f"before, {load_text(load_after)} after; a fixed loop (`bench.common.loop_cpu_ms`) took "
+        f"{loop_before_ms:.0f} ms of CPU before, {loop_after_ms:.0f} ms after"
     )
 
 
