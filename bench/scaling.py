@@ -19,7 +19,9 @@ Around each turn (`invoke`, the agent built beforehand) it reads:
 - this process's CPU time (user + system, every thread: `psutil`), the orchestrator's;
 - the CPU time of the worker processes and their children (`psutil`);
 - the private Redis's `INFO`: `used_cpu_user + used_cpu_sys`, `total_net_input_bytes` and
-  `total_net_output_bytes`, and `commandstats` (calls and microseconds per command);
+  `total_net_output_bytes`, `total_reads_processed` (the requests Redis read off its clients'
+  sockets: round trips, a pipeline or a script call being one), and `commandstats` (calls and
+  microseconds per command);
 
 and divides each difference by N. Sustained delegations per second is N over the turn's wall
 time on this machine, where the orchestrator, the workers and Redis share the cores; what one
@@ -52,6 +54,7 @@ from typing import Any
 import psutil
 import redis
 from langchain_core.messages import HumanMessage, ToolMessage
+from redis.connection import AbstractConnection
 from rich.console import Console
 from rich.table import Table
 
@@ -105,6 +108,22 @@ def _tree_cpu_s(pids: Sequence[int]) -> float:
     return total
 
 
+_sent_here = [0]
+"""Requests this process (the orchestrator) has sent to Redis since `_count_requests_sent_here`."""
+
+
+def _count_requests_sent_here() -> None:
+    """Count every request this process sends: redis-py sends each command, pipeline or script
+    call with one `send_packed_command`, kombu's included, so these are its round trips."""
+    send = AbstractConnection.send_packed_command
+
+    def counted(self: AbstractConnection, command: Any, check_health: bool = True) -> None:
+        _sent_here[0] += 1
+        send(self, command, check_health)
+
+    AbstractConnection.send_packed_command = counted  # type: ignore[method-assign]
+
+
 @dataclass(frozen=True)
 class Snapshot:
     wall_s: float
@@ -113,6 +132,8 @@ class Snapshot:
     redis_cpu_s: float
     net_in: int
     net_out: int
+    round_trips: int
+    here_round_trips: int
     commands: dict[str, tuple[int, int]]
     """Command name: (calls, microseconds), from `INFO commandstats`."""
 
@@ -131,6 +152,8 @@ def _snapshot(client: redis.Redis, workers: Sequence[int]) -> Snapshot:
         redis_cpu_s=float(info["used_cpu_user"]) + float(info["used_cpu_sys"]),
         net_in=int(info["total_net_input_bytes"]),
         net_out=int(info["total_net_output_bytes"]),
+        round_trips=int(info["total_reads_processed"]),
+        here_round_trips=_sent_here[0],
         commands=commands,
     )
 
@@ -146,6 +169,8 @@ class Spent:
     redis_cpu_s: float
     net_in: int
     net_out: int
+    round_trips: int
+    here_round_trips: int
     commands: dict[str, tuple[int, int]]
 
     @property
@@ -181,6 +206,8 @@ def _spent(before: Snapshot, after: Snapshot, count: int) -> Spent:
         redis_cpu_s=after.redis_cpu_s - before.redis_cpu_s,
         net_in=after.net_in - before.net_in,
         net_out=after.net_out - before.net_out,
+        round_trips=after.round_trips - before.round_trips,
+        here_round_trips=after.here_round_trips - before.here_round_trips,
         commands=commands,
     )
 
@@ -204,6 +231,8 @@ def _total(runs: Sequence[Spent]) -> Spent:
         redis_cpu_s=sum(run.redis_cpu_s for run in runs),
         net_in=sum(run.net_in for run in runs),
         net_out=sum(run.net_out for run in runs),
+        round_trips=sum(run.round_trips for run in runs),
+        here_round_trips=sum(run.here_round_trips for run in runs),
         commands=commands,
     )
 
@@ -322,7 +351,9 @@ def _cost_table(runs: list[Spent], workers: int, concurrency: int) -> Table:
 
 def _redis_table(total: Spent) -> Table:
     table = Table(
-        title=f"Redis per delegation: {total.per(total.calls):.1f} commands, "
+        title=f"Redis per delegation: {total.per(total.round_trips):.1f} round trips "
+        f"({total.per(total.here_round_trips):.1f} from the orchestrator, the rest from workers), "
+        f"{total.per(total.calls):.1f} commands, "
         f"{total.per(total.net_in):,.0f} B in, {total.per(total.net_out):,.0f} B out; "
         f"top {TOP_COMMANDS} of {len(total.commands)} commands"
     )
@@ -530,6 +561,7 @@ def main(argv: list[str] | None = None) -> None:
     console = Console(width=max(Console().width, 190))
     load_before, loop_before_ms = os.getloadavg(), loop_cpu_ms()
     started = time.monotonic()
+    _count_requests_sent_here()
     settings = isolated_settings(
         subagents=TEST_REGISTRY, general_purpose=False, worker_concurrency=args.concurrency
     )
@@ -555,8 +587,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     console.print(_redis_table(total))
     console.print(
-        f"Commands run inside Lua scripts count as well as the EVALSHA/EVAL running them. Idle, between "
-        f"turns: {idle.calls / idle.wall_s:.1f} commands/s and "
+        "Commands run inside Lua scripts count as well as the EVALSHA/EVAL running them. Idle, between "
+        f"turns: {idle.round_trips / idle.wall_s:.1f} round trips and "
+        f"{idle.calls / idle.wall_s:.1f} commands/s, "
         f"{(idle.net_in + idle.net_out) / idle.wall_s:,.0f} bytes/s (workers' polls, heartbeats), "
         f"included above: about {idle.calls / idle.wall_s * total.wall_s / total.count:.2f} commands "
         "per delegation."
