@@ -119,7 +119,7 @@ def _count_requests_sent_here() -> None:
 
     def counted(self: AbstractConnection, command: Any, check_health: bool = True) -> None:
         _sent_here[0] += 1
-        send(self, command, check_health)
+        send(self, command, check_health)  # type: ignore[no-untyped-call]
 
     AbstractConnection.send_packed_command = counted  # type: ignore[method-assign]
 
