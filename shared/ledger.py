@@ -48,6 +48,7 @@ from redis.backoff import ConstantBackoff
 from redis.retry import Retry
 
 from shared import keys
+from shared.metrics import LUA_COUNT, Counting
 from shared.redis_exchange import LUA_NOW_MS
 from shared.schemas import Limits
 from shared.settings import Settings
@@ -168,7 +169,9 @@ if state ~= 'queued' then return {state, 0} end
 local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('HSET', KEYS[1], 'state', 'running', 'owner', ARGV[2], 'worker', ARGV[3], 'claimed_at', now)
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[1])
-return {'run', attempts, now - tonumber(redis.call('HGET', KEYS[1], 'queued_at') or now)}
+local waited = now - tonumber(redis.call('HGET', KEYS[1], 'queued_at') or now)
+if KEYS[3] then count(KEYS[3], 5, math.max(0, waited) / 1000) end
+return {'run', attempts, waited}
 """
 
 _REFRESH = """
@@ -204,9 +207,11 @@ if inbox and inbox ~= '' then
   redis.call('RPUSH', inbox, ARGV[4])
   redis.call('EXPIRE', inbox, ARGV[6])
 end
-for index = 4, #KEYS do
-  redis.call('HSET', KEYS[index], ARGV[index * 2 - 1], ARGV[index * 2])
+local also = tonumber(ARGV[7])
+for index = 1, also do
+  redis.call('HSET', KEYS[3 + index], ARGV[6 + index * 2], ARGV[7 + index * 2])
 end
+if #KEYS > 3 + also then count(KEYS[#KEYS], 8 + also * 2, 0) end
 return 1
 """
 
@@ -393,9 +398,9 @@ class Ledger:
         self._leases = keys.leases(namespace)
         self._dead = keys.dead_letters(namespace)
         self._record = _script(client, _RECORD)
-        self._claim = _script(client, _CLAIM)
+        self._claim = _script(client, LUA_COUNT + _CLAIM)
         self._refresh = _script(client, _REFRESH)
-        self._finish = _script(client, _FINISH)
+        self._finish = _script(client, LUA_COUNT + _FINISH)
         self._lapse = _script(client, _LAPSE)
         self._release = _script(client, _RELEASE)
         self._forget = _script(client, _FORGET)
@@ -478,10 +483,13 @@ class Ledger:
 
     # The worker's side.
 
-    def claim(self, delegation_id: str, token: str, worker: str, lease_s: float) -> Claim:
+    def claim(
+        self, delegation_id: str, token: str, worker: str, lease_s: float, counting: Counting | None = None
+    ) -> Claim:
+        """`counting`: the claim's counts, added in the same step if it is ours to run."""
         outcome, attempt, *waited = self._claim(
-            keys=[self.key(delegation_id), self._leases],
-            args=[delegation_id, token, worker, int(lease_s * 1000)],
+            keys=[self.key(delegation_id), self._leases, *([counting.key] if counting else [])],
+            args=[delegation_id, token, worker, int(lease_s * 1000), *(counting.args if counting else ())],
         )
         return Claim(cast(ClaimOutcome, as_text(outcome)), int(attempt), int(waited[0]) if waited else 0)
 
@@ -506,19 +514,21 @@ class Ledger:
         token: str = "",
         ttl_s: int,
         also: Sequence[tuple[str, str, str]] = (),
+        counting: Counting | None = None,
     ) -> bool:
         """Store the one report of a delegation and push its id to the waiting inbox. Only the
         lease holder (or, with no token, a sweeper) may; a second report is refused. `also`:
         hash fields (key, field, value) written in the same step, and only if the report is
         stored, so that a worker whose lease was taken over cannot write them over the newer
-        attempt's (a main run's result in its batch)."""
-        args: list[str | int] = [delegation_id, token, state, report, ttl_s, INBOX_TTL_S]
+        attempt's (a main run's result in its batch); `counting` likewise, the report's counts."""
+        args: list[str | int | float] = [delegation_id, token, state, report, ttl_s, INBOX_TTL_S, len(also)]
         for _, name, value in also:
             args += [name, value]
-        stored = self._finish(
-            keys=[self.key(delegation_id), self._leases, self._dead, *(key for key, _, _ in also)], args=args
-        )
-        return bool(stored)
+        keys = [self.key(delegation_id), self._leases, self._dead, *(key for key, _, _ in also)]
+        if counting is not None:
+            keys.append(counting.key)
+            args += counting.args
+        return bool(self._finish(keys=keys, args=args))
 
     def release(self, delegation_id: str, token: str) -> bool:
         """Hand a delegation this process holds back to the queue (the caller publishes it)."""

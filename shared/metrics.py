@@ -30,12 +30,31 @@ logger = logging.getLogger(__name__)
 
 COUNTS_TTL_S = 7 * 86400
 
-_ADD = """
-for index = 2, #ARGV, 2 do redis.call('HINCRBYFLOAT', KEYS[1], ARGV[index], ARGV[index + 1]) end
-redis.call('EXPIRE', KEYS[1], ARGV[1])
+LUA_COUNT = """
+local function count(key, at, observed)
+  local pairs_end = at + 1 + 2 * tonumber(ARGV[at + 1])
+  for index = at + 2, pairs_end, 2 do redis.call('HINCRBYFLOAT', key, ARGV[index], ARGV[index + 1]) end
+  local sum_field = ARGV[pairs_end + 1]
+  if sum_field ~= '' then
+    redis.call('HINCRBYFLOAT', key, sum_field, observed)
+    for index = pairs_end + 3, pairs_end + 2 + 2 * tonumber(ARGV[pairs_end + 2]), 2 do
+      if ARGV[index] == '+Inf' or observed <= tonumber(ARGV[index]) then
+        redis.call('HINCRBYFLOAT', key, ARGV[index + 1], 1)
+        break
+      end
+    end
+  end
+  redis.call('EXPIRE', key, ARGV[at])
+end
 """
-"""One script call rather than a pipeline of a command per field: counting is on every
-delegation's path, twice, and a pipeline's packing and parsing cost the worker more than the count."""
+"""Counts into the hash `key` from `ARGV[at]` on (`Counting.args`): its TTL, increments, and
+optionally one histogram observation of `observed`, a value only the calling script knows (the
+time a claimed delegation waited). Part of the ledger's claim and report scripts, so that a
+delegation's count and its record change in one round trip, and a change that does not happen
+(a message whose delegation runs elsewhere, a report that came too late) is not counted."""
+_ADD = LUA_COUNT + "count(KEYS[1], 1, 0)"
+"""One script call rather than a pipeline of a command per field: a pipeline's packing and
+parsing cost the worker more than the count."""
 CALLERS = "callers"
 """The hash of the waiting orchestrators, which hand on delegations whose worker died."""
 
@@ -151,18 +170,46 @@ def _observed(family: Family, labels: tuple[str, ...], value: float) -> dict[str
     }
 
 
+@dataclass(frozen=True)
+class Counting:
+    """What `LUA_COUNT` adds, and where: given to a ledger script with its own keys and arguments."""
+
+    key: str
+    args: tuple[str | float, ...]
+
+
+def _counting(
+    key: str, increments: Mapping[str, float], observed: tuple[Family, tuple[str, ...]] | None = None
+) -> Counting:
+    args: list[str | float] = [COUNTS_TTL_S, len(increments)]
+    for field, amount in increments.items():
+        args += (field, amount)
+    if observed is None:
+        return Counting(key, (*args, "", 0))
+    family, labels = observed
+    args += (field_name(family, labels, "sum"), len(family.buckets))
+    for bound in family.buckets:
+        args += (bucket_bound(bound), field_name(family, labels, bucket_bound(bound)))
+    return Counting(key, tuple(args))
+
+
 class ProcessCounts:
-    """Counts what one process did with delegations and main runs. A metric is never worth a
-    delegation: Redis failing here costs the count, and is logged."""
+    """Counts what one process did with delegations and main runs. A claim's and a report's
+    counts go into the ledger scripts that make them (`started`, `finished`), one round trip
+    fewer for each; the rest are counted on their own, where a metric is never worth a
+    delegation: Redis failing there costs the count, and is logged."""
 
     def __init__(self, client: redis.Redis, prefix: str, process: str) -> None:
         self._key = metrics_key(prefix, process)
         self._script = client.register_script(_ADD)
 
-    def started(self, subagent: str, waited_s: float) -> None:
-        self._add({field_name(STARTED, [subagent]): 1.0, **_observed(WAIT, (subagent,), max(0.0, waited_s))})
+    def started(self, subagent: str) -> Counting:
+        """A claim's counts, for the claim script, which observes how long it waited."""
+        increments = {field_name(STARTED, [subagent]): 1.0, field_name(WAIT, [subagent], "count"): 1.0}
+        return _counting(self._key, increments, (WAIT, (subagent,)))
 
-    def finished(self, report: Report) -> None:
+    def finished(self, report: Report) -> Counting:
+        """A report's counts, for the script that stores it."""
         subagent = report.subagent_type
         increments = {field_name(FINISHED, [subagent, report.status]): 1.0}
         increments |= _observed(DURATION, (subagent,), report.duration_s)
@@ -174,7 +221,7 @@ class ProcessCounts:
             increments[field_name(MODEL_WAIT, [model])] = seconds
         for retry in report.provider_retries:
             increments[field_name(PROVIDER_RETRIES, [retry.model, retry.status])] = float(retry.count)
-        self._add(increments)
+        return _counting(self._key, increments)
 
     def handed_over(self, subagent: str) -> None:
         self._add({field_name(HANDOVERS, [subagent]): 1.0})
@@ -189,10 +236,7 @@ class ProcessCounts:
         self._add({field_name(MAIN_RUNS, [status]): 1.0, **_observed(MAIN_RUN_DURATION, (), duration_s)})
 
     def _add(self, increments: Mapping[str, float]) -> None:
-        arguments: list[str | float] = [COUNTS_TTL_S]
-        for field, amount in increments.items():
-            arguments += (field, amount)
         try:
-            self._script(keys=[self._key], args=arguments)
+            self._script(keys=[self._key], args=list(_counting(self._key, increments).args))
         except redis.RedisError as error:
             logger.warning("could not count a delegation in %s: %s", self._key, error)

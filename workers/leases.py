@@ -74,13 +74,18 @@ class LeaseKeeper(LeaseKeeping[Run]):
         """Take the delegation if it is queued; None means its message is to be dropped (it is
         running elsewhere, finished, cancelled or unknown)."""
         token = self.token()
-        claim = self._ledger.claim(delegation.id, token, self.worker, delegation.limits.lease_s)
+        claim = self._ledger.claim(
+            delegation.id,
+            token,
+            self.worker,
+            delegation.limits.lease_s,
+            counting=self.counter.started(delegation.subagent_type),
+        )
         if claim.outcome != "run":
             logger.info("dropped a message for delegation %s: it is %s", delegation.id, claim.outcome)
             return None
         run = Run(delegation, token, claim.attempt)
         self.hold(run)
-        self.counter.started(delegation.subagent_type, claim.waited_ms / 1000)
         return run
 
     def reject(self, payload: object, problem: str) -> None:
@@ -119,8 +124,7 @@ class LeaseKeeper(LeaseKeeping[Run]):
             report.model_dump_json(),
             token=token,
             ttl_s=self._settings.result_expires,
+            counting=self.counter.finished(report),
         )
-        if stored:
-            self.counter.finished(report)
-        else:
+        if not stored:
             logger.warning("the report of delegation %s came too late: it was no longer ours", delegation_id)

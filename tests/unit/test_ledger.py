@@ -10,6 +10,8 @@ import fakeredis
 import pytest
 
 from shared.ledger import RECORD_SLICE, Claim, Ledger, Publication, Recording, State
+from shared.metrics import STARTED, WAIT, ProcessCounts, field_name, metrics_key
+from shared.schemas import Report
 
 INBOX = "tf:inbox:waiter"
 
@@ -90,6 +92,59 @@ def test_the_report_is_stored_once_and_pushed_to_the_waiter(ledger: Ledger) -> N
     assert records["d1"].report == '{"n": 1}'
     assert ledger.client.zcard("tf:leases") == 0
     assert 0 < ledger.client.ttl(ledger.key("d1")) <= 60
+
+
+def _counts(ledger: Ledger) -> dict[str, float]:
+    counted = ledger.client.hgetall(metrics_key("tf", "w1"))
+    return {json.dumps(json.loads(field)): float(value) for field, value in counted.items()}
+
+
+def test_a_claim_counts_its_start_and_its_wait_in_the_same_step_and_only_if_it_runs(ledger: Ledger) -> None:
+    counter = ProcessCounts(ledger.client, "tf", "w1")
+    _record(ledger)
+    ledger.client.hset(ledger.key("d1"), "queued_at", int(time.time() * 1000) - 2000)
+
+    ledger.claim("d1", "t1", "w1", lease_s=10, counting=counter.started("sleeper"))
+    ledger.claim("d1", "t2", "w1", lease_s=10, counting=counter.started("sleeper"))  # running: not counted
+
+    counts = _counts(ledger)
+    assert counts.pop(field_name(STARTED, ["sleeper"])) == 1
+    assert counts.pop(field_name(WAIT, ["sleeper"], "count")) == 1
+    assert 1.9 < counts.pop(field_name(WAIT, ["sleeper"], "sum")) < 4
+    assert counts == {field_name(WAIT, ["sleeper"], "5.0"): 1}  # 1 s < waited <= 5 s: one bucket
+    assert ledger.client.ttl(metrics_key("tf", "w1")) > 0
+
+
+def test_a_report_is_counted_in_the_step_that_stores_it_and_a_refused_one_not_at_all(ledger: Ledger) -> None:
+    counter = ProcessCounts(ledger.client, "tf", "w1")
+    _record(ledger)
+    ledger.claim("d1", "t1", "w1", lease_s=10)
+    report = Report(delegation_id="d1", subagent_type="sleeper", status="ok", summary="done", duration_s=0.2)
+
+    assert not ledger.finish(
+        "d1", State.REPORTED, "{}", token="other", ttl_s=60, counting=counter.finished(report)
+    )
+    assert _counts(ledger) == {}
+    assert ledger.finish("d1", State.REPORTED, "{}", token="t1", ttl_s=60, counting=counter.finished(report))
+
+    assert _counts(ledger)[json.dumps(["taskforce_delegations", "sleeper", "ok"])] == 1
+    assert _counts(ledger)[json.dumps(["taskforce_delegation_duration_seconds", "sleeper", "0.5"])] == 1
+
+
+def test_a_reports_other_fields_and_its_counts_are_written_together(ledger: Ledger) -> None:
+    counter = ProcessCounts(ledger.client, "tf", "w1")
+    _record(ledger)
+    ledger.claim("d1", "t1", "w1", lease_s=10)
+    report = Report(delegation_id="d1", subagent_type="sleeper", status="ok", summary="done")
+    also = [("tf:batch:b1", "d1", "result"), ("tf:batch:b2", "d1", "other")]
+
+    assert ledger.finish(
+        "d1", State.REPORTED, "{}", token="t1", ttl_s=60, also=also, counting=counter.finished(report)
+    )
+
+    assert ledger.client.hget("tf:batch:b1", "d1") == b"result"
+    assert ledger.client.hget("tf:batch:b2", "d1") == b"other"
+    assert _counts(ledger)[json.dumps(["taskforce_delegations", "sleeper", "ok"])] == 1
 
 
 def test_refresh_keeps_a_lease_and_names_the_ones_lost(ledger: Ledger) -> None:
