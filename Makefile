@@ -46,6 +46,7 @@ bench: $(STAMP)  ## every table of docs/benchmarks.md, as it was made (about 17 
 	$(BIN)/python -m bench.real_provider
 	$(BIN)/python -m bench.provider_limits
 	$(BIN)/python -m bench.scaling
+	$(BIN)/python -m bench.scaling --without-task-events
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache *.egg-info

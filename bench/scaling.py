@@ -5,6 +5,7 @@ concurrent subagents needs; then workers pinned to cores, to show that they scal
     python -m bench.scaling            # turns of 1,000 delegations, 3 repeats (about 1.5 minutes)
     python -m bench.scaling --quick    # turns of 300, 1 repeat
     python -m bench.scaling --delegations 2000 --cores-per-host 16 --delegation-s 5
+    python -m bench.scaling --without-task-events   # as where no Flower watches
 
 Every measurement is one model turn of N `task` calls to the integration tests' `inspector`,
 whose model answers at once, so that nothing but taskforce's own work is in the figures: the
@@ -311,10 +312,11 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.2f} ms"
 
 
-def _cost_table(runs: list[Spent], workers: int, concurrency: int) -> Table:
+def _cost_table(runs: list[Spent], workers: int, concurrency: int, task_events: bool) -> Table:
     table = Table(
         title=f"One orchestrator process, turns of {runs[0].count:,} delegations to `{SUBAGENT}`, "
-        f"{workers} workers × {concurrency} threads, {CORES} cores; CPU per delegation"
+        f"{workers} workers × {concurrency} threads, {CORES} cores, Celery task events "
+        f"{'on' if task_events else 'off'}; CPU per delegation"
     )
     for column in (
         "run",
@@ -554,6 +556,12 @@ def main(argv: list[str] | None = None) -> None:
         default=UTILIZATION,
         help=f"share of each core the hosts table plans to use ({UTILIZATION:g})",
     )
+    parser.add_argument(
+        "--without-task-events",
+        dest="task_events",
+        action="store_false",
+        help="as TASKFORCE_TASK_EVENTS=false, where no Flower watches (default: on, as Flower needs)",
+    )
     args = parser.parse_args(argv)
     args.delegations = args.delegations or (QUICK_DELEGATIONS if args.quick else DELEGATIONS)
     args.repeats = args.repeats or (QUICK_REPEATS if args.quick else REPEATS)
@@ -563,7 +571,10 @@ def main(argv: list[str] | None = None) -> None:
     started = time.monotonic()
     _count_requests_sent_here()
     settings = isolated_settings(
-        subagents=TEST_REGISTRY, general_purpose=False, worker_concurrency=args.concurrency
+        subagents=TEST_REGISTRY,
+        general_purpose=False,
+        worker_concurrency=args.concurrency,
+        task_events=args.task_events,
     )
     with (
         tempfile.TemporaryDirectory(prefix="taskforce-bench-scaling-") as scratch,
@@ -578,7 +589,7 @@ def main(argv: list[str] | None = None) -> None:
 
     total = _total(runs)
     console.print(f"Machine: {machine}")
-    console.print(_cost_table(runs, args.workers, args.concurrency))
+    console.print(_cost_table(runs, args.workers, args.concurrency, args.task_events))
     console.print(
         "delegations/s: N over the turn's wall time, orchestrator, workers and Redis sharing this "
         "machine's cores; orchestrator busy: its CPU over the wall time; per orchestrator core: N over "
