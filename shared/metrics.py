@@ -181,6 +181,10 @@ class Counting:
 def _counting(
     key: str, increments: Mapping[str, float], observed: tuple[Family, tuple[str, ...]] | None = None
 ) -> Counting:
+    """`observed`: the histogram the script observes its value into; its count is counted here,
+    its sum and bucket by the script (as `_observed` does them where the value is known)."""
+    if observed is not None:
+        increments = {**increments, field_name(*observed, "count"): 1.0}
     args: list[str | float] = [COUNTS_TTL_S, len(increments)]
     for field, amount in increments.items():
         args += (field, amount)
@@ -205,8 +209,7 @@ class ProcessCounts:
 
     def started(self, subagent: str) -> Counting:
         """A claim's counts, for the claim script, which observes how long it waited."""
-        increments = {field_name(STARTED, [subagent]): 1.0, field_name(WAIT, [subagent], "count"): 1.0}
-        return _counting(self._key, increments, (WAIT, (subagent,)))
+        return _counting(self._key, {field_name(STARTED, [subagent]): 1.0}, (WAIT, (subagent,)))
 
     def finished(self, report: Report) -> Counting:
         """A report's counts, for the script that stores it."""
